@@ -1,0 +1,558 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: PostgreSQL direct vs PgBouncer vs pgpivot, in ONE run, on loopback.
+# Starts a private PostgreSQL 15 (tuned like ../shared research baseline: initdb defaults,
+# fsync on, shared_buffers 256MB), PgBouncer and pgpivot in front of it, loads pgbench data,
+# runs an interleaved pgbench matrix, and reports TPS, latency, proxy CPU and RSS as ratios
+# against direct and against PgBouncer. Stops everything it started, even on failure.
+# Does not assert anything about speed: it measures and reports (see bench/README.md).
+#
+#   bench/run.sh BUILD_DIR           results in BUILD_DIR/bench/ (results.csv, summary.md)
+#   bench/run.sh --summary CSV       only rebuild the Markdown summary from a results.csv
+#
+# Knobs (environment): DURATION=10 ROUNDS=3 CLIENTS=16 THREADS=2 SCALE=10 POOL_SIZE=20
+#   TESTS="sel_simple sel_extended sel_prepared sel_connect tpcb"  WARMUP=3 (s per target)
+#   PGBOUNCER_MODES="session transaction"  PGPIVOT_MODES="session" (add "transaction" once
+#   pgpivot supports it; "" leaves pgpivot out)  PGPIVOT_BIN=BUILD_DIR/src/pgpivot
+#   (a PgBouncer binary works as a stand-in)  PGBOUNCER_BIN=/usr/sbin/pgbouncer
+#   PGPIVOT_EXTRA_INI="workers = 1" (lines added to pgpivot's [pgpivot] section)
+#   QUIET_PCT=25 QUIET_WAIT=20 (wait up to QUIET_WAIT s before each run for the machine
+#   to be below QUIET_PCT % busy)  KEEP_DATA=0 (1 keeps the PostgreSQL data directory)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+# ------------------------------------------------------------------------- summary
+# CSV -> Markdown. Medians over the rounds that completed (status ok); ratios are ratios
+# of medians. Plain awk (Debian's mawk): no Python needed.
+summarize() {
+  local csv=$1
+  awk -F, '
+    function med(key, field,   n, i, j, v, a) {
+      n = 0
+      for (i = 1; i <= cnt[key]; i++) {
+        v = val[key, i, field]
+        if (v != "") a[++n] = v + 0
+      }
+      if (n == 0) return ""
+      for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function minmax(key, field,   i, v, lo, hi, seen) {
+      seen = 0
+      for (i = 1; i <= cnt[key]; i++) {
+        v = val[key, i, field]; if (v == "") continue; v += 0
+        if (!seen || v < lo) lo = v; if (!seen || v > hi) hi = v; seen = 1
+      }
+      return seen ? sprintf("%.0f–%.0f", lo, hi) : ""
+    }
+    function fmt(v, f) { return (v == "") ? "–" : sprintf(f, v) }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "n/a" : sprintf("%.2f", a / b) }
+    function mode_of(t) { sub(/^[^_]*_/, "", t); return t }
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    {
+      t = $col["test"]; g = $col["target"]
+      if (!(t in tseen)) { tseen[t] = 1; tests[++ntests] = t }
+      if (!(g in gseen)) { gseen[g] = 1; targets[++ntargets] = g }
+      key = t SUBSEP g
+      all[key]++
+      if ($col["status"] != "ok") { bad[key] = bad[key] " r" $col["round"] ":" $col["status"]; next }
+      n = ++cnt[key]
+      split("tps lat_ms conn_ms proxy_cpu_pct proxy_cpu_us_per_xact proxy_rss_kb machine_busy_pct", fs, " ")
+      for (f in fs) val[key, n, fs[f]] = $col[fs[f]]
+    }
+    END {
+      # Column order: direct, then every proxy target in first-seen order.
+      ncols = 0
+      for (i = 1; i <= ntargets; i++) if (targets[i] != "direct") cols[++ncols] = targets[i]
+      printf "## Throughput ratios (median TPS; >1 means faster)\n\n| workload |"
+      for (i = 1; i <= ncols; i++) printf " %s / direct |", cols[i]
+      for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
+        pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf " %s / %s |", cols[i], pb
+      }
+      printf "\n|---|"
+      for (i = 1; i <= ncols; i++) printf "---|"
+      for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) { pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf "---|" }
+      printf "\n"
+      for (k = 1; k <= ntests; k++) {
+        t = tests[k]; d = med(t SUBSEP "direct", "tps")
+        printf "| %s |", t
+        for (i = 1; i <= ncols; i++) printf " %s |", ratio(med(t SUBSEP cols[i], "tps"), d)
+        for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
+          pb = "pgbouncer_" mode_of(cols[i])
+          if (pb in gseen) printf " **%s** |", ratio(med(t SUBSEP cols[i], "tps"), med(t SUBSEP pb, "tps"))
+        }
+        printf "\n"
+      }
+      printf "\n## Details per workload (medians over the rounds that completed)\n"
+      for (k = 1; k <= ntests; k++) {
+        t = tests[k]; d = med(t SUBSEP "direct", "tps")
+        printf "\n### %s\n\n", t
+        printf "| target | TPS | TPS min–max | vs direct | latency avg ms | connect ms | proxy CPU %% of a core | proxy CPU µs/xact | proxy RSS kB | machine busy %% | rounds ok | problems |\n"
+        printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        for (i = 1; i <= ntargets; i++) {
+          g = targets[i]; key = t SUBSEP g
+          if (!(key in all)) continue
+          tp = med(key, "tps")
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", g, fmt(tp, "%.0f"), minmax(key, "tps"),
+            (g == "direct") ? "1.00" : ratio(tp, d), fmt(med(key, "lat_ms"), "%.3f"), fmt(med(key, "conn_ms"), "%.3f"),
+            fmt(med(key, "proxy_cpu_pct"), "%.1f"), fmt(med(key, "proxy_cpu_us_per_xact"), "%.1f"),
+            fmt(med(key, "proxy_rss_kb"), "%.0f"), fmt(med(key, "machine_busy_pct"), "%.0f"),
+            cnt[key], all[key], (key in bad) ? bad[key] : ""
+        }
+      }
+    }' "$csv"
+}
+
+if [ "${1:-}" = --summary ]; then
+  summarize "${2:?results.csv}"
+  exit 0
+fi
+
+# shellcheck source=../tests/support/pg_common.sh
+source "$root/tests/support/pg_common.sh"
+
+# ------------------------------------------------------------------------- knobs
+build=${1:-build}
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
+out=$build/bench
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-16}
+THREADS=${THREADS:-2}
+SCALE=${SCALE:-10}
+POOL_SIZE=${POOL_SIZE:-20}
+WARMUP=${WARMUP:-3}
+TESTS=${TESTS:-"sel_simple sel_extended sel_prepared sel_connect tpcb"}
+PGBOUNCER_MODES=${PGBOUNCER_MODES-"session transaction"}
+PGPIVOT_MODES=${PGPIVOT_MODES-"session"}
+PGPIVOT_BIN=${PGPIVOT_BIN:-$build/src/pgpivot}
+PGBOUNCER_BIN=${PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
+PGPIVOT_EXTRA_INI=${PGPIVOT_EXTRA_INI:-}
+QUIET_PCT=${QUIET_PCT:-25}
+QUIET_WAIT=${QUIET_WAIT:-20}
+KEEP_DATA=${KEEP_DATA:-0}
+HOST=127.0.0.1 # loopback only, on purpose not a knob
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE || true
+
+for v in DURATION ROUNDS CLIENTS THREADS SCALE POOL_SIZE WARMUP QUIET_PCT QUIET_WAIT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench: $v must be a whole number, not '${!v}'" >&2; exit 2; }
+done
+((DURATION >= 1 && DURATION <= 600)) || { echo "bench: DURATION must be 1..600 s" >&2; exit 2; }
+((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "bench: ROUNDS must be 1..20" >&2; exit 2; }
+
+mkdir -p "$out/raw" "$out/logs"
+rm -f "$out"/raw/* "$out/results.csv" "$out/summary.md"
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$out/run.log" >&2; }
+die() {
+  log "FATAL: $*"
+  exit 1
+}
+: >"$out/run.log"
+
+for b in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" "$PG_BIN/psql"; do
+  [ -x "$b" ] || die "missing $b (run scripts/deps.sh)"
+done
+if [ -n "$PGBOUNCER_MODES" ]; then
+  [ -x "$PGBOUNCER_BIN" ] || die "missing $PGBOUNCER_BIN (run scripts/deps.sh), or PGBOUNCER_MODES=''"
+fi
+if [ -n "$PGPIVOT_MODES" ]; then
+  [ -x "$PGPIVOT_BIN" ] || die "no pgpivot binary at $PGPIVOT_BIN (make build), or set PGPIVOT_BIN / PGPIVOT_MODES=''"
+  PGPIVOT_BIN=$(cd "$(dirname "$PGPIVOT_BIN")" && pwd)/$(basename "$PGPIVOT_BIN")
+fi
+pivot_flavor=pgpivot
+case $(basename "$PGPIVOT_BIN") in pgbouncer*) pivot_flavor=pgbouncer ;; esac
+
+# PgBouncer refuses root; PostgreSQL too. pgpivot runs as whoever runs this script.
+as_pg=()
+[ "$(id -u)" = 0 ] && as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+ulimit -n 4096 2>/dev/null || true
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------------- process control
+work=""
+data=""
+pg_started=0
+declare -A proxy_pid=() # pgbouncer / pgpivot -> PID (the proxy itself, not a wrapper)
+
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{sub(/^.*\) /, ""); exit !($1 == "Z")}' "/proc/$1/stat"; }
+
+stop_proxy() { # NAME
+  local pid=${proxy_pid[$1]:-}
+  [ -n "$pid" ] || return 0
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  proxy_pid[$1]=""
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  stop_proxy pgpivot
+  stop_proxy pgbouncer
+  if [ "$pg_started" = 1 ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+      as_postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1
+  fi
+  if [ -n "$work" ] && [ -d "$work" ]; then
+    cp -f "$data/server.log" "$out/logs/postgres.log" 2>/dev/null
+    cp -f "$work"/*.log "$work"/*.ini "$out/logs/" 2>/dev/null
+    if [ "$KEEP_DATA" = 1 ]; then
+      log "PostgreSQL data kept in $data"
+    else
+      rm -rf "$work"
+    fi
+  fi
+  log "stopped everything this script started (exit status $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------------------- PostgreSQL
+work=$(mktemp -d /tmp/pgpivot-bench.XXXXXX)
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$work"
+chmod 755 "$work"
+cd "$work"
+data=$work/data
+pg_port=$(pg_free_port)
+log "initdb in $data (PostgreSQL on $HOST:$pg_port)"
+pg_init "$data" || die "initdb failed"
+# Like the baseline: initdb defaults (fsync on, synchronous_commit on) plus these.
+cat >>"$data/postgresql.conf" <<CONF
+
+# ---- bench/run.sh (everything else is initdb's default, as in the research baseline) ----
+listen_addresses = '$HOST'
+port = $pg_port
+unix_socket_directories = '$data'
+max_connections = 300
+shared_buffers = 256MB
+CONF
+cat >"$data/pg_hba.conf" <<HBA
+local all all trust
+host  all all 127.0.0.1/32 trust
+HBA
+pg_started=1 # before starting: a half-started server is stopped too
+pg_start "$data" || die "PostgreSQL did not start (log: $data/server.log)"
+
+sql() { timeout 600 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$pg_port" -U postgres -d "${2:-bench}" -Atc "$1"; }
+sql "CREATE DATABASE bench" postgres
+log "pgbench -i -s $SCALE"
+timeout 900 "$PG_BIN/pgbench" -i -q -s "$SCALE" -h "$HOST" -p "$pg_port" -U postgres bench \
+  >"$out/raw/pgbench-init.log" 2>&1 || die "pgbench -i failed (see $out/raw/pgbench-init.log)"
+
+# ------------------------------------------------------------------------- proxies
+printf '"postgres" ""\n' >"$work/userlist.txt"
+
+mode_alias() { case $1 in session) echo session ;; transaction) echo tx ;; statement) echo stmt ;; *) return 1 ;; esac; }
+
+# write_ini FILE SECTION PORT ADMIN_PORT LOGNAME MODES...
+write_ini() {
+  local file=$1 section=$2 port=$3 admin=$4 name=$5 m
+  shift 5
+  {
+    echo ";; generated by bench/run.sh"
+    echo "[databases]"
+    for m in "$@"; do
+      echo "bench_$(mode_alias "$m") = host=$HOST port=$pg_port dbname=bench pool_mode=$m"
+    done
+    echo
+    echo "[$section]"
+    echo "listen_addr = $HOST"
+    echo "listen_port = $port"
+    echo "unix_socket_dir ="
+    [ -n "$admin" ] && echo "admin_port = $admin"
+    echo "auth_type = trust"
+    echo "auth_file = $work/userlist.txt"
+    echo "admin_users = postgres"
+    echo "pool_mode = session"
+    echo "default_pool_size = $POOL_SIZE"
+    echo "max_client_conn = 2000"
+    echo "logfile = $work/$name.log"
+    echo "pidfile = $work/$name.pid"
+    # PostgreSQL does not log connections by default either; matters for -C.
+    echo "log_connections = 0"
+    echo "log_disconnections = 0"
+    if [ "$section" = pgpivot ] && [ -n "$PGPIVOT_EXTRA_INI" ]; then printf '%s\n' "$PGPIVOT_EXTRA_INI"; fi
+  } >"$file"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$file" "$work/userlist.txt"
+  return 0
+}
+
+# start_proxy NAME BIN INI PORT (PgBouncer-flavoured binaries run as postgres)
+start_proxy() {
+  local name=$1 bin=$2 ini=$3 port=$4 pid
+  local -a run_as=()
+  case $(basename "$bin") in pgbouncer*) run_as=("${as_pg[@]}") ;; esac
+  (exec "${run_as[@]}" "$bin" "$ini") >>"$work/$name.stderr.log" 2>&1 </dev/null &
+  pid=$!
+  proxy_pid[$name]=$pid
+  local db
+  db=$(sed -n 's/^\(bench_[a-z]*\) =.*/\1/p' "$ini" | head -1)
+  for _ in $(seq 1 100); do
+    alive "$pid" || die "$name exited during start-up: $(tail -n 5 "$work/$name.stderr.log" "$work/$name.log" 2>/dev/null)"
+    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$port" -U postgres -d "$db" -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$port" -U postgres -d "$db" -Atc 'SELECT 1' >/dev/null 2>&1 ||
+    die "$name does not answer on $HOST:$port"
+  log "$name started: PID $pid ($(cat "/proc/$pid/comm")), $HOST:$port, config $ini"
+}
+
+# Sets NEW_PORT to a free port not handed out before (a global, not $(...): the list of
+# ports already given out must survive the call).
+used_ports=("$pg_port")
+NEW_PORT=""
+new_port() {
+  local p c q
+  for _ in $(seq 1 50); do
+    p=$(pg_free_port)
+    c=0
+    for q in "${used_ports[@]}"; do [ "$q" = "$p" ] && c=1; done
+    if [ "$c" = 0 ]; then
+      used_ports+=("$p")
+      NEW_PORT=$p
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+declare -A target_port=() target_db=() target_proxy=()
+targets=(direct)
+target_port[direct]=$pg_port target_db[direct]=bench target_proxy[direct]=""
+
+read -r -a pgb_modes <<<"$PGBOUNCER_MODES"
+read -r -a piv_modes <<<"$PGPIVOT_MODES"
+for m in "${pgb_modes[@]}" "${piv_modes[@]}"; do mode_alias "$m" >/dev/null || die "unknown pool mode '$m'"; done
+
+if ((${#pgb_modes[@]})); then
+  new_port
+  pgb_port=$NEW_PORT
+  write_ini "$work/pgbouncer.ini" pgbouncer "$pgb_port" "" pgbouncer "${pgb_modes[@]}"
+  start_proxy pgbouncer "$PGBOUNCER_BIN" "$work/pgbouncer.ini" "$pgb_port"
+  for m in "${pgb_modes[@]}"; do
+    t=pgbouncer_$(mode_alias "$m")
+    targets+=("$t")
+    target_port[$t]=$pgb_port target_db[$t]=bench_$(mode_alias "$m") target_proxy[$t]=pgbouncer
+  done
+fi
+if ((${#piv_modes[@]})); then
+  new_port
+  piv_port=$NEW_PORT
+  if [ "$pivot_flavor" = pgbouncer ]; then
+    log "pgpivot stand-in: $PGPIVOT_BIN (results in the pgpivot_* columns come from it)"
+    write_ini "$work/pgpivot.ini" pgbouncer "$piv_port" "" pgpivot "${piv_modes[@]}"
+  else
+    new_port
+    piv_admin=$NEW_PORT
+    write_ini "$work/pgpivot.ini" pgpivot "$piv_port" "$piv_admin" pgpivot "${piv_modes[@]}"
+  fi
+  start_proxy pgpivot "$PGPIVOT_BIN" "$work/pgpivot.ini" "$piv_port"
+  for m in "${piv_modes[@]}"; do
+    t=pgpivot_$(mode_alias "$m")
+    targets+=("$t")
+    target_port[$t]=$piv_port target_db[$t]=bench_$(mode_alias "$m") target_proxy[$t]=pgpivot
+  done
+fi
+
+# ------------------------------------------------------------------------- environment
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "kernel: $(uname -r)"
+  echo "cpu: $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo) x $(nproc)"
+  echo "postgres: $("$PG_BIN/postgres" --version)"
+  echo "pgbench: $("$PG_BIN/pgbench" --version)"
+  [ -n "$PGBOUNCER_MODES" ] && echo "pgbouncer: $(timeout 5 "$PGBOUNCER_BIN" --version 2>&1 | head -1)"
+  [ -n "$PGPIVOT_MODES" ] && echo "pgpivot: $PGPIVOT_BIN ($(timeout 5 "$PGPIVOT_BIN" --version 2>&1 </dev/null | head -1))"
+  echo "knobs: DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=$CLIENTS THREADS=$THREADS SCALE=$SCALE" \
+    "POOL_SIZE=$POOL_SIZE TESTS='$TESTS' PGBOUNCER_MODES='$PGBOUNCER_MODES' PGPIVOT_MODES='$PGPIVOT_MODES'"
+  echo "targets: ${targets[*]}"
+} >"$out/env.txt"
+
+# ------------------------------------------------------------------------- measuring
+# jiffies utime+stime of a process (fields 14 and 15 of /proc/PID/stat, after the comm).
+proc_ticks() { awk '{sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13]}' "/proc/$1/stat" 2>/dev/null || echo ""; }
+proc_rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo ""; }
+sys_cpu() { awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print t, $5+$6}' /proc/stat; }
+busy_pct() { echo "$1 $2" | awk '{dt=$3-$1; if (dt<=0) dt=1; printf "%.1f", 100*(dt-($4-$2))/dt}'; }
+
+# Before a run: pgbench's own housekeeping (we run it with -n so every target starts
+# alike), a checkpoint, then a bounded wait for the machine to be quiet.
+pre_run() {
+  sql 'VACUUM pgbench_branches' >/dev/null
+  sql 'VACUUM pgbench_tellers' >/dev/null
+  sql 'TRUNCATE pgbench_history' >/dev/null
+  sql 'CHECKPOINT' >/dev/null
+  sleep 1
+  local a b waited=0
+  while :; do
+    a=$(sys_cpu)
+    sleep 1
+    b=$(sys_cpu)
+    PRE_BUSY=$(busy_pct "$a" "$b")
+    awk -v b="$PRE_BUSY" -v q="$QUIET_PCT" 'BEGIN{exit !(b < q)}' && return 0
+    waited=$((waited + 1))
+    if ((waited >= QUIET_WAIT)); then
+      log "machine still ${PRE_BUSY}% busy after ${QUIET_WAIT}s; running anyway"
+      # Busy all the time (another job on the machine): waiting more buys nothing.
+      busy_timeouts=$((busy_timeouts + 1))
+      if ((busy_timeouts == 3 && QUIET_WAIT > 2)); then
+        log "the machine stays busy; waiting at most 2s from now on (results will be noisy)"
+        QUIET_WAIT=2
+      fi
+      return 0
+    fi
+  done
+}
+busy_timeouts=0
+
+test_flags() {
+  case $1 in
+  sel_simple) echo "-S -M simple" ;;
+  sel_extended) echo "-S -M extended" ;;
+  sel_prepared) echo "-S -M prepared" ;;
+  sel_connect) echo "-S -M simple -C" ;;
+  tpcb) echo "-M simple" ;;
+  *) return 1 ;;
+  esac
+}
+for t in $TESTS; do test_flags "$t" >/dev/null || die "unknown test '$t' (known: sel_simple sel_extended sel_prepared sel_connect tpcb)"; done
+
+csv=$out/results.csv
+echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
+seq_no=0
+proxy_died=0
+
+run_one() { # TEST TARGET ROUND [SECONDS]
+  local test=$1 target=$2 round=$3 dur=${4:-$DURATION}
+  local port=${target_port[$target]} db=${target_db[$target]} proxy=${target_proxy[$target]}
+  local pid="" id="$test.$target.r$round"
+  local -a flags
+  read -r -a flags <<<"$(test_flags "$test")"
+  [ -n "$proxy" ] && pid=${proxy_pid[$proxy]:-}
+  if [ -n "$proxy" ] && { [ -z "$pid" ] || ! alive "$pid"; }; then
+    [ "$round" = warmup ] && return 0
+    seq_no=$((seq_no + 1))
+    echo "$test,$target,$round,$seq_no,proxy_dead,,$CLIENTS,$dur,,,,,,,,,,,," >>"$csv"
+    log "$(printf '%-12s %-18s r%-6s proxy_dead' "$test" "$target" "$round")"
+    proxy_died=1
+    return 0
+  fi
+  pre_run
+  local c0 c1 p0="" p1="" t0 t1 rc=0
+  c0=$(sys_cpu)
+  [ -n "$pid" ] && p0=$(proc_ticks "$pid")
+  t0=$(date +%s.%N)
+  timeout --kill-after=5 $((dur + 60)) "$PG_BIN/pgbench" -h "$HOST" -p "$port" -U postgres -n \
+    -T "$dur" -c "$CLIENTS" -j "$THREADS" "${flags[@]}" "$db" \
+    >"$out/raw/$id.out" 2>"$out/raw/$id.err" || rc=$?
+  t1=$(date +%s.%N)
+  [ -n "$pid" ] && p1=$(proc_ticks "$pid")
+  c1=$(sys_cpu)
+  [ "$round" = warmup ] && return 0
+
+  local o="$out/raw/$id.out" e="$out/raw/$id.err"
+  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
+  std=$(sed -n 's/^latency stddev = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
+  conn=$(sed -n 's/^average connection time = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
+  xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$o" | head -1)
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$o" | head -1)
+  aborted=$(cat "$o" "$e" | grep -c 'aborted in command' || true)
+  busy=$(busy_pct "$c0" "$c1")
+  if [ -n "$pid" ] && [ -n "$p0" ] && [ -n "$p1" ]; then
+    cpu=$(awk -v a="$p0" -v b="$p1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", 100*(b-a)/hz/(t1-t0)}')
+    [ -n "$xacts" ] && [ "$xacts" -gt 0 ] &&
+      us=$(awk -v a="$p0" -v b="$p1" -v hz="$CLK_TCK" -v x="$xacts" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/x}')
+    rss=$(proc_rss_kb "$pid")
+  fi
+  if [ -z "$tps" ]; then
+    status=failed
+  elif [ "$rc" != 0 ] || [ "${aborted:-0}" != 0 ]; then
+    status=aborted # some clients gave up: the TPS of the survivors is not comparable
+  else
+    status=ok
+  fi
+  if [ -n "$pid" ] && ! alive "$pid"; then
+    status=proxy_died
+    proxy_died=1
+    log "$proxy (PID $pid) died during $id"
+  fi
+  seq_no=$((seq_no + 1))
+  echo "$test,$target,$round,$seq_no,$status,$rc,$CLIENTS,$dur,$tps,$lat,$std,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
+  log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s proxy_cpu=%-5s us/xact=%-6s rss=%-6s busy=%s' \
+    "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${cpu:--}" "${us:--}" "${rss:--}" "$busy")"
+  if [ "$status" != ok ]; then
+    grep -m 3 -h -E 'error|FATAL' "$e" "$o" 2>/dev/null | sed 's/^/      /' >&2 || true
+  fi
+}
+
+# ------------------------------------------------------------------------- matrix
+nt=$(wc -w <<<"$TESTS")
+estimate=$(((nt * ROUNDS * ${#targets[@]} * (DURATION + 3) + ${#targets[@]} * (WARMUP + 3)) / 60 + 1))
+log "targets: ${targets[*]}; tests: $TESTS; $ROUNDS round(s) of ${DURATION}s; about $estimate min"
+if ((WARMUP > 0)); then
+  log "warm-up: ${WARMUP}s select-only per target"
+  for tg in "${targets[@]}"; do run_one sel_simple "$tg" warmup "$WARMUP"; done
+fi
+for test in $TESTS; do
+  for r in $(seq 1 "$ROUNDS"); do
+    # Serpentine order (A B C, C B A, ...) so slow drift hits every target alike.
+    order=()
+    if ((r % 2 == 1)); then
+      order=("${targets[@]}")
+    else
+      for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[i]}"); done
+    fi
+    for tg in "${order[@]}"; do run_one "$test" "$tg" "$r"; done
+  done
+done
+
+# ------------------------------------------------------------------------- summary
+for name in pgbouncer pgpivot; do
+  pid=${proxy_pid[$name]:-}
+  [ -n "$pid" ] && alive "$pid" && echo "$name final RSS: $(proc_rss_kb "$pid") kB, peak (VmHWM): $(awk '/^VmHWM:/{print $2}' "/proc/$pid/status") kB" >>"$out/env.txt"
+done
+{
+  echo "# pgpivot benchmark: direct vs PgBouncer vs pgpivot"
+  echo
+  echo "One run, interleaved, on this machine: $(nproc) cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)."
+  echo "pgbench $CLIENTS clients, $THREADS threads, ${DURATION}s per run, $ROUNDS round(s), scale $SCALE; TCP loopback on both hops."
+  echo "$("$PG_BIN/postgres" --version); $([ -n "$PGBOUNCER_MODES" ] && timeout 5 "$PGBOUNCER_BIN" --version 2>&1 | head -1)."
+  if [ -n "$PGPIVOT_MODES" ]; then
+    if [ "$pivot_flavor" = pgbouncer ]; then
+      echo "**pgpivot_* columns come from a stand-in: $PGPIVOT_BIN**, not pgpivot."
+    else
+      echo "pgpivot: $PGPIVOT_BIN."
+    fi
+  fi
+  echo "Workloads: sel_simple = \`-S -M simple\`, sel_extended = \`-S -M extended\`, sel_prepared = \`-S -M prepared\`,"
+  echo "sel_connect = \`-S -C\` (new connection per transaction), tpcb = default TPC-B-like script."
+  echo "Proxy CPU = utime+stime of the proxy process over the run (100 = one core). Generated $(date -u +%FT%TZ)."
+  echo
+  summarize "$csv"
+  noisy=$(awk -F, -v q="$QUIET_PCT" 'NR > 1 && $20 != "" { n++; if ($20 + 0 >= q) b++ }
+    END { if (n && b / n > 0.2) printf "%d of %d", b, n }' "$csv")
+  if [ -n "$noisy" ]; then
+    echo
+    echo "**Warning: the machine was already busy (≥ ${QUIET_PCT}% of all cores) before $noisy runs:"
+    echo "other load skews these figures. Rerun on a quiet machine before drawing conclusions.**"
+  fi
+  if [ "$proxy_died" = 1 ]; then
+    echo
+    echo "**A proxy process died during the run; its later runs are marked proxy_dead.**"
+  fi
+} >"$out/summary.md"
+echo
+cat "$out/summary.md"
+echo
+log "results: $csv, $out/summary.md, raw pgbench output in $out/raw/, logs in $out/logs/"
+[ "$proxy_died" = 0 ] || exit 1

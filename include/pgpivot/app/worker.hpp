@@ -1,0 +1,139 @@
+// A worker: one thread, one libuv loop, and everything that lives on it (STYLE.md 3.2):
+// its listeners, client sessions, server connections, pools and timers. Other threads
+// reach it only through its mailbox. Not responsible for reading the config file or for
+// signals (Process does that).
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pgpivot/auth/auth_file.hpp"
+#include "pgpivot/config/config.hpp"
+#include "pgpivot/net/listener.hpp"
+#include "pgpivot/net/mailbox.hpp"
+#include "pgpivot/pool/pool.hpp"
+#include "pgpivot/proto/frame.hpp"
+
+namespace pgpivot::session {
+class CancelForwarder;
+class ClientSession;
+class ServerConn;
+}  // namespace pgpivot::session
+
+namespace pgpivot::app {
+
+using ConfigPtr = std::shared_ptr<const config::Config>;
+using AuthFilePtr = std::shared_ptr<const auth::AuthFile>;
+
+// Counters a worker keeps; read by tests and (later) the admin console and metrics.
+struct WorkerStats {
+  std::atomic<uint64_t> clients_accepted{0};
+  std::atomic<uint64_t> clients_current{0};
+  std::atomic<uint64_t> login_failures{0};
+  std::atomic<uint64_t> servers_current{0};
+  std::atomic<uint64_t> queries{0};
+  std::atomic<uint64_t> cancels_forwarded{0};
+};
+
+class Worker final {
+ public:
+  Worker(int index, ConfigPtr config, AuthFilePtr auth_file);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Binds the listeners on the calling thread's loop (so bind errors reach start-up) and
+  // then runs the loop on a new thread.
+  [[nodiscard]] Result<void> start();
+  void join();
+
+  // Any thread.
+  void postReload(ConfigPtr config, AuthFilePtr auth_file);
+  // Stop accepting; exit once every client has left (SIGINT) or at once (SIGTERM).
+  void postShutdown(bool immediate);
+  uint16_t boundPort() const { return bound_port_; }
+  // True once the loop has exited (any thread).
+  bool finished() const { return finished_.load(); }
+  const WorkerStats& stats() const { return stats_; }
+
+  // --- on the worker loop ---------------------------------------------------------------
+  uv_loop_t* loop() { return &loop_; }
+  uint64_t now() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
+  const config::Config& config() const { return *config_; }
+  const auth::AuthFile* authFile() const { return auth_file_.get(); }
+  const proto::Limits& limits() const { return limits_; }
+  int index() const { return index_; }
+
+  // The pool for a client of `database` logging in as `user`, created on first use.
+  // Null when the database is not configured (and no "*" entry exists).
+  pool::Pool* poolFor(const std::string& database, const std::string& user);
+
+  session::ServerConn& createServer(pool::Pool& pool);
+  // Called from a session's onStreamClosed: freed after the current callback returns.
+  void retireClient(session::ClientSession& client);
+  void retireServer(session::ServerConn& server);
+  void retireCancel(session::CancelForwarder& cancel);
+
+  // Cancel keys handed to clients in BackendKeyData.
+  void registerCancelKey(session::ClientSession& client);
+  void unregisterCancelKey(session::ClientSession& client);
+  void forwardCancel(int32_t pid, int32_t secret);
+  std::pair<int32_t, int32_t> newCancelKey();
+
+  // Server connection counts per database and per user, for max_db_connections and
+  // max_user_connections.
+  int& serversForDatabase(const std::string& database) { return servers_per_db_[database]; }
+  int& serversForUser(const std::string& user) { return servers_per_user_[user]; }
+  std::size_t clientCount() const { return clients_.size(); }
+
+  WorkerStats& mutableStats() { return stats_; }
+
+ private:
+  void run();
+  void onConnection(uv_stream_t* server, bool is_unix);
+  void onJanitorTick();
+  void applyReload(ConfigPtr config, AuthFilePtr auth_file);
+  void beginShutdown(bool immediate);
+  void maybeFinishShutdown();
+  void freeRetired();
+  pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
+  pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;
+
+  int index_;
+  ConfigPtr config_;
+  AuthFilePtr auth_file_;
+  proto::Limits limits_;
+  uv_loop_t loop_{};
+  uv_timer_t janitor_{};
+  uv_check_t reaper_{};
+  net::Mailbox mailbox_;
+  std::unique_ptr<net::Listener> listener_;
+  std::thread thread_;
+  uint16_t bound_port_ = 0;
+  bool shutting_down_ = false;
+  std::atomic<bool> finished_{false};
+  uint64_t next_id_ = 1;
+
+  std::unordered_map<session::ClientSession*, std::unique_ptr<session::ClientSession>> clients_;
+  std::unordered_map<session::ServerConn*, std::unique_ptr<session::ServerConn>> servers_;
+  std::vector<std::unique_ptr<session::ClientSession>> retired_clients_;
+  std::vector<std::unique_ptr<session::ServerConn>> retired_servers_;
+  std::unordered_map<session::CancelForwarder*, std::unique_ptr<session::CancelForwarder>>
+      cancels_;
+  std::vector<std::unique_ptr<session::CancelForwarder>> retired_cancels_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<pool::Pool>> pools_;
+  std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
+  std::map<std::string, int> servers_per_db_;
+  std::map<std::string, int> servers_per_user_;
+  WorkerStats stats_;
+};
+
+}  // namespace pgpivot::app

@@ -1,0 +1,145 @@
+// The whole configuration as one plain, immutable aggregate (STYLE.md 3.8). Every default
+// lives here, in a member initializer, and nowhere else. Parsing and validation live in
+// parser.hpp; this header only says what the settings are.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgpivot::config {
+
+using Millis = std::chrono::milliseconds;
+
+enum class PoolMode { kSession, kTransaction, kStatement };
+enum class AuthType { kTrust, kAny, kPlain, kMd5, kScramSha256, kCert, kHba };
+enum class FailoverMode { kFollow, kPromote, kManual };
+
+std::string_view toString(PoolMode mode);
+std::string_view toString(AuthType type);
+std::string_view toString(FailoverMode mode);
+
+// One line of [databases]: `name = host=... port=... dbname=...` in PgBouncer syntax, or
+// `name = cluster=main dbname=...` to route through a failover cluster.
+struct DatabaseEntry {
+  std::string name;     // the name clients connect to; "*" is the fallback entry
+  std::string host;     // empty: the unix socket in /var/run/postgresql (as libpq)
+  uint16_t port = 5432;
+  std::string dbname;   // empty: same as name
+  std::string user;     // non-empty: every client of this database uses this server login
+  std::string password;
+  std::string auth_user;
+  std::string cluster;  // non-empty: [cluster.<cluster>] decides host and port
+  std::string connect_query;
+  std::string client_encoding, datestyle, timezone, application_name;
+  std::optional<int> pool_size, min_pool_size, reserve_pool_size, max_db_connections;
+  std::optional<PoolMode> pool_mode;
+  int line = 0;  // where it was defined, for diagnostics
+};
+
+// One line of [users]: `name = pool_mode=... max_user_connections=...`.
+struct UserEntry {
+  std::string name;
+  std::optional<PoolMode> pool_mode;
+  std::optional<int> pool_size;
+  std::optional<int> max_user_connections;
+  int line = 0;
+};
+
+struct NodeAddress {
+  std::string host;
+  uint16_t port = 5432;
+};
+
+// [cluster.NAME]: a group of nodes with one primary, watched by the health monitor.
+struct ClusterEntry {
+  std::string name;
+  std::vector<NodeAddress> nodes;
+  std::string monitor_user;
+  std::string monitor_password;
+  std::string monitor_dbname = "postgres";
+  FailoverMode failover_mode = FailoverMode::kFollow;
+  std::string profile = "default";
+  Millis probe_interval{1000};
+  Millis probe_timeout{1000};
+  std::string failover_log;  // empty: the main log
+  std::string fence_command;
+  int line = 0;
+};
+
+// Where a setting was written, so validate() and reload can name file:line. Keys of
+// Config::sources: "listen_port" for [pgpivot] keys, "databases.NAME", "users.NAME",
+// "cluster.NAME" (the section header) and "cluster.NAME.KEY".
+struct SourceLine {
+  std::string file;
+  int line = 0;
+};
+
+struct Config {
+  std::string path;  // the file this came from; reload reads it again
+
+  // --- where to listen -------------------------------------------------------------
+  std::vector<std::string> listen_addr{"127.0.0.1"};  // "*" means every address
+  uint16_t listen_port = 6432;
+  std::string unix_socket_dir = "/tmp";  // empty: no unix socket
+  int listen_backlog = 128;
+  std::string admin_listen_addr = "127.0.0.1";
+  uint16_t admin_port = 6433;  // 0: only the virtual database on the data port
+  uint16_t metrics_port = 0;   // 0: metrics off
+
+  // --- authentication ----------------------------------------------------------------
+  AuthType auth_type = AuthType::kMd5;
+  std::string auth_file;
+  std::string auth_user;
+  std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+  std::string auth_dbname;
+  std::vector<std::string> admin_users;
+  std::vector<std::string> stats_users;
+
+  // --- pooling -------------------------------------------------------------------------
+  PoolMode pool_mode = PoolMode::kSession;
+  int max_client_conn = 100;
+  int default_pool_size = 20;
+  int min_pool_size = 0;
+  int reserve_pool_size = 0;
+  Millis reserve_pool_timeout{5000};
+  int max_db_connections = 0;    // 0: unlimited
+  int max_user_connections = 0;  // 0: unlimited
+  std::string server_reset_query = "DISCARD ALL";
+  bool server_reset_query_always = false;
+  std::string server_check_query = "select 1";
+  Millis server_check_delay{30000};
+  Millis server_lifetime{3600 * 1000};
+  Millis server_idle_timeout{600 * 1000};
+  Millis server_connect_timeout{15000};
+  Millis server_login_retry{15000};
+  Millis client_login_timeout{60000};
+  Millis client_idle_timeout{0};  // 0: off
+  Millis query_timeout{0};
+  Millis query_wait_timeout{120000};
+  Millis idle_transaction_timeout{0};
+  std::vector<std::string> ignore_startup_parameters;
+
+  // --- process -----------------------------------------------------------------------
+  std::string logfile;  // empty: stderr
+  std::string pidfile;
+  int verbose = 0;
+  bool log_connections = true;
+  bool log_disconnections = true;
+  bool log_pooler_errors = true;
+  int workers = 0;                            // 0: one per core
+  int64_t max_packet_size = 1024LL * 1024 * 1024;  // PostgreSQL's own limit: 1 GB
+  int pkt_buf = 32768;                        // bytes of receive buffer per connection
+
+  std::map<std::string, DatabaseEntry> databases;
+  std::map<std::string, UserEntry> users;
+  std::map<std::string, ClusterEntry> clusters;
+
+  std::map<std::string, SourceLine> sources;  // not a setting: diagnostics only
+};
+
+}  // namespace pgpivot::config

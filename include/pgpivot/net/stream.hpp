@@ -1,0 +1,101 @@
+// One TCP (or unix-socket) connection on a worker loop: the embedded libuv handle, its
+// receive buffer, zero-copy forwarding of that buffer to a peer stream, and two-phase
+// close. It knows nothing about PostgreSQL; its owner (a client session or a server
+// connection) is told about reads, end of stream and the end of the close.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "pgpivot/buf/recv_buffer.hpp"
+
+namespace pgpivot::net {
+
+class Stream;
+
+// Implemented by ClientSession and ServerConn. All calls happen on the stream's loop.
+class StreamOwner {
+ public:
+  // New bytes are in the buffer, or a forward from it finished and more may be parsed.
+  virtual void onStreamData(Stream& stream) = 0;
+  // The peer closed (status UV_EOF) or the socket failed (a libuv error code).
+  virtual void onStreamEnd(Stream& stream, int status) = 0;
+  // An outgoing connect finished (status 0 or a libuv error code).
+  virtual void onStreamConnected(Stream& stream, int status) = 0;
+  // The handle is closed and no forward references the buffer: the owner may be freed.
+  virtual void onStreamClosed(Stream& stream) = 0;
+
+ protected:
+  ~StreamOwner() = default;
+};
+
+class Stream final {
+ public:
+  enum class Kind { kTcp, kPipe };
+
+  Stream(uv_loop_t* loop, StreamOwner& owner, std::size_t buffer_capacity, Kind kind = Kind::kTcp);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Accepts a pending connection from a listening handle. Returns a libuv error code.
+  [[nodiscard]] int accept(uv_stream_t* listener);
+  // Starts a non-blocking connect; onStreamConnected reports the outcome.
+  [[nodiscard]] int connect(const sockaddr* address);
+  // The same over a unix socket (a Kind::kPipe stream).
+  void connectPipe(const std::string& path);
+
+  void startReading();
+  void stopReading();
+  bool reading() const { return reading_; }
+
+  // Sends this buffer's parsed-but-unsent bytes to `target` without copying them. While
+  // the write is in flight this stream reads nothing more (backpressure) and its buffer
+  // is not compacted. When it completes, onStreamData fires on this stream's owner.
+  void forwardTo(Stream& target);
+  bool forwardInFlight() const { return forward_in_flight_; }
+
+  // Sends bytes pgpivot generated itself (errors, login replies, SET queries).
+  void writeOwned(std::string bytes);
+
+  // Idempotent. Stops reading, closes the handle; onStreamClosed follows once the
+  // handle is closed and no forward from this buffer is in flight.
+  void close();
+  bool closing() const { return closing_; }
+
+  buf::RecvBuffer& buffer() { return buffer_; }
+  const buf::RecvBuffer& buffer() const { return buffer_; }
+  StreamOwner& owner() { return owner_; }
+  std::string peerName() const;
+  uint64_t bytesIn() const { return bytes_in_; }
+  uint64_t bytesOut() const { return bytes_out_; }
+
+ private:
+  uv_stream_t* handle() { return reinterpret_cast<uv_stream_t*>(&handle_); }
+  void maybeFinishClose();
+  void closeHandle();
+  void onForwardDone(int status);
+
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } handle_{};
+  Kind kind_;
+  StreamOwner& owner_;
+  buf::RecvBuffer buffer_;
+  uv_write_t forward_req_{};
+  uv_connect_t connect_req_{};
+  uv_shutdown_t shutdown_req_{};
+  bool reading_ = false;
+  bool forward_in_flight_ = false;
+  bool closing_ = false;
+  bool handle_closing_ = false;
+  bool handle_closed_ = false;
+  bool close_reported_ = false;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+};
+
+}  // namespace pgpivot::net

@@ -1,0 +1,139 @@
+// A pool of server connections for one (database, user) pair on one worker, and the FIFO
+// queue of clients waiting for one (STYLE.md 3.2: pools are per worker). The pool decides
+// who gets which server, when to open a new one, and what happens to a server a client
+// gives back; it does not speak the protocol (ServerConn and ClientSession do).
+//
+// Server lists by state: connecting/login -> `opening_`; ready -> `idle_`; linked to a
+// client -> `active_`; running the reset or check query -> `cleaning_`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "pgpivot/config/config.hpp"
+#include "pgpivot/core/result.hpp"
+#include "pgpivot/session/params.hpp"
+
+namespace pgpivot::app {
+class Worker;
+}
+
+namespace pgpivot::session {
+class ClientSession;
+class ServerConn;
+}  // namespace pgpivot::session
+
+namespace pgpivot::pool {
+
+struct PoolKey {
+  std::string database;  // the name clients use
+  std::string user;      // the client's user name
+  bool operator==(const PoolKey&) const = default;
+};
+
+// Where and as whom this pool's server connections log in.
+struct ServerTarget {
+  std::string host;  // numeric address, host name, or a unix socket directory ("/...")
+  uint16_t port = 5432;
+  std::string dbname;
+  std::string user;
+  std::string password;  // plain, "md5..." or a SCRAM secret; may be empty
+  std::string connect_query;
+};
+
+// The sizes in force, recomputed on reload.
+struct PoolSettings {
+  config::PoolMode mode = config::PoolMode::kSession;
+  int pool_size = 20;
+  int min_pool_size = 0;
+  int reserve_pool_size = 0;
+  config::Millis reserve_pool_timeout{5000};
+  int max_db_connections = 0;
+  int max_user_connections = 0;
+};
+
+struct PoolStats {
+  uint64_t servers_opened = 0;
+  uint64_t login_failures = 0;
+  uint64_t clients_served = 0;
+  uint64_t wait_timeouts = 0;
+  uint64_t total_wait_ms = 0;
+  uint64_t max_wait_ms = 0;
+};
+
+class Pool final {
+ public:
+  Pool(app::Worker& worker, PoolKey key, ServerTarget target, PoolSettings settings);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  const PoolKey& key() const { return key_; }
+  const ServerTarget& target() const { return target_; }
+  const PoolSettings& settings() const { return settings_; }
+  void applySettings(ServerTarget target, PoolSettings settings);
+
+  // A client needs a server. It is linked now if one is idle, otherwise queued (FIFO) and
+  // a new connection is opened if the limits allow.
+  void requestServer(session::ClientSession& client);
+  // A queued client leaves (timeout, disconnect).
+  void forgetWaiter(session::ClientSession& client);
+
+  // The one place a server comes back from a client. `reusable` says whether the client
+  // left it at a clean protocol boundary (ReadyForQuery idle, nothing outstanding).
+  void releaseServer(session::ServerConn& server, bool reusable);
+
+  // Called by ServerConn when it becomes ready (login, reset or check done).
+  void onServerReady(session::ServerConn& server);
+  // Called by ServerConn when its login failed; waiting clients get `error`.
+  void onServerLoginFailed(session::ServerConn& server, const Error& error);
+  // Called by ServerConn when it is gone, whatever the reason.
+  void onServerClosed(session::ServerConn& server);
+
+  // Timeouts and min_pool_size upkeep; `now_ms` is the loop time.
+  void janitor(uint64_t now_ms);
+  // Close idle servers (shutdown, reload of the target).
+  void closeIdleServers();
+
+  // SCRAM keys recovered from a client's login, to log in to the server as that user when
+  // only the SCRAM secret is known (PgBouncer does the same).
+  void rememberScramKeys(const std::array<uint8_t, 32>& client_key,
+                         const std::array<uint8_t, 32>& server_key);
+  bool hasScramKeys() const { return has_scram_keys_; }
+  const std::array<uint8_t, 32>& scramClientKey() const { return scram_client_key_; }
+  const std::array<uint8_t, 32>& scramServerKey() const { return scram_server_key_; }
+
+  std::size_t waitingCount() const { return waiting_.size(); }
+  std::size_t idleCount() const { return idle_.size(); }
+  std::size_t activeCount() const { return active_.size(); }
+  std::size_t openingCount() const { return opening_.size(); }
+  std::size_t cleaningCount() const { return cleaning_.size(); }
+  std::size_t serverCount() const;
+  bool empty() const;
+  const PoolStats& stats() const { return stats_; }
+
+ private:
+  void serveWaiters();
+  bool mayOpenServer(uint64_t now_ms) const;
+  void openServer();
+  void linkServer(session::ServerConn& server, session::ClientSession& client);
+  void failWaiters(const Error& error);
+
+  app::Worker& worker_;
+  PoolKey key_;
+  ServerTarget target_;
+  PoolSettings settings_;
+  std::deque<session::ClientSession*> waiting_;
+  std::vector<session::ServerConn*> opening_;
+  std::vector<session::ServerConn*> idle_;
+  std::vector<session::ServerConn*> active_;
+  std::vector<session::ServerConn*> cleaning_;
+  bool has_scram_keys_ = false;
+  std::array<uint8_t, 32> scram_client_key_{};
+  std::array<uint8_t, 32> scram_server_key_{};
+  uint64_t last_login_failure_ms_ = 0;
+  PoolStats stats_;
+};
+
+}  // namespace pgpivot::pool

@@ -1,0 +1,136 @@
+// One client connected to pgpivot: its start-up packet, its authentication against the
+// auth file, the wait for a server, and relaying its bytes to the server it is linked
+// to. The pool decides which server; this class only follows its state.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "pgpivot/auth/scram.hpp"
+#include "pgpivot/net/stream.hpp"
+#include "pgpivot/session/close_reason.hpp"
+#include "pgpivot/session/params.hpp"
+#include "pgpivot/session/relay.hpp"
+
+namespace pgpivot::app {
+class Worker;
+}
+namespace pgpivot::pool {
+class Pool;
+}
+
+namespace pgpivot::session {
+
+class ServerConn;
+
+enum class ClientState {
+  kStartup,           // reading the untyped first packet(s): SSLRequest, StartupMessage, cancel
+  kAuthenticating,    // password exchange with pgpivot
+  kWaitingForServer,  // queued in its pool; login not finished yet if not welcomed
+  kActive,            // linked to a server, relaying in both directions
+  kIdle,              // logged in, no server (after its server was lost)
+  kClosing,           // closing; owned by the worker until the handle is closed
+};
+
+std::string_view toString(ClientState state);
+
+class ClientSession final : public net::StreamOwner, public RelayHandler {
+ public:
+  ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind);
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+  ~ClientSession();
+
+  [[nodiscard]] int accept(uv_stream_t* listener);
+  void start(bool over_client_limit);
+
+  // Pool: a server is ours (its SETs for our parameters are done).
+  void onServerLinked(ServerConn& server);
+  // Pool: no server can be had; tell the client why and close.
+  void failWaiting(std::string_view sqlstate, const std::string& message, CloseReason reason);
+  // Our server died under us.
+  void onServerLost(const std::string& why);
+  // Server side of the link: bytes for the client arrived / pump resumed.
+  void pumpFromServer();
+
+  // Sends an ErrorResponse (FATAL) and closes.
+  void closeWithError(std::string_view sqlstate, const std::string& message, CloseReason reason);
+  void close(CloseReason reason);
+
+  // Janitor: timeouts, given the loop time.
+  void checkTimeouts(uint64_t now_ms);
+
+  ClientState state() const { return state_; }
+  uint64_t id() const { return id_; }
+  const std::string& user() const { return user_; }
+  const std::string& database() const { return database_; }
+  const ParamMap& wantedParams() const { return wanted_params_; }
+  int32_t cancelPid() const { return cancel_pid_; }
+  int32_t cancelSecret() const { return cancel_secret_; }
+  ServerConn* server() const { return server_; }
+  pool::Pool* pool() const { return pool_; }
+  uint64_t waitStartedAt() const { return wait_started_at_; }
+  uint64_t connectedAt() const { return connected_at_; }
+  net::Stream& stream() { return stream_; }
+  const std::string& logPrefix() const { return log_prefix_; }
+  void unlinkServer() { server_ = nullptr; }
+
+  // RelayHandler (client -> server direction)
+  Action classify(char tag) override;
+  bool onMessage(char tag, std::string_view body) override;
+
+  // StreamOwner
+  void onStreamData(net::Stream& stream) override;
+  void onStreamEnd(net::Stream& stream, int status) override;
+  void onStreamConnected(net::Stream& stream, int status) override;
+  void onStreamClosed(net::Stream& stream) override;
+
+ private:
+  void setState(ClientState state);
+  void readStartup();
+  bool handleStartupPacket(int32_t code, std::string_view body);
+  bool handleStartupMessage(std::string_view body);
+  void beginAuthentication();
+  void readAuthentication();
+  bool handlePasswordMessage(std::string_view body);
+  void authenticated();
+  void requestServer();
+  void sendWelcome(ServerConn& server);
+
+  // Authentication in progress: which exchange, and its data.
+  struct AuthCleartext {};
+  struct AuthMd5 {
+    std::array<char, 4> salt{};
+  };
+  struct AuthScram {
+    std::unique_ptr<auth::ScramServer> server;
+    bool first_done = false;
+  };
+
+  app::Worker& worker_;
+  uint64_t id_;
+  net::Stream stream_;
+  ClientState state_ = ClientState::kStartup;
+  std::string user_;
+  std::string database_;
+  std::string secret_;  // from the auth file: plain, md5 or SCRAM
+  ParamMap wanted_params_;
+  std::variant<std::monostate, AuthCleartext, AuthMd5, AuthScram> auth_;
+  pool::Pool* pool_ = nullptr;
+  ServerConn* server_ = nullptr;
+  RelayCursor cursor_;
+  bool welcomed_ = false;
+  bool over_client_limit_ = false;
+  bool admin_ = false;
+  int32_t cancel_pid_ = 0;
+  int32_t cancel_secret_ = 0;
+  uint64_t connected_at_ = 0;
+  uint64_t wait_started_at_ = 0;
+  uint64_t last_activity_at_ = 0;
+  std::string log_prefix_;
+};
+
+}  // namespace pgpivot::session

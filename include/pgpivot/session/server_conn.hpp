@@ -1,0 +1,141 @@
+// One connection from pgpivot to a PostgreSQL server: its login (startup, md5 or SCRAM,
+// ParameterStatus, BackendKeyData), the queries pgpivot runs on it between clients (SET
+// for a client's parameters, server_reset_query, server_check_query), and relaying the
+// server's bytes to the linked client. The pool decides who uses it; this class only does
+// what its state says.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pgpivot/net/stream.hpp"
+#include "pgpivot/proto/constants.hpp"
+#include "pgpivot/session/close_reason.hpp"
+#include "pgpivot/session/params.hpp"
+#include "pgpivot/session/relay.hpp"
+
+namespace pgpivot::app {
+class Worker;
+}
+namespace pgpivot::auth {
+class ScramClient;
+}
+namespace pgpivot::pool {
+class Pool;
+}
+
+namespace pgpivot::session {
+
+class ClientSession;
+
+enum class ServerState {
+  kResolving,      // looking up the host name; in the pool's opening list
+  kConnecting,     // TCP connect in flight; in the pool's opening list
+  kLogin,          // startup sent, authenticating, collecting ParameterStatus
+  kIdle,           // ready, in the pool's idle list
+  kSyncingParams,  // running SETs for the client it is about to serve; linked
+  kActive,         // linked to a client, relaying; in the pool's active list
+  kResetting,      // running server_reset_query; in the pool's cleaning list
+  kChecking,       // running server_check_query; in the pool's cleaning list
+  kClosing,        // closing; in no list
+};
+
+std::string_view toString(ServerState state);
+
+class ServerConn final : public net::StreamOwner, public RelayHandler {
+ public:
+  ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id);
+  ServerConn(const ServerConn&) = delete;
+  ServerConn& operator=(const ServerConn&) = delete;
+  ~ServerConn();
+
+  // Connects and logs in. `startup_params` are the tracked parameters to send in the
+  // StartupMessage (those of the client the connection is opened for).
+  void open(const ParamMap& startup_params);
+
+  // Pool: gives this server to `client`. Runs the SETs the client's parameters need,
+  // then tells the client it is linked.
+  void link(ClientSession& client);
+  // Pool: the client is gone; run the reset query (or close if that is not possible).
+  void beginReset();
+  // Pool: verify an idle connection before use (server_check_query).
+  void beginCheck();
+
+  // Client side of the link: bytes arrived for us / the client left.
+  void pumpFromClient();
+  ClientSession* client() const { return client_; }
+  void unlinkClient() { client_ = nullptr; }
+  // The client sent a message that PostgreSQL answers with ReadyForQuery.
+  void expectReadyForQuery() { ++outstanding_; }
+  int outstanding() const { return outstanding_; }
+  proto::TxStatus txStatus() const { return tx_status_; }
+  // Whether the connection sits at a protocol boundary where another client could use it.
+  bool atCleanBoundary() const;
+
+  void close(CloseReason reason);
+
+  ServerState state() const { return state_; }
+  uint64_t id() const { return id_; }
+  const ParamMap& params() const { return params_; }
+  int32_t backendPid() const { return backend_pid_; }
+  int32_t backendSecret() const { return backend_secret_; }
+  const sockaddr_storage& address() const { return address_; }
+  uint64_t createdAt() const { return created_at_; }
+  uint64_t lastUsedAt() const { return last_used_at_; }
+  uint64_t stateSince() const { return state_since_; }
+  net::Stream& stream() { return stream_; }
+  const std::string& logPrefix() const { return log_prefix_; }
+  pool::Pool& pool() const { return pool_; }
+  // The server's unix socket path, or empty for TCP.
+  std::string unixPath() const;
+
+  // RelayHandler
+  Action classify(char tag) override;
+  bool onMessage(char tag, std::string_view body) override;
+
+  // StreamOwner
+  void onStreamData(net::Stream& stream) override;
+  void onStreamEnd(net::Stream& stream, int status) override;
+  void onStreamConnected(net::Stream& stream, int status) override;
+  void onStreamClosed(net::Stream& stream) override;
+
+ private:
+  void setState(ServerState state);
+  void connectTo(const sockaddr* address);
+  void sendStartup();
+  bool onLoginMessage(char tag, std::string_view body);
+  bool onAuthRequest(std::string_view body);
+  bool onInternalQueryMessage(char tag, std::string_view body);
+  void runInternalQuery(ServerState state, const std::string& sql);
+  void finishInternalQuery();
+  void loginFailed(std::string_view sqlstate, std::string message);
+  void noteParameterStatus(std::string_view body);
+
+  app::Worker& worker_;
+  pool::Pool& pool_;
+  uint64_t id_;
+  net::Stream stream_;
+  ServerState state_ = ServerState::kResolving;
+  ClientSession* client_ = nullptr;
+  RelayCursor cursor_;
+  ParamMap startup_params_;
+  ParamMap params_;
+  int32_t backend_pid_ = 0;
+  int32_t backend_secret_ = 0;
+  proto::TxStatus tx_status_ = proto::TxStatus::kIdle;
+  int outstanding_ = 0;
+  bool error_in_internal_query_ = false;
+  std::string internal_error_;
+  std::unique_ptr<auth::ScramClient> scram_;
+  sockaddr_storage address_{};
+  uint64_t created_at_ = 0;
+  uint64_t last_used_at_ = 0;
+  uint64_t state_since_ = 0;
+  std::string log_prefix_;
+  uv_getaddrinfo_t resolve_req_{};
+  bool resolving_ = false;
+};
+
+}  // namespace pgpivot::session

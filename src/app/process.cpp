@@ -1,0 +1,253 @@
+#include "pgpivot/app/process.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/config/parser.hpp"
+#include "pgpivot/log/log.hpp"
+
+namespace pgpivot::app {
+
+namespace {
+
+// Reads config and auth file; on any error logs every diagnostic and returns nulls.
+struct Loaded {
+  ConfigPtr config;
+  AuthFilePtr auth_file;
+};
+
+Loaded loadAll(const std::string& path, bool at_startup) {
+  auto result = config::loadConfig(path);
+  for (const auto& diagnostic : result.diagnostics) {
+    if (at_startup) {
+      std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
+    } else if (diagnostic.level == config::Diagnostic::Level::kError) {
+      PGPIVOT_LOG_ERROR("{}", diagnostic.toString());
+    } else {
+      PGPIVOT_LOG_WARN("{}", diagnostic.toString());
+    }
+  }
+  if (!result.ok()) {
+    return {};
+  }
+  Loaded loaded;
+  auto config = std::make_shared<config::Config>(std::move(result.config));
+  if (!config->auth_file.empty()) {
+    std::vector<std::string> warnings;
+    auto auth_file = auth::loadAuthFile(config->auth_file, warnings);
+    for (const auto& warning : warnings) {
+      if (at_startup) {
+        std::fprintf(stderr, "%s\n", warning.c_str());
+      } else {
+        PGPIVOT_LOG_WARN("{}", warning);
+      }
+    }
+    if (!auth_file) {
+      if (at_startup) {
+        std::fprintf(stderr, "%s\n", auth_file.error().message.c_str());
+      } else {
+        PGPIVOT_LOG_ERROR("{}", auth_file.error().message);
+      }
+      return {};
+    }
+    loaded.auth_file = std::make_shared<const auth::AuthFile>(std::move(*auth_file));
+  }
+  loaded.config = std::move(config);
+  return loaded;
+}
+
+bool daemonize() {
+  const pid_t pid = fork();
+  if (pid < 0) {
+    return false;
+  }
+  if (pid > 0) {
+    _exit(0);
+  }
+  setsid();
+  const int null_fd = open("/dev/null", O_RDWR);
+  if (null_fd >= 0) {
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    if (null_fd > STDERR_FILENO) {
+      close(null_fd);
+    }
+  }
+  return true;
+}
+
+bool switchUser(const std::string& name) {
+  const passwd* pw = getpwnam(name.c_str());
+  if (pw == nullptr) {
+    std::fprintf(stderr, "pgpivot: unknown user %s\n", name.c_str());
+    return false;
+  }
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+      setuid(pw->pw_uid) != 0) {
+    std::perror("pgpivot: cannot switch user");
+    return false;
+  }
+  return true;
+}
+
+// The main thread's loop: signals in, mailbox posts out.
+class Supervisor {
+ public:
+  Supervisor(const ProcessOptions& options, ConfigPtr config, std::vector<Worker*> workers)
+      : options_(options), config_(std::move(config)), workers_(std::move(workers)) {}
+
+  void run() {
+    uv_loop_init(&loop_);
+    watch(sighup_, SIGHUP);
+    watch(sigint_, SIGINT);
+    watch(sigterm_, SIGTERM);
+    uv_timer_init(&loop_, &done_timer_);
+    done_timer_.data = this;
+    uv_timer_start(
+        &done_timer_, [](uv_timer_t* t) noexcept { static_cast<Supervisor*>(t->data)->poll(); },
+        50, 50);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+
+ private:
+  void watch(uv_signal_t& handle, int signum) {
+    uv_signal_init(&loop_, &handle);
+    handle.data = this;
+    uv_signal_start(
+        &handle,
+        [](uv_signal_t* h, int sig) noexcept { static_cast<Supervisor*>(h->data)->onSignal(sig); },
+        signum);
+  }
+
+  void onSignal(int signum) {
+    if (signum == SIGHUP) {
+      reload();
+      return;
+    }
+    const bool immediate = signum == SIGTERM;
+    PGPIVOT_LOG_INFO("got {}: {}", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                     immediate ? "shutting down now" : "waiting for clients, then shutting down");
+    for (Worker* worker : workers_) {
+      worker->postShutdown(immediate);
+    }
+  }
+
+  void reload() {
+    PGPIVOT_LOG_INFO("got SIGHUP: reloading {}", options_.config_path);
+    Loaded loaded = loadAll(options_.config_path, false);
+    if (!loaded.config) {
+      PGPIVOT_LOG_ERROR("reload refused: the new configuration has errors; keeping the old one");
+      return;
+    }
+    if (loaded.config->listen_addr != config_->listen_addr ||
+        loaded.config->listen_port != config_->listen_port ||
+        loaded.config->unix_socket_dir != config_->unix_socket_dir) {
+      PGPIVOT_LOG_WARN("listen_addr, listen_port and unix_socket_dir change only on restart");
+    }
+    log::setVerbosity(std::max(options_.verbose, loaded.config->verbose), options_.quiet);
+    config_ = loaded.config;
+    for (Worker* worker : workers_) {
+      worker->postReload(loaded.config, loaded.auth_file);
+    }
+  }
+
+  void poll() {
+    for (Worker* worker : workers_) {
+      if (!worker->finished()) {
+        return;
+      }
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&done_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  }
+
+  const ProcessOptions& options_;
+  ConfigPtr config_;
+  std::vector<Worker*> workers_;
+  uv_loop_t loop_{};
+  uv_signal_t sighup_{};
+  uv_signal_t sigint_{};
+  uv_signal_t sigterm_{};
+  uv_timer_t done_timer_{};
+};
+
+}  // namespace
+
+int runProcess(const ProcessOptions& options) {
+  Loaded loaded = loadAll(options.config_path, true);
+  if (!loaded.config) {
+    return 1;
+  }
+  const config::Config& config = *loaded.config;
+  if (options.daemon && config.logfile.empty()) {
+    std::fprintf(stderr, "pgpivot: -d needs logfile set in the configuration\n");
+    return 1;
+  }
+  // Fork before any thread exists: a fork keeps only the calling thread.
+  if (options.daemon && !daemonize()) {
+    std::fprintf(stderr, "pgpivot: cannot daemonize\n");
+    return 1;
+  }
+  log::setup({std::max(options.verbose, config.verbose), options.quiet, config.logfile});
+  signal(SIGPIPE, SIG_IGN);
+
+  if (config.workers > 1) {
+    PGPIVOT_LOG_WARN("workers = {}: this build runs one worker (multi-worker pools land with "
+                     "transaction pooling)",
+                     config.workers);
+  }
+  auto worker = std::make_unique<Worker>(0, loaded.config, loaded.auth_file);
+  // Block the signals the supervisor handles so the worker thread never receives them.
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGHUP);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  auto started = worker->start();
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
+  if (!started) {
+    PGPIVOT_LOG_ERROR("{}", started.error().message);
+    worker->postShutdown(true);
+    worker->join();
+    return 1;
+  }
+  PGPIVOT_LOG_INFO("pgpivot {} listening on port {}", PGPIVOT_VERSION, worker->boundPort());
+
+  if (!options.user.empty() && !switchUser(options.user)) {
+    return 1;
+  }
+  if (!config.pidfile.empty()) {
+    std::ofstream pidfile(config.pidfile, std::ios::trunc);
+    pidfile << getpid() << "\n";
+    if (!pidfile) {
+      PGPIVOT_LOG_ERROR("cannot write pidfile {}", config.pidfile);
+    }
+  }
+
+  Supervisor supervisor(options, loaded.config, {worker.get()});
+  supervisor.run();
+  worker->join();
+  if (!config.pidfile.empty()) {
+    ::unlink(config.pidfile.c_str());
+  }
+  PGPIVOT_LOG_INFO("pgpivot stopped");
+  return 0;
+}
+
+}  // namespace pgpivot::app

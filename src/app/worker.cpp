@@ -1,0 +1,365 @@
+#include "pgpivot/app/worker.hpp"
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include "pgpivot/log/log.hpp"
+#include "pgpivot/session/cancel.hpp"
+#include "pgpivot/session/client_session.hpp"
+#include "pgpivot/session/server_conn.hpp"
+
+namespace pgpivot::app {
+
+namespace {
+
+// How often timeouts are checked. Timeouts are therefore accurate to this much.
+constexpr uint64_t kJanitorIntervalMs = 100;
+
+template <class T>
+void retire(std::unordered_map<T*, std::unique_ptr<T>>& live,
+            std::vector<std::unique_ptr<T>>& retired, T& item) {
+  const auto it = live.find(&item);
+  if (it == live.end()) {
+    return;
+  }
+  retired.push_back(std::move(it->second));
+  live.erase(it);
+}
+
+}  // namespace
+
+Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file)
+    : index_(index), config_(std::move(config)), auth_file_(std::move(auth_file)) {
+  limits_.max_message_length = config_->max_packet_size;
+}
+
+Worker::~Worker() { join(); }
+
+Result<void> Worker::start() {
+  uv_loop_init(&loop_);
+  if (mailbox_.init(&loop_) != 0) {
+    return fail(sqlstate::kInternalError, "cannot create the worker mailbox");
+  }
+  uv_timer_init(&loop_, &janitor_);
+  janitor_.data = this;
+  uv_timer_start(
+      &janitor_, [](uv_timer_t* t) noexcept { static_cast<Worker*>(t->data)->onJanitorTick(); },
+      kJanitorIntervalMs, kJanitorIntervalMs);
+  uv_check_init(&loop_, &reaper_);
+  reaper_.data = this;
+  uv_check_start(&reaper_,
+                 [](uv_check_t* c) noexcept { static_cast<Worker*>(c->data)->freeRetired(); });
+
+  listener_ = std::make_unique<net::Listener>(
+      &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix); });
+  const auto& config = *config_;
+  uint16_t port = config.listen_port;
+  for (const auto& address : config.listen_addr) {
+    auto listened = listener_->listenTcp(address, port, config.listen_backlog, config.workers > 1);
+    if (!listened) {
+      return listened;
+    }
+    port = listener_->boundPort();
+  }
+  bound_port_ = port;
+  if (!config.unix_socket_dir.empty()) {
+    auto listened = listener_->listenUnix(config.unix_socket_dir, port, config.listen_backlog);
+    if (!listened) {
+      return listened;
+    }
+  }
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Worker::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  freeRetired();
+  uv_loop_close(&loop_);
+  finished_ = true;
+}
+
+void Worker::postReload(ConfigPtr config, AuthFilePtr auth_file) {
+  mailbox_.post([this, config = std::move(config), auth_file = std::move(auth_file)]() mutable {
+    applyReload(std::move(config), std::move(auth_file));
+  });
+}
+
+void Worker::postShutdown(bool immediate) {
+  mailbox_.post([this, immediate] { beginShutdown(immediate); });
+}
+
+// --- accepting ----------------------------------------------------------------------------
+
+void Worker::onConnection(uv_stream_t* server, bool is_unix) {
+  auto client = std::make_unique<session::ClientSession>(
+      *this, next_id_++, is_unix ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp);
+  if (client->accept(server) != 0) {
+    client->close(session::CloseReason::kClientEof);
+    retired_clients_.push_back(std::move(client));
+    return;
+  }
+  session::ClientSession& ref = *client;
+  clients_.emplace(&ref, std::move(client));
+  stats_.clients_accepted++;
+  stats_.clients_current = clients_.size();
+  const bool over_limit = static_cast<int>(clients_.size()) > config_->max_client_conn;
+  ref.start(over_limit);
+}
+
+// --- pools --------------------------------------------------------------------------------
+
+pool::Pool* Worker::poolFor(const std::string& database, const std::string& user) {
+  const auto& config = *config_;
+  auto entry = config.databases.find(database);
+  if (entry == config.databases.end()) {
+    entry = config.databases.find("*");
+    if (entry == config.databases.end()) {
+      return nullptr;
+    }
+  }
+  const config::DatabaseEntry& db = entry->second;
+  const std::string server_user = db.user.empty() ? user : db.user;
+  auto& slot = pools_[{database, server_user}];
+  if (!slot) {
+    pool::ServerTarget target = targetFor(db, server_user);
+    if (db.dbname.empty()) {
+      target.dbname = database;  // the "*" entry and name-only entries keep the client's name
+    }
+    slot = std::make_unique<pool::Pool>(*this, pool::PoolKey{database, server_user},
+                                        std::move(target), settingsFor(db, server_user));
+    PGPIVOT_LOG_DEBUG("new pool {}/{} -> {}:{}", database, server_user, slot->target().host,
+                      slot->target().port);
+  }
+  return slot.get();
+}
+
+pool::ServerTarget Worker::targetFor(const config::DatabaseEntry& db,
+                                     const std::string& server_user) const {
+  pool::ServerTarget target;
+  target.host = db.host;
+  target.port = db.port;
+  if (!db.cluster.empty()) {
+    // TODO(failover): route to the cluster's current primary; until the health monitor
+    // lands, the first node listed is the primary.
+    const auto cluster = config_->clusters.find(db.cluster);
+    if (cluster != config_->clusters.end() && !cluster->second.nodes.empty()) {
+      target.host = cluster->second.nodes.front().host;
+      target.port = cluster->second.nodes.front().port;
+    }
+  }
+  target.dbname = db.dbname;
+  target.user = server_user;
+  target.password = db.password;
+  if (target.password.empty() && auth_file_ != nullptr) {
+    if (const auto* entry = auth_file_->find(server_user)) {
+      target.password = entry->secret;
+    }
+  }
+  target.connect_query = db.connect_query;
+  return target;
+}
+
+pool::PoolSettings Worker::settingsFor(const config::DatabaseEntry& db,
+                                       const std::string& server_user) const {
+  const auto& config = *config_;
+  pool::PoolSettings settings;
+  const auto user_entry = config.users.find(server_user);
+  const config::UserEntry* user = user_entry != config.users.end() ? &user_entry->second : nullptr;
+  settings.mode = config.pool_mode;
+  if (db.pool_mode) {
+    settings.mode = *db.pool_mode;
+  }
+  if (user != nullptr && user->pool_mode) {
+    settings.mode = *user->pool_mode;
+  }
+  settings.pool_size = db.pool_size.value_or(
+      user != nullptr && user->pool_size ? *user->pool_size : config.default_pool_size);
+  settings.min_pool_size = db.min_pool_size.value_or(config.min_pool_size);
+  settings.reserve_pool_size = db.reserve_pool_size.value_or(config.reserve_pool_size);
+  settings.reserve_pool_timeout = config.reserve_pool_timeout;
+  settings.max_db_connections = db.max_db_connections.value_or(config.max_db_connections);
+  settings.max_user_connections = user != nullptr && user->max_user_connections
+                                      ? *user->max_user_connections
+                                      : config.max_user_connections;
+  return settings;
+}
+
+session::ServerConn& Worker::createServer(pool::Pool& pool) {
+  auto server = std::make_unique<session::ServerConn>(*this, pool, next_id_++);
+  session::ServerConn& ref = *server;
+  servers_.emplace(&ref, std::move(server));
+  servers_per_db_[pool.key().database]++;
+  servers_per_user_[pool.key().user]++;
+  stats_.servers_current = servers_.size();
+  return ref;
+}
+
+void Worker::retireClient(session::ClientSession& client) {
+  retire(clients_, retired_clients_, client);
+  stats_.clients_current = clients_.size();
+}
+
+void Worker::retireServer(session::ServerConn& server) {
+  const auto it = servers_.find(&server);
+  if (it != servers_.end()) {
+    servers_per_db_[server.pool().key().database]--;
+    servers_per_user_[server.pool().key().user]--;
+  }
+  retire(servers_, retired_servers_, server);
+  stats_.servers_current = servers_.size();
+}
+
+void Worker::retireCancel(session::CancelForwarder& cancel) {
+  retire(cancels_, retired_cancels_, cancel);
+}
+
+void Worker::freeRetired() {
+  retired_clients_.clear();
+  retired_servers_.clear();
+  retired_cancels_.clear();
+  if (shutting_down_) {
+    maybeFinishShutdown();
+  }
+}
+
+// --- cancel requests ----------------------------------------------------------------------
+
+std::pair<int32_t, int32_t> Worker::newCancelKey() {
+  for (;;) {
+    uint32_t random[2] = {0, 0};
+    RAND_bytes(reinterpret_cast<unsigned char*>(random), sizeof(random));
+    // Positive like a real backend pid; the worker index sits in the top bits so a cancel
+    // that lands on another worker can be routed (STYLE.md 3.2).
+    const auto pid = static_cast<int32_t>(((static_cast<uint32_t>(index_) & 0x3f) << 24) |
+                                          (random[0] & 0xffffff)) |
+                     1;
+    if (cancel_keys_.count(pid) == 0) {
+      return {pid, static_cast<int32_t>(random[1])};
+    }
+  }
+}
+
+void Worker::registerCancelKey(session::ClientSession& client) {
+  cancel_keys_[client.cancelPid()] = &client;
+}
+
+void Worker::unregisterCancelKey(session::ClientSession& client) {
+  const auto it = cancel_keys_.find(client.cancelPid());
+  if (it != cancel_keys_.end() && it->second == &client) {
+    cancel_keys_.erase(it);
+  }
+}
+
+void Worker::forwardCancel(int32_t pid, int32_t secret) {
+  const auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() || it->second->cancelSecret() != secret) {
+    PGPIVOT_LOG_DEBUG("cancel request for an unknown key ignored");
+    return;
+  }
+  session::ServerConn* server = it->second->server();
+  if (server == nullptr || server->backendPid() == 0) {
+    return;  // nothing is running for that client
+  }
+  const bool unix_socket = server->unixPath().size() > 0;
+  auto cancel = std::make_unique<session::CancelForwarder>(
+      *this, server->backendPid(), server->backendSecret(), unix_socket);
+  session::CancelForwarder& ref = *cancel;
+  cancels_.emplace(&ref, std::move(cancel));
+  stats_.cancels_forwarded++;
+  PGPIVOT_LOG_DEBUG("{} forwarding cancel", it->second->logPrefix());
+  ref.start(server->address(), server->unixPath());
+}
+
+// --- timers, reload, shutdown -------------------------------------------------------------
+
+void Worker::onJanitorTick() {
+  const uint64_t now = uv_now(&loop_);
+  std::vector<session::ClientSession*> clients;
+  clients.reserve(clients_.size());
+  for (auto& [ptr, owned] : clients_) {
+    clients.push_back(ptr);
+  }
+  for (auto* client : clients) {
+    client->checkTimeouts(now);
+  }
+  for (auto& [key, pool] : pools_) {
+    pool->janitor(now);
+  }
+}
+
+void Worker::applyReload(ConfigPtr config, AuthFilePtr auth_file) {
+  config_ = std::move(config);
+  auth_file_ = std::move(auth_file);
+  limits_.max_message_length = config_->max_packet_size;
+  for (auto& [key, pool] : pools_) {
+    auto entry = config_->databases.find(key.first);
+    if (entry == config_->databases.end()) {
+      entry = config_->databases.find("*");
+    }
+    if (entry == config_->databases.end()) {
+      continue;  // removed: existing clients finish, new ones get "no such database"
+    }
+    pool::ServerTarget target = targetFor(entry->second, key.second);
+    if (entry->second.dbname.empty()) {
+      target.dbname = key.first;
+    }
+    pool->applySettings(std::move(target), settingsFor(entry->second, key.second));
+  }
+  PGPIVOT_LOG_INFO("worker {}: configuration reloaded", index_);
+}
+
+void Worker::beginShutdown(bool immediate) {
+  if (!shutting_down_) {
+    shutting_down_ = true;
+    if (listener_) {
+      listener_->close();
+    }
+  }
+  if (immediate) {
+    std::vector<session::ClientSession*> clients;
+    for (auto& [ptr, owned] : clients_) {
+      clients.push_back(ptr);
+    }
+    for (auto* client : clients) {
+      client->closeWithError(sqlstate::kAdminShutdown, "pgpivot: shutting down",
+                             session::CloseReason::kShutdown);
+    }
+  }
+  maybeFinishShutdown();
+}
+
+void Worker::maybeFinishShutdown() {
+  if (!clients_.empty()) {
+    return;
+  }
+  for (auto& [key, pool] : pools_) {
+    pool->closeIdleServers();
+  }
+  if (!servers_.empty()) {
+    std::vector<session::ServerConn*> servers;
+    for (auto& [ptr, owned] : servers_) {
+      servers.push_back(ptr);
+    }
+    for (auto* server : servers) {
+      server->close(session::CloseReason::kShutdown);
+    }
+    return;  // the reaper calls us again once they are closed
+  }
+  if (!cancels_.empty()) {
+    return;
+  }
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&janitor_)) == 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&reaper_), nullptr);
+    mailbox_.close();
+  }
+}
+
+}  // namespace pgpivot::app

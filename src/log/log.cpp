@@ -1,0 +1,36 @@
+#include "pgpivot/log/log.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+namespace pgpivot::log {
+namespace {
+
+spdlog::level::level_enum levelFor(int verbose, bool quiet) {
+  if (quiet) {
+    return spdlog::level::warn;
+  }
+  if (verbose >= 2) {
+    return spdlog::level::trace;
+  }
+  return verbose == 1 ? spdlog::level::debug : spdlog::level::info;
+}
+
+}  // namespace
+
+void setup(const LogOptions& options) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (options.logfile.empty()) {
+    logger = spdlog::stderr_logger_mt("pgpivot");
+  } else {
+    logger = spdlog::basic_logger_mt("pgpivot", options.logfile);
+  }
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %P %^%l%$ %v");
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  setVerbosity(options.verbose, options.quiet);
+}
+
+void setVerbosity(int verbose, bool quiet) { spdlog::set_level(levelFor(verbose, quiet)); }
+
+}  // namespace pgpivot::log

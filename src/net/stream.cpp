@@ -1,0 +1,216 @@
+#include "pgpivot/net/stream.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <utility>
+
+namespace pgpivot::net {
+namespace {
+
+// A write of bytes pgpivot generated: owns them until libuv is done with them.
+struct OwnedWrite {
+  uv_write_t req{};
+  std::string bytes;
+};
+
+}  // namespace
+
+Stream::Stream(uv_loop_t* loop, StreamOwner& owner, std::size_t buffer_capacity, Kind kind)
+    : kind_(kind), owner_(owner), buffer_(buffer_capacity) {
+  if (kind_ == Kind::kTcp) {
+    uv_tcp_init(loop, &handle_.tcp);
+  } else {
+    uv_pipe_init(loop, &handle_.pipe, 0);
+  }
+  handle_.tcp.data = this;
+  forward_req_.data = this;
+  connect_req_.data = this;
+}
+
+int Stream::accept(uv_stream_t* listener) {
+  const int rc = uv_accept(listener, handle());
+  if (rc == 0 && kind_ == Kind::kTcp) {
+    uv_tcp_nodelay(&handle_.tcp, 1);
+  }
+  return rc;
+}
+
+int Stream::connect(const sockaddr* address) {
+  uv_tcp_nodelay(&handle_.tcp, 1);
+  return uv_tcp_connect(&connect_req_, &handle_.tcp, address,
+                        [](uv_connect_t* req, int status) noexcept {
+                          auto* self = static_cast<Stream*>(req->data);
+                          if (self->closing_) {
+                            return;
+                          }
+                          self->owner_.onStreamConnected(*self, status);
+                        });
+}
+
+void Stream::connectPipe(const std::string& path) {
+  uv_pipe_connect(&connect_req_, &handle_.pipe, path.c_str(),
+                  [](uv_connect_t* req, int status) noexcept {
+                    auto* self = static_cast<Stream*>(req->data);
+                    if (self->closing_) {
+                      return;
+                    }
+                    self->owner_.onStreamConnected(*self, status);
+                  });
+}
+
+void Stream::startReading() {
+  if (reading_ || closing_) {
+    return;
+  }
+  const int rc = uv_read_start(
+      handle(),
+      [](uv_handle_t* h, size_t, uv_buf_t* out) noexcept {
+        auto* self = static_cast<Stream*>(h->data);
+        out->base = self->buffer_.freeTail();
+        out->len = self->buffer_.freeSpace();
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) noexcept {
+        auto* self = static_cast<Stream*>(s->data);
+        if (nread > 0) {
+          self->buffer_.commitReceived(static_cast<std::size_t>(nread));
+          self->bytes_in_ += static_cast<uint64_t>(nread);
+          // A full buffer means the owner must parse or forward before more fits.
+          if (self->buffer_.freeSpace() == 0) {
+            self->stopReading();
+          }
+          self->owner_.onStreamData(*self);
+        } else if (nread < 0) {
+          self->stopReading();
+          self->owner_.onStreamEnd(*self, static_cast<int>(nread));
+        }
+      });
+  reading_ = rc == 0;
+  if (rc != 0) {
+    owner_.onStreamEnd(*this, rc);
+  }
+}
+
+void Stream::stopReading() {
+  if (!reading_) {
+    return;
+  }
+  uv_read_stop(handle());
+  reading_ = false;
+}
+
+void Stream::forwardTo(Stream& target) {
+  PGPIVOT_ASSERT(!forward_in_flight_);
+  const std::string_view pending = buffer_.pendingSend();
+  if (pending.empty()) {
+    return;
+  }
+  if (target.closing_) {
+    // The peer is gone: the bytes have nowhere to go. The owner decides what that means.
+    buffer_.markParsedSent();
+    return;
+  }
+  uv_buf_t out = uv_buf_init(const_cast<char*>(pending.data()),
+                             static_cast<unsigned int>(pending.size()));
+  forward_req_.data = this;
+  const int rc = uv_write(&forward_req_, target.handle(), &out, 1,
+                          [](uv_write_t* req, int status) noexcept {
+                            static_cast<Stream*>(req->data)->onForwardDone(status);
+                          });
+  if (rc != 0) {
+    buffer_.markParsedSent();
+    return;
+  }
+  target.bytes_out_ += pending.size();
+  forward_in_flight_ = true;
+  stopReading();
+}
+
+void Stream::onForwardDone(int /*status*/) {
+  // A failed write shows up as an end-of-stream on the target; here we only free the
+  // buffer range. Whatever the status, those bytes are done.
+  forward_in_flight_ = false;
+  buffer_.markParsedSent();
+  if (closing_) {
+    maybeFinishClose();
+    return;
+  }
+  buffer_.compact();
+  owner_.onStreamData(*this);
+}
+
+void Stream::writeOwned(std::string bytes) {
+  if (closing_ || bytes.empty()) {
+    return;
+  }
+  auto* write = new OwnedWrite{};
+  write->bytes = std::move(bytes);
+  write->req.data = write;
+  uv_buf_t out =
+      uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
+  bytes_out_ += write->bytes.size();
+  const int rc = uv_write(&write->req, handle(), &out, 1, [](uv_write_t* req, int) noexcept {
+    delete static_cast<OwnedWrite*>(req->data);
+  });
+  if (rc != 0) {
+    delete write;
+  }
+}
+
+void Stream::close() {
+  if (closing_) {
+    return;
+  }
+  closing_ = true;
+  stopReading();
+  // Shut down first so queued writes (an ErrorResponse, a Terminate) reach the kernel;
+  // uv_close alone would cancel them.
+  shutdown_req_.data = this;
+  const int rc = uv_shutdown(&shutdown_req_, handle(), [](uv_shutdown_t* req, int) noexcept {
+    static_cast<Stream*>(req->data)->closeHandle();
+  });
+  if (rc != 0) {
+    closeHandle();
+  }
+}
+
+void Stream::closeHandle() {
+  if (handle_closing_) {
+    return;
+  }
+  handle_closing_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), [](uv_handle_t* h) noexcept {
+    auto* self = static_cast<Stream*>(h->data);
+    self->handle_closed_ = true;
+    self->maybeFinishClose();
+  });
+}
+
+void Stream::maybeFinishClose() {
+  if (handle_closed_ && !forward_in_flight_ && !close_reported_) {
+    close_reported_ = true;
+    owner_.onStreamClosed(*this);
+  }
+}
+
+std::string Stream::peerName() const {
+  if (kind_ == Kind::kPipe) {
+    return "unix";
+  }
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(&handle_.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return "?";
+  }
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET6) {
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(a6, host, sizeof(host));
+    return fmt::format("[{}]:{}", host, ntohs(a6->sin6_port));
+  }
+  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&addr);
+  uv_ip4_name(a4, host, sizeof(host));
+  return fmt::format("{}:{}", host, ntohs(a4->sin_port));
+}
+
+}  // namespace pgpivot::net

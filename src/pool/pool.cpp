@@ -1,0 +1,265 @@
+#include "pgpivot/pool/pool.hpp"
+
+#include <algorithm>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/log/log.hpp"
+#include "pgpivot/session/client_session.hpp"
+#include "pgpivot/session/server_conn.hpp"
+
+namespace pgpivot::pool {
+
+using session::ClientSession;
+using session::ServerConn;
+using session::ServerState;
+
+namespace {
+
+template <class T>
+bool eraseFrom(std::vector<T*>& list, T* item) {
+  const auto it = std::find(list.begin(), list.end(), item);
+  if (it == list.end()) {
+    return false;
+  }
+  list.erase(it);
+  return true;
+}
+
+}  // namespace
+
+Pool::Pool(app::Worker& worker, PoolKey key, ServerTarget target, PoolSettings settings)
+    : worker_(worker),
+      key_(std::move(key)),
+      target_(std::move(target)),
+      settings_(settings) {}
+
+void Pool::applySettings(ServerTarget target, PoolSettings settings) {
+  const bool moved = target.host != target_.host || target.port != target_.port ||
+                     target.dbname != target_.dbname || target.user != target_.user;
+  target_ = std::move(target);
+  settings_ = settings;
+  if (moved) {
+    // Idle connections point at the old place; active ones finish their clients first.
+    closeIdleServers();
+  }
+  serveWaiters();
+}
+
+std::size_t Pool::serverCount() const {
+  return opening_.size() + idle_.size() + active_.size() + cleaning_.size();
+}
+
+bool Pool::empty() const { return serverCount() == 0 && waiting_.empty(); }
+
+void Pool::requestServer(ClientSession& client) {
+  waiting_.push_back(&client);
+  serveWaiters();
+}
+
+void Pool::forgetWaiter(ClientSession& client) {
+  const auto it = std::find(waiting_.begin(), waiting_.end(), &client);
+  if (it != waiting_.end()) {
+    waiting_.erase(it);
+  }
+}
+
+void Pool::serveWaiters() {
+  const uint64_t now = worker_.now();
+  const auto& config = worker_.config();
+  while (!waiting_.empty() && !idle_.empty()) {
+    // Most recently used first: it is the warmest (PgBouncer's default LIFO).
+    ServerConn* server = idle_.back();
+    idle_.pop_back();
+    const bool needs_check = !config.server_check_query.empty() &&
+                             config.server_check_delay.count() >= 0 &&
+                             now - server->lastUsedAt() >=
+                                 static_cast<uint64_t>(config.server_check_delay.count());
+    if (needs_check) {
+      cleaning_.push_back(server);
+      server->beginCheck();
+      continue;
+    }
+    ClientSession* client = waiting_.front();
+    waiting_.pop_front();
+    linkServer(*server, *client);
+  }
+  // Open connections for waiters that no connection in progress will cover.
+  while (waiting_.size() > opening_.size() + cleaning_.size() && mayOpenServer(now)) {
+    openServer();
+  }
+}
+
+bool Pool::mayOpenServer(uint64_t now) const {
+  const auto& config = worker_.config();
+  if (last_login_failure_ms_ != 0 &&
+      now - last_login_failure_ms_ < static_cast<uint64_t>(config.server_login_retry.count())) {
+    return false;  // do not hammer a server that just refused us
+  }
+  int limit = settings_.pool_size;
+  if (!waiting_.empty() && settings_.reserve_pool_size > 0 &&
+      now - waiting_.front()->waitStartedAt() >=
+          static_cast<uint64_t>(settings_.reserve_pool_timeout.count())) {
+    limit += settings_.reserve_pool_size;
+  }
+  if (static_cast<int>(serverCount()) >= limit) {
+    return false;
+  }
+  if (settings_.max_db_connections > 0 &&
+      worker_.serversForDatabase(key_.database) >= settings_.max_db_connections) {
+    return false;
+  }
+  if (settings_.max_user_connections > 0 &&
+      worker_.serversForUser(key_.user) >= settings_.max_user_connections) {
+    return false;
+  }
+  return true;
+}
+
+void Pool::openServer() {
+  ServerConn& server = worker_.createServer(*this);
+  opening_.push_back(&server);
+  stats_.servers_opened++;
+  // Log in with the first waiter's parameters so it needs no SET afterwards.
+  const session::ParamMap empty;
+  server.open(waiting_.empty() ? empty : waiting_.front()->wantedParams());
+}
+
+void Pool::linkServer(ServerConn& server, ClientSession& client) {
+  active_.push_back(&server);
+  const uint64_t waited = worker_.now() - client.waitStartedAt();
+  stats_.clients_served++;
+  stats_.total_wait_ms += waited;
+  stats_.max_wait_ms = std::max(stats_.max_wait_ms, waited);
+  server.link(client);
+}
+
+void Pool::releaseServer(ServerConn& server, bool reusable) {
+  eraseFrom(active_, &server);
+  server.unlinkClient();
+  const auto& config = worker_.config();
+  const uint64_t now = worker_.now();
+  const bool too_old = config.server_lifetime.count() > 0 &&
+                       now - server.createdAt() >=
+                           static_cast<uint64_t>(config.server_lifetime.count());
+  if (!reusable || too_old) {
+    server.close(reusable ? session::CloseReason::kServerLifetime
+                          : session::CloseReason::kServerUnusable);
+    return;
+  }
+  const bool reset = !config.server_reset_query.empty() &&
+                     (settings_.mode == config::PoolMode::kSession ||
+                      config.server_reset_query_always);
+  if (reset) {
+    cleaning_.push_back(&server);
+    server.beginReset();
+    return;
+  }
+  idle_.push_back(&server);
+  serveWaiters();
+}
+
+void Pool::onServerReady(ServerConn& server) {
+  eraseFrom(opening_, &server);
+  eraseFrom(cleaning_, &server);
+  last_login_failure_ms_ = 0;
+  idle_.push_back(&server);
+  serveWaiters();
+}
+
+void Pool::onServerLoginFailed(ServerConn& server, const Error& error) {
+  eraseFrom(opening_, &server);
+  stats_.login_failures++;
+  last_login_failure_ms_ = worker_.now();
+  if (last_login_failure_ms_ == 0) {
+    last_login_failure_ms_ = 1;
+  }
+  // Waiters would only wait for a connection that is not coming: tell them now.
+  if (opening_.empty()) {
+    failWaiters(error);
+  }
+}
+
+void Pool::failWaiters(const Error& error) {
+  std::deque<ClientSession*> waiters;
+  waiters.swap(waiting_);
+  const bool connect_error = error.sqlstate == sqlstate::kConnectionFailure;
+  for (ClientSession* client : waiters) {
+    client->failWaiting(error.sqlstate, error.message,
+                        connect_error ? session::CloseReason::kServerUnavailable
+                                      : session::CloseReason::kServerLoginFailed);
+  }
+}
+
+void Pool::onServerClosed(ServerConn& server) {
+  const bool was_listed = eraseFrom(opening_, &server) || eraseFrom(idle_, &server) ||
+                          eraseFrom(active_, &server) || eraseFrom(cleaning_, &server);
+  (void)was_listed;
+  if (!waiting_.empty()) {
+    serveWaiters();
+  }
+}
+
+void Pool::closeIdleServers() {
+  std::vector<ServerConn*> idle;
+  idle.swap(idle_);
+  for (ServerConn* server : idle) {
+    server->close(session::CloseReason::kShutdown);
+  }
+}
+
+void Pool::rememberScramKeys(const std::array<uint8_t, 32>& client_key,
+                             const std::array<uint8_t, 32>& server_key) {
+  scram_client_key_ = client_key;
+  scram_server_key_ = server_key;
+  has_scram_keys_ = true;
+}
+
+void Pool::janitor(uint64_t now) {
+  const auto& config = worker_.config();
+  const auto older = [now](uint64_t since, config::Millis limit) {
+    return limit.count() > 0 && now >= since && now - since >= static_cast<uint64_t>(limit.count());
+  };
+  // Connections that take too long to connect or log in.
+  std::vector<ServerConn*> stuck;
+  for (ServerConn* server : opening_) {
+    if (older(server->createdAt(), config.server_connect_timeout)) {
+      stuck.push_back(server);
+    }
+  }
+  for (ServerConn* server : stuck) {
+    PGPIVOT_LOG_WARN("{} server_connect_timeout", server->logPrefix());
+    onServerLoginFailed(*server, Error{sqlstate::kConnectionFailure,
+                                       "pgpivot: server_connect_timeout: the server did not "
+                                       "answer in time"});
+    server->close(session::CloseReason::kServerConnectTimeout);
+  }
+  // Idle connections past their idle timeout or lifetime, keeping min_pool_size.
+  std::vector<ServerConn*> expired;
+  for (ServerConn* server : idle_) {
+    const bool idle_too_long = older(server->lastUsedAt(), config.server_idle_timeout) &&
+                               static_cast<int>(serverCount() - expired.size()) >
+                                   settings_.min_pool_size;
+    if (idle_too_long || older(server->createdAt(), config.server_lifetime)) {
+      expired.push_back(server);
+    }
+  }
+  for (ServerConn* server : expired) {
+    eraseFrom(idle_, server);
+    server->close(older(server->createdAt(), config.server_lifetime)
+                      ? session::CloseReason::kServerLifetime
+                      : session::CloseReason::kServerIdleTimeout);
+  }
+  // min_pool_size: only where pgpivot can log in without a client (a password is known).
+  if (settings_.min_pool_size > 0 && !target_.password.empty()) {
+    while (static_cast<int>(serverCount()) < settings_.min_pool_size &&
+           waiting_.size() <= opening_.size() && mayOpenServer(now)) {
+      openServer();
+    }
+  }
+  // reserve_pool_timeout may have passed for the oldest waiter.
+  if (!waiting_.empty()) {
+    serveWaiters();
+  }
+}
+
+}  // namespace pgpivot::pool

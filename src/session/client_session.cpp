@@ -1,0 +1,603 @@
+#include "pgpivot/session/client_session.hpp"
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/auth/auth_file.hpp"
+#include "pgpivot/auth/md5.hpp"
+#include "pgpivot/log/log.hpp"
+#include "pgpivot/pool/pool.hpp"
+#include "pgpivot/proto/messages.hpp"
+#include "pgpivot/proto/views.hpp"
+#include "pgpivot/session/server_conn.hpp"
+
+namespace pgpivot::session {
+
+using config::AuthType;
+
+std::string_view toString(ClientState state) {
+  switch (state) {
+    case ClientState::kStartup:
+      return "startup";
+    case ClientState::kAuthenticating:
+      return "authenticating";
+    case ClientState::kWaitingForServer:
+      return "waiting";
+    case ClientState::kActive:
+      return "active";
+    case ClientState::kIdle:
+      return "idle";
+    case ClientState::kClosing:
+      return "closing";
+  }
+  return "?";
+}
+
+ClientSession::ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind)
+    : worker_(worker),
+      id_(id),
+      stream_(worker.loop(), *this, static_cast<std::size_t>(worker.config().pkt_buf), kind) {
+  connected_at_ = last_activity_at_ = worker_.now();
+}
+
+ClientSession::~ClientSession() = default;
+
+int ClientSession::accept(uv_stream_t* listener) { return stream_.accept(listener); }
+
+void ClientSession::start(bool over_client_limit) {
+  over_client_limit_ = over_client_limit;
+  log_prefix_ = fmt::format("C-{:08x} {}", id_, stream_.peerName());
+  if (worker_.config().log_connections) {
+    PGPIVOT_LOG_INFO("{} connection accepted", log_prefix_);
+  }
+  stream_.startReading();
+}
+
+void ClientSession::setState(ClientState state) { state_ = state; }
+
+// --- start-up -----------------------------------------------------------------------------
+
+void ClientSession::onStreamData(net::Stream&) {
+  last_activity_at_ = worker_.now();
+  switch (state_) {
+    case ClientState::kStartup:
+      readStartup();
+      return;
+    case ClientState::kAuthenticating:
+      readAuthentication();
+      return;
+    case ClientState::kWaitingForServer:
+      // Bytes wait in the buffer until a server is linked; stop reading once it is full.
+      return;
+    case ClientState::kIdle:
+      if (stream_.buffer().parsed() < stream_.buffer().received()) {
+        requestServer();
+      }
+      return;
+    case ClientState::kActive: {
+      net::Stream* target = server_ != nullptr ? &server_->stream() : nullptr;
+      if (target == nullptr) {
+        return;
+      }
+      const RelayStatus status = pump(stream_, target, worker_.limits(), cursor_, *this);
+      if (status == RelayStatus::kProtocolError) {
+        closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
+                       CloseReason::kClientProtocolViolation);
+      }
+      return;
+    }
+    case ClientState::kClosing:
+      return;
+  }
+}
+
+void ClientSession::readStartup() {
+  auto& buffer = stream_.buffer();
+  while (state_ == ClientState::kStartup) {
+    const std::string_view unparsed = buffer.unparsed();
+    int32_t length = 0;
+    const proto::Decode decoded = proto::decodeStartupHeader(unparsed, length);
+    if (decoded == proto::Decode::kInvalid) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid startup packet length",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    if (decoded == proto::Decode::kNeedMore ||
+        unparsed.size() < static_cast<std::size_t>(length)) {
+      buffer.compact();
+      stream_.startReading();
+      return;  // client_login_timeout guards a client that never sends the rest
+    }
+    const std::string_view packet = unparsed.substr(4, static_cast<std::size_t>(length) - 4);
+    buffer.skipParsed(static_cast<std::size_t>(length));
+    if (packet.size() < 4) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid startup packet",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    int32_t code = 0;
+    std::memcpy(&code, packet.data(), 4);
+    code = static_cast<int32_t>(ntohl(static_cast<uint32_t>(code)));
+    if (!handleStartupPacket(code, packet)) {
+      return;
+    }
+  }
+}
+
+bool ClientSession::handleStartupPacket(int32_t code, std::string_view body) {
+  if (code == proto::kSslRequestCode || code == proto::kGssEncRequestCode) {
+    // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
+    stream_.writeOwned(std::string(1, 'N'));
+    return true;
+  }
+  if (code == proto::kCancelRequestCode) {
+    auto cancel = proto::parseCancelRequest(body);
+    if (cancel) {
+      worker_.forwardCancel(cancel->pid, cancel->secret);
+    }
+    close(CloseReason::kCancelRequest);
+    return false;
+  }
+  if (proto::protocolMajor(code) != 3) {
+    closeWithError(sqlstate::kFeatureNotSupported,
+                   fmt::format("pgpivot: unsupported frontend protocol {}.{}: pgpivot supports "
+                               "3.0",
+                               proto::protocolMajor(code), proto::protocolMinor(code)),
+                   CloseReason::kClientProtocolViolation);
+    return false;
+  }
+  return handleStartupMessage(body);
+}
+
+bool ClientSession::handleStartupMessage(std::string_view body) {
+  auto startup = proto::parseStartup(body);
+  if (!startup) {
+    closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid startup packet",
+                   CloseReason::kClientProtocolViolation);
+    return false;
+  }
+  const auto& config = worker_.config();
+  for (const auto& [name, value] : startup->params) {
+    if (name == "user") {
+      user_ = value;
+    } else if (name == "database") {
+      database_ = value;
+    } else if (auto tracked = canonicalTrackedParam(name)) {
+      wanted_params_[std::string(*tracked)] = value;
+    } else if (name == "replication") {
+      closeWithError(sqlstate::kFeatureNotSupported,
+                     "pgpivot: replication connections are not supported",
+                     CloseReason::kLoginFailed);
+      return false;
+    } else {
+      bool ignored = false;
+      for (const auto& ignore : config.ignore_startup_parameters) {
+        ignored = ignored || ignore == name;
+      }
+      if (!ignored) {
+        closeWithError(sqlstate::kProtocolViolation,
+                       fmt::format("pgpivot: unsupported startup parameter: {}", name),
+                       CloseReason::kLoginFailed);
+        return false;
+      }
+    }
+  }
+  if (proto::protocolMinor(startup->protocol) > 0) {
+    // We speak 3.0 only; say so instead of failing (PostgreSQL does the same).
+    std::string out;
+    proto::writeNegotiateProtocolVersion(out, 0, {});
+    stream_.writeOwned(std::move(out));
+  }
+  if (user_.empty()) {
+    closeWithError(sqlstate::kInvalidAuthorization,
+                   "pgpivot: no PostgreSQL user name specified in startup packet",
+                   CloseReason::kLoginFailed);
+    return false;
+  }
+  if (database_.empty()) {
+    database_ = user_;
+  }
+  log_prefix_ = fmt::format("C-{:08x} {}/{}@{}", id_, database_, user_, stream_.peerName());
+  if (over_client_limit_) {
+    closeWithError(sqlstate::kTooManyConnections,
+                   "pgpivot: no more connections allowed (max_client_conn)",
+                   CloseReason::kTooManyClients);
+    return false;
+  }
+  pool_ = worker_.poolFor(database_, user_);
+  if (pool_ == nullptr) {
+    closeWithError(sqlstate::kInvalidCatalogName,
+                   fmt::format("pgpivot: no such database: {}", database_),
+                   CloseReason::kLoginFailed);
+    return false;
+  }
+  beginAuthentication();
+  return false;  // the start-up phase is over either way
+}
+
+// --- authentication -----------------------------------------------------------------------
+
+void ClientSession::beginAuthentication() {
+  const auto& config = worker_.config();
+  setState(ClientState::kAuthenticating);
+  if (config.auth_type == AuthType::kTrust || config.auth_type == AuthType::kAny) {
+    authenticated();
+    return;
+  }
+  const auth::AuthFileEntry* entry =
+      worker_.authFile() != nullptr ? worker_.authFile()->find(user_) : nullptr;
+  if (entry == nullptr) {
+    worker_.mutableStats().login_failures++;
+    closeWithError(sqlstate::kInvalidPassword,
+                   fmt::format("pgpivot: password authentication failed for user \"{}\"", user_),
+                   CloseReason::kLoginFailed);
+    return;
+  }
+  secret_ = entry->secret;
+  const auth::SecretKind kind = auth::secretKind(secret_);
+  std::string out;
+  if (config.auth_type == AuthType::kPlain) {
+    auth_ = AuthCleartext{};
+    proto::writeAuthenticationCleartextPassword(out);
+  } else if (config.auth_type == AuthType::kMd5 && kind != auth::SecretKind::kScram) {
+    AuthMd5 md5;
+    RAND_bytes(reinterpret_cast<unsigned char*>(md5.salt.data()), 4);
+    proto::writeAuthenticationMd5Password(out, md5.salt);
+    auth_ = md5;
+  } else if (config.auth_type == AuthType::kMd5 || config.auth_type == AuthType::kScramSha256) {
+    // md5 with a SCRAM secret falls back to SCRAM, as PostgreSQL and PgBouncer do.
+    if (kind == auth::SecretKind::kMd5) {
+      worker_.mutableStats().login_failures++;
+      closeWithError(sqlstate::kInvalidPassword,
+                     fmt::format("pgpivot: password authentication failed for user \"{}\": "
+                                 "the auth file holds an md5 hash, SCRAM needs a plain "
+                                 "password or a SCRAM secret",
+                                 user_),
+                     CloseReason::kLoginFailed);
+      return;
+    }
+    auth::ScramSecret scram_secret;
+    if (kind == auth::SecretKind::kScram) {
+      auto parsed = auth::parseScramSecret(secret_);
+      if (!parsed) {
+        closeWithError(sqlstate::kInvalidPassword,
+                       fmt::format("pgpivot: invalid SCRAM secret for user \"{}\"", user_),
+                       CloseReason::kLoginFailed);
+        return;
+      }
+      scram_secret = *parsed;
+    } else {
+      scram_secret = auth::makeScramSecret(secret_);
+    }
+    AuthScram scram;
+    scram.server = std::make_unique<auth::ScramServer>(std::move(scram_secret));
+    auth_ = std::move(scram);
+    proto::writeAuthenticationSasl(out, {auth::kScramSha256});
+  } else {
+    closeWithError(sqlstate::kFeatureNotSupported,
+                   fmt::format("pgpivot: auth_type {} is not supported yet",
+                               config::toString(config.auth_type)),
+                   CloseReason::kLoginFailed);
+    return;
+  }
+  stream_.writeOwned(std::move(out));
+  readAuthentication();
+}
+
+void ClientSession::readAuthentication() {
+  auto& buffer = stream_.buffer();
+  while (state_ == ClientState::kAuthenticating) {
+    proto::FrameView frame;
+    std::size_t consumed = 0;
+    proto::Limits limits;
+    limits.max_message_length = 10000;  // a password or SASL message is small
+    const proto::Decode decoded = proto::nextFrame(buffer.unparsed(), limits, frame, consumed);
+    if (decoded == proto::Decode::kInvalid) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid authentication message",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    if (decoded == proto::Decode::kNeedMore) {
+      buffer.compact();
+      stream_.startReading();
+      return;
+    }
+    buffer.skipParsed(consumed);
+    if (frame.tag != 'p') {
+      closeWithError(sqlstate::kProtocolViolation,
+                     fmt::format("pgpivot: expected a password message, got '{}'", frame.tag),
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    if (!handlePasswordMessage(frame.body)) {
+      return;
+    }
+  }
+}
+
+bool ClientSession::handlePasswordMessage(std::string_view body) {
+  const auto wrongPassword = [this] {
+    worker_.mutableStats().login_failures++;
+    closeWithError(sqlstate::kInvalidPassword,
+                   fmt::format("pgpivot: password authentication failed for user \"{}\"", user_),
+                   CloseReason::kLoginFailed);
+    return false;
+  };
+  if (std::holds_alternative<AuthCleartext>(auth_)) {
+    auto password = proto::parsePasswordMessage(body);
+    if (!password) {
+      return wrongPassword();
+    }
+    const auth::SecretKind kind = auth::secretKind(secret_);
+    bool ok = false;
+    if (kind == auth::SecretKind::kPlain) {
+      ok = *password == secret_;
+    } else if (kind == auth::SecretKind::kMd5) {
+      ok = auth::md5PasswordHash(*password, user_) == secret_;
+    } else if (auto parsed = auth::parseScramSecret(secret_)) {
+      const auth::ScramSecret candidate =
+          auth::makeScramSecret(*password, parsed->salt, parsed->iterations);
+      ok = candidate.stored_key == parsed->stored_key;
+    }
+    if (!ok) {
+      return wrongPassword();
+    }
+    authenticated();
+    return false;
+  }
+  if (auto* md5 = std::get_if<AuthMd5>(&auth_)) {
+    auto response = proto::parsePasswordMessage(body);
+    auth::Md5Salt salt{};
+    std::memcpy(salt.data(), md5->salt.data(), 4);
+    if (!response || !auth::md5Verify(secret_, user_, salt, *response)) {
+      return wrongPassword();
+    }
+    authenticated();
+    return false;
+  }
+  auto* scram = std::get_if<AuthScram>(&auth_);
+  if (scram == nullptr) {
+    return wrongPassword();
+  }
+  std::string out;
+  if (!scram->first_done) {
+    auto initial = proto::parseSaslInitialResponse(body);
+    if (!initial || initial->mechanism != auth::kScramSha256 || !initial->data) {
+      closeWithError(sqlstate::kProtocolViolation,
+                     "pgpivot: invalid SASL initial response (only SCRAM-SHA-256 is offered)",
+                     CloseReason::kClientProtocolViolation);
+      return false;
+    }
+    auto server_first = scram->server->handleClientFirst(*initial->data);
+    if (!server_first) {
+      closeWithError(server_first.error().sqlstate,
+                     fmt::format("pgpivot: {}", server_first.error().message),
+                     CloseReason::kLoginFailed);
+      return false;
+    }
+    scram->first_done = true;
+    proto::writeAuthenticationSaslContinue(out, *server_first);
+    stream_.writeOwned(std::move(out));
+    return true;
+  }
+  auto server_final = scram->server->handleClientFinal(body);
+  if (!server_final) {
+    if (server_final.error().sqlstate == sqlstate::kInvalidPassword) {
+      return wrongPassword();
+    }
+    closeWithError(server_final.error().sqlstate,
+                   fmt::format("pgpivot: {}", server_final.error().message),
+                   CloseReason::kLoginFailed);
+    return false;
+  }
+  pool_->rememberScramKeys(scram->server->clientKey(), scram->server->serverKey());
+  proto::writeAuthenticationSaslFinal(out, *server_final);
+  stream_.writeOwned(std::move(out));
+  authenticated();
+  return false;
+}
+
+void ClientSession::authenticated() {
+  auth_ = std::monostate{};
+  PGPIVOT_LOG_DEBUG("{} authenticated", log_prefix_);
+  requestServer();
+}
+
+// --- waiting and linking ------------------------------------------------------------------
+
+void ClientSession::requestServer() {
+  setState(ClientState::kWaitingForServer);
+  wait_started_at_ = worker_.now();
+  pool_->requestServer(*this);
+}
+
+void ClientSession::onServerLinked(ServerConn& server) {
+  server_ = &server;
+  setState(ClientState::kActive);
+  if (!welcomed_) {
+    sendWelcome(server);
+  }
+  onStreamData(stream_);  // relay whatever the client sent while it waited
+  stream_.startReading();
+}
+
+void ClientSession::sendWelcome(ServerConn& server) {
+  std::string out;
+  proto::writeAuthenticationOk(out);
+  for (const auto& [name, value] : server.params()) {
+    proto::writeParameterStatus(out, name, value);
+  }
+  const auto [pid, secret] = worker_.newCancelKey();
+  cancel_pid_ = pid;
+  cancel_secret_ = secret;
+  worker_.registerCancelKey(*this);
+  proto::writeBackendKeyData(out, cancel_pid_, cancel_secret_);
+  proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
+  stream_.writeOwned(std::move(out));
+  welcomed_ = true;
+  if (worker_.config().log_connections) {
+    PGPIVOT_LOG_INFO("{} login succeeded", log_prefix_);
+  }
+}
+
+void ClientSession::failWaiting(std::string_view state, const std::string& message,
+                                CloseReason reason) {
+  if (state_ == ClientState::kWaitingForServer && pool_ != nullptr) {
+    pool_->forgetWaiter(*this);
+  }
+  closeWithError(state, message, reason);
+}
+
+void ClientSession::onServerLost(const std::string& why) {
+  ServerConn* server = server_;
+  server_ = nullptr;
+  if (state_ == ClientState::kClosing || server == nullptr) {
+    return;
+  }
+  PGPIVOT_LOG_WARN("{} lost its server: {}", log_prefix_, why);
+  // A query in flight gets an error and ReadyForQuery, so the client's connection stays
+  // usable; its next query goes to a fresh server.
+  if (server->outstanding() > 0) {
+    std::string out;
+    proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure, why);
+    proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
+    stream_.writeOwned(std::move(out));
+  }
+  // Bytes of a message half-forwarded to the dead server must not reach the next one.
+  auto& buffer = stream_.buffer();
+  if (!stream_.forwardInFlight()) {
+    const std::size_t drop = std::min(cursor_.body_left, buffer.received() - buffer.parsed());
+    buffer.markParsedSent();
+    buffer.skipParsed(drop);
+    cursor_.body_left -= drop;
+  }
+  setState(ClientState::kIdle);
+  stream_.startReading();
+}
+
+// --- relaying (client -> server) ----------------------------------------------------------
+
+Action ClientSession::classify(char tag) {
+  switch (tag) {
+    case 'X':
+      return Action::kConsume;
+    case 'Q':
+    case 'S':
+    case 'F':
+      if (server_ != nullptr) {
+        server_->expectReadyForQuery();
+      }
+      worker_.mutableStats().queries++;
+      return Action::kForward;
+    default:
+      return Action::kForward;
+  }
+}
+
+bool ClientSession::onMessage(char tag, std::string_view) {
+  if (tag == 'X') {
+    close(CloseReason::kClientTerminate);
+    return false;
+  }
+  return true;
+}
+
+void ClientSession::pumpFromServer() {
+  if (server_ != nullptr) {
+    server_->pumpFromClient();
+  }
+}
+
+// --- timeouts and closing -----------------------------------------------------------------
+
+void ClientSession::checkTimeouts(uint64_t now_ms) {
+  const auto& config = worker_.config();
+  const auto elapsed = [now_ms](uint64_t since) { return now_ms > since ? now_ms - since : 0; };
+  switch (state_) {
+    case ClientState::kStartup:
+    case ClientState::kAuthenticating:
+      if (config.client_login_timeout.count() > 0 &&
+          elapsed(connected_at_) >= static_cast<uint64_t>(config.client_login_timeout.count())) {
+        closeWithError(sqlstate::kProtocolViolation, "pgpivot: client_login_timeout",
+                       CloseReason::kLoginTimeout);
+      }
+      return;
+    case ClientState::kWaitingForServer:
+      if (config.query_wait_timeout.count() > 0 &&
+          elapsed(wait_started_at_) >= static_cast<uint64_t>(config.query_wait_timeout.count())) {
+        failWaiting(sqlstate::kProtocolViolation, "pgpivot: query_wait_timeout",
+                    CloseReason::kQueryWaitTimeout);
+      }
+      return;
+    case ClientState::kActive:
+    case ClientState::kIdle:
+      if (config.client_idle_timeout.count() > 0 &&
+          (server_ == nullptr || server_->outstanding() == 0) &&
+          elapsed(last_activity_at_) >= static_cast<uint64_t>(config.client_idle_timeout.count())) {
+        closeWithError(sqlstate::kProtocolViolation, "pgpivot: client_idle_timeout",
+                       CloseReason::kClientIdleTimeout);
+      }
+      return;
+    case ClientState::kClosing:
+      return;
+  }
+}
+
+void ClientSession::closeWithError(std::string_view state, const std::string& message,
+                                   CloseReason reason) {
+  if (state_ == ClientState::kClosing) {
+    return;
+  }
+  if (worker_.config().log_pooler_errors) {
+    PGPIVOT_LOG_WARN("{} {}", log_prefix_, message);
+  }
+  std::string out;
+  proto::writeErrorResponse(out, proto::severity::kFatal, state, message);
+  stream_.writeOwned(std::move(out));
+  close(reason);
+}
+
+void ClientSession::close(CloseReason reason) {
+  if (state_ == ClientState::kClosing) {
+    return;
+  }
+  const ClientState was = state_;
+  setState(ClientState::kClosing);
+  if (worker_.config().log_disconnections && welcomed_) {
+    PGPIVOT_LOG_INFO("{} closing: {}", log_prefix_, toString(reason));
+  } else {
+    PGPIVOT_LOG_DEBUG("{} closing: {}", log_prefix_, toString(reason));
+  }
+  if (was == ClientState::kWaitingForServer && pool_ != nullptr) {
+    pool_->forgetWaiter(*this);
+  }
+  if (server_ != nullptr) {
+    ServerConn* server = server_;
+    server_ = nullptr;
+    // Reusable only at a message boundary in both directions and outside a transaction.
+    const bool reusable = server->atCleanBoundary() && cursor_.body_left == 0 &&
+                          server->state() == ServerState::kActive;
+    pool_->releaseServer(*server, reusable);
+  }
+  if (welcomed_) {
+    worker_.unregisterCancelKey(*this);
+  }
+  // Flush our last words (an ErrorResponse) before the handle closes.
+  stream_.close();
+}
+
+void ClientSession::onStreamEnd(net::Stream&, int status) {
+  if (status != UV_EOF) {
+    PGPIVOT_LOG_DEBUG("{} read error: {}", log_prefix_, uv_strerror(status));
+  }
+  close(CloseReason::kClientEof);
+}
+
+void ClientSession::onStreamConnected(net::Stream&, int) {}
+
+void ClientSession::onStreamClosed(net::Stream&) { worker_.retireClient(*this); }
+
+}  // namespace pgpivot::session

@@ -1,0 +1,88 @@
+#include "pgpivot/session/relay.hpp"
+
+#include <algorithm>
+
+namespace pgpivot::session {
+
+namespace {
+
+// After a pass: send what is parsed, make room, keep reading if we can take bytes.
+void settle(net::Stream& source, net::Stream* target) {
+  auto& buffer = source.buffer();
+  if (!buffer.pendingSend().empty() && target != nullptr && !source.forwardInFlight()) {
+    source.forwardTo(*target);
+  }
+  if (source.forwardInFlight() || source.closing()) {
+    return;
+  }
+  if (buffer.pendingSend().empty()) {
+    buffer.compact();
+  }
+  if (buffer.freeSpace() > 0) {
+    source.startReading();
+  }
+}
+
+}  // namespace
+
+RelayStatus pump(net::Stream& source, net::Stream* target, const proto::Limits& limits,
+                 RelayCursor& cursor, RelayHandler& handler) {
+  if (source.forwardInFlight()) {
+    return RelayStatus::kIdle;  // resumes when the forward completes
+  }
+  auto& buffer = source.buffer();
+  while (buffer.parsed() < buffer.received()) {
+    const std::string_view unparsed = buffer.unparsed();
+    if (cursor.body_left > 0) {
+      const std::size_t take = std::min(cursor.body_left, unparsed.size());
+      buffer.advanceParsed(take);
+      cursor.body_left -= take;
+      continue;
+    }
+    proto::FrameHeader header;
+    const proto::Decode decoded = proto::decodeHeader(unparsed, limits, header);
+    if (decoded == proto::Decode::kInvalid) {
+      return RelayStatus::kProtocolError;
+    }
+    if (decoded == proto::Decode::kNeedMore) {
+      break;
+    }
+    Action action = handler.classify(header.tag);
+    const std::size_t total = header.total();
+    if (action != Action::kForward && total > buffer.capacity()) {
+      // Too large to hold whole. Inspection is an optimisation we can skip; a message
+      // pgpivot must consume cannot be this large.
+      if (action == Action::kConsume) {
+        return RelayStatus::kProtocolError;
+      }
+      action = Action::kForward;
+    }
+    if (action == Action::kForward) {
+      const std::size_t take = std::min(total, unparsed.size());
+      buffer.advanceParsed(take);
+      cursor.body_left = total - take;
+      continue;
+    }
+    if (unparsed.size() < total) {
+      // Wait for the rest. If it cannot fit behind what is pending, flush and compact
+      // first (settle does both once the forward is done).
+      break;
+    }
+    const std::string_view body = unparsed.substr(proto::kHeaderSize, header.bodyLength());
+    if (action == Action::kConsume) {
+      if (!buffer.pendingSend().empty()) {
+        break;  // what came before must reach the peer first
+      }
+      buffer.skipParsed(total);
+    } else {
+      buffer.advanceParsed(total);
+    }
+    if (!handler.onMessage(header.tag, body)) {
+      return RelayStatus::kStopped;
+    }
+  }
+  settle(source, target);
+  return RelayStatus::kIdle;
+}
+
+}  // namespace pgpivot::session

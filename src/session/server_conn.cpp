@@ -1,0 +1,535 @@
+#include "pgpivot/session/server_conn.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/auth/auth_file.hpp"
+#include "pgpivot/auth/md5.hpp"
+#include "pgpivot/auth/scram.hpp"
+#include "pgpivot/log/log.hpp"
+#include "pgpivot/pool/pool.hpp"
+#include "pgpivot/proto/messages.hpp"
+#include "pgpivot/proto/views.hpp"
+#include "pgpivot/session/client_session.hpp"
+
+namespace pgpivot::session {
+
+namespace {
+
+bool isUnixTarget(const pool::ServerTarget& target) {
+  return target.host.empty() || target.host.front() == '/';
+}
+
+std::string unixSocketPath(const pool::ServerTarget& target) {
+  const std::string dir = target.host.empty() ? "/var/run/postgresql" : target.host;
+  return fmt::format("{}/.s.PGSQL.{}", dir, target.port);
+}
+
+}  // namespace
+
+std::string_view toString(ServerState state) {
+  switch (state) {
+    case ServerState::kResolving:
+      return "resolving";
+    case ServerState::kConnecting:
+      return "connecting";
+    case ServerState::kLogin:
+      return "login";
+    case ServerState::kIdle:
+      return "idle";
+    case ServerState::kSyncingParams:
+      return "syncing-params";
+    case ServerState::kActive:
+      return "active";
+    case ServerState::kResetting:
+      return "resetting";
+    case ServerState::kChecking:
+      return "checking";
+    case ServerState::kClosing:
+      return "closing";
+  }
+  return "?";
+}
+
+ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id)
+    : worker_(worker),
+      pool_(pool),
+      id_(id),
+      stream_(worker.loop(), *this, static_cast<std::size_t>(worker.config().pkt_buf),
+              isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
+  created_at_ = last_used_at_ = state_since_ = worker_.now();
+  log_prefix_ = fmt::format("S-{:08x} {}/{}@{}:{}", id_, pool.key().database,
+                            pool.target().user, pool.target().host, pool.target().port);
+  resolve_req_.data = this;
+}
+
+ServerConn::~ServerConn() = default;
+
+std::string ServerConn::unixPath() const {
+  return isUnixTarget(pool_.target()) ? unixSocketPath(pool_.target()) : std::string();
+}
+
+void ServerConn::setState(ServerState state) {
+  state_ = state;
+  state_since_ = worker_.now();
+}
+
+void ServerConn::open(const ParamMap& startup_params) {
+  startup_params_ = startup_params;
+  const auto& target = pool_.target();
+  if (isUnixTarget(target)) {
+    setState(ServerState::kConnecting);
+    stream_.connectPipe(unixSocketPath(target));
+    return;
+  }
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(target.host.c_str(), target.port, reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
+      uv_ip6_addr(target.host.c_str(), target.port, reinterpret_cast<sockaddr_in6*>(&addr)) == 0) {
+    connectTo(reinterpret_cast<const sockaddr*>(&addr));
+    return;
+  }
+  // A host name: resolve without blocking the loop.
+  setState(ServerState::kResolving);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  resolving_ = true;
+  const int rc = uv_getaddrinfo(
+      worker_.loop(), &resolve_req_,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* result) noexcept {
+        auto* self = static_cast<ServerConn*>(req->data);
+        self->resolving_ = false;
+        if (self->state_ == ServerState::kClosing) {
+          uv_freeaddrinfo(result);
+          self->stream_.close();  // deferred: see close()
+          return;
+        }
+        if (status != 0 || result == nullptr) {
+          uv_freeaddrinfo(result);
+          self->loginFailed(sqlstate::kConnectionFailure,
+                            fmt::format("pgpivot: could not resolve server host \"{}\": {}",
+                                        self->pool_.target().host, uv_strerror(status)));
+          return;
+        }
+        std::memcpy(&self->address_, result->ai_addr, result->ai_addrlen);
+        uv_freeaddrinfo(result);
+        self->connectTo(reinterpret_cast<const sockaddr*>(&self->address_));
+      },
+      target.host.c_str(), fmt::format("{}", target.port).c_str(), &hints);
+  if (rc != 0) {
+    resolving_ = false;
+    loginFailed(sqlstate::kConnectionFailure,
+                fmt::format("pgpivot: could not resolve server host \"{}\": {}", target.host,
+                            uv_strerror(rc)));
+  }
+}
+
+void ServerConn::connectTo(const sockaddr* address) {
+  const std::size_t len =
+      address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (reinterpret_cast<const void*>(address) != &address_) {
+    std::memcpy(&address_, address, len);
+  }
+  setState(ServerState::kConnecting);
+  const int rc = stream_.connect(reinterpret_cast<const sockaddr*>(&address_));
+  if (rc != 0) {
+    loginFailed(sqlstate::kConnectionFailure,
+                fmt::format("pgpivot: could not connect to server {}:{}: {}",
+                            pool_.target().host, pool_.target().port, uv_strerror(rc)));
+  }
+}
+
+void ServerConn::onStreamConnected(net::Stream&, int status) {
+  if (status != 0) {
+    loginFailed(sqlstate::kConnectionFailure,
+                fmt::format("pgpivot: could not connect to server {}:{}: {}",
+                            pool_.target().host, pool_.target().port, uv_strerror(status)));
+    return;
+  }
+  PGPIVOT_LOG_DEBUG("{} connected", log_prefix_);
+  sendStartup();
+}
+
+void ServerConn::sendStartup() {
+  const auto& target = pool_.target();
+  std::vector<std::pair<std::string_view, std::string_view>> params;
+  params.emplace_back("user", target.user);
+  params.emplace_back("database", target.dbname);
+  for (const auto& [name, value] : startup_params_) {
+    params.emplace_back(name, value);
+  }
+  std::string out;
+  proto::writeStartupMessage(out, proto::kProtocolVersion3, params);
+  setState(ServerState::kLogin);
+  stream_.writeOwned(std::move(out));
+  stream_.startReading();
+}
+
+void ServerConn::loginFailed(std::string_view state, std::string message) {
+  PGPIVOT_LOG_WARN("{} login failed: {}", log_prefix_, message);
+  const Error error{state, std::move(message)};
+  pool_.onServerLoginFailed(*this, error);
+  close(CloseReason::kServerLoginFailed);
+}
+
+void ServerConn::onStreamData(net::Stream&) {
+  if (state_ == ServerState::kClosing) {
+    return;
+  }
+  net::Stream* target = client_ != nullptr && state_ == ServerState::kActive
+                            ? &client_->stream()
+                            : nullptr;
+  const RelayStatus status = pump(stream_, target, worker_.limits(), cursor_, *this);
+  if (status == RelayStatus::kProtocolError) {
+    PGPIVOT_LOG_WARN("{} sent an invalid message", log_prefix_);
+    if (client_ != nullptr) {
+      ClientSession* client = client_;
+      client_ = nullptr;
+      client->onServerLost("pgpivot: server sent an invalid message");
+    }
+    close(CloseReason::kServerError);
+  }
+}
+
+void ServerConn::pumpFromClient() { onStreamData(stream_); }
+
+Action ServerConn::classify(char tag) {
+  if (state_ != ServerState::kActive) {
+    return Action::kConsume;  // pgpivot's own conversation with the server
+  }
+  switch (tag) {
+    case 'Z':
+    case 'S':
+    case 'E':
+      return Action::kInspect;
+    default:
+      return Action::kForward;
+  }
+}
+
+bool ServerConn::onMessage(char tag, std::string_view body) {
+  switch (state_) {
+    case ServerState::kLogin:
+      return onLoginMessage(tag, body);
+    case ServerState::kSyncingParams:
+    case ServerState::kResetting:
+    case ServerState::kChecking:
+      return onInternalQueryMessage(tag, body);
+    case ServerState::kActive:
+      if (tag == 'Z') {
+        if (auto status = proto::parseReadyForQuery(body)) {
+          tx_status_ = *status;
+        }
+        if (outstanding_ > 0) {
+          --outstanding_;
+        }
+        last_used_at_ = worker_.now();
+      } else if (tag == 'S') {
+        noteParameterStatus(body);
+      }
+      return true;
+    case ServerState::kIdle:
+      // Between clients the server has nothing to say but a notice or its last words
+      // before it goes away (a FATAL ErrorResponse). The end of stream closes it.
+      if (tag == 'S') {
+        noteParameterStatus(body);
+      }
+      return true;
+    case ServerState::kResolving:
+    case ServerState::kConnecting:
+    case ServerState::kClosing:
+      return false;
+  }
+  return false;
+}
+
+void ServerConn::noteParameterStatus(std::string_view body) {
+  if (auto param = proto::parseParameterStatus(body)) {
+    params_[std::string(param->name)] = std::string(param->value);
+  }
+}
+
+bool ServerConn::onLoginMessage(char tag, std::string_view body) {
+  switch (tag) {
+    case 'R':
+      return onAuthRequest(body);
+    case 'S':
+      noteParameterStatus(body);
+      return true;
+    case 'K':
+      if (auto key = proto::parseBackendKeyData(body)) {
+        backend_pid_ = key->pid;
+        backend_secret_ = key->secret;
+      }
+      return true;
+    case 'N':
+    case 'v':
+      return true;
+    case 'E': {
+      auto fields = proto::parseErrorFields(body);
+      if (!fields) {
+        loginFailed(sqlstate::kProtocolViolation, "pgpivot: server sent a malformed error");
+        return false;
+      }
+      loginFailed(fields->sqlstate.empty() ? sqlstate::kConnectionFailure : fields->sqlstate,
+                  fmt::format("pgpivot: server login failed: {}", fields->message));
+      return false;
+    }
+    case 'Z': {
+      scram_.reset();
+      const std::string& connect_query = pool_.target().connect_query;
+      if (!connect_query.empty()) {
+        runInternalQuery(ServerState::kChecking, connect_query);
+        return true;
+      }
+      PGPIVOT_LOG_DEBUG("{} login complete", log_prefix_);
+      setState(ServerState::kIdle);
+      pool_.onServerReady(*this);
+      return false;
+    }
+    default:
+      loginFailed(sqlstate::kProtocolViolation,
+                  fmt::format("pgpivot: unexpected message '{}' from server during login", tag));
+      return false;
+  }
+}
+
+bool ServerConn::onAuthRequest(std::string_view body) {
+  auto request = proto::parseAuthRequest(body);
+  if (!request) {
+    loginFailed(sqlstate::kProtocolViolation, "pgpivot: malformed authentication request");
+    return false;
+  }
+  const auto& target = pool_.target();
+  const auth::SecretKind kind = auth::secretKind(target.password);
+  std::string out;
+  switch (request->code) {
+    case proto::kAuthOk:
+      return true;
+    case proto::kAuthCleartext:
+      if (target.password.empty() || kind != auth::SecretKind::kPlain) {
+        loginFailed(sqlstate::kInvalidPassword,
+                    fmt::format("pgpivot: server asks for a plain password for user \"{}\" and "
+                                "none is configured",
+                                target.user));
+        return false;
+      }
+      proto::writePasswordMessage(out, target.password);
+      break;
+    case proto::kAuthMd5: {
+      if (target.password.empty() || kind == auth::SecretKind::kScram ||
+          request->data.size() != 4) {
+        loginFailed(sqlstate::kInvalidPassword,
+                    fmt::format("pgpivot: server asks for an md5 password for user \"{}\" and "
+                                "no plain or md5 password is configured",
+                                target.user));
+        return false;
+      }
+      auth::Md5Salt salt{};
+      std::memcpy(salt.data(), request->data.data(), 4);
+      proto::writePasswordMessage(out, auth::md5Response(target.password, target.user, salt));
+      break;
+    }
+    case proto::kAuthSasl: {
+      auto mechanisms = proto::parseSaslMechanisms(request->data);
+      bool offered = false;
+      if (mechanisms) {
+        for (const auto mechanism : *mechanisms) {
+          offered = offered || mechanism == auth::kScramSha256;
+        }
+      }
+      if (!offered) {
+        loginFailed(sqlstate::kFeatureNotSupported,
+                    "pgpivot: server offers no SASL mechanism pgpivot supports");
+        return false;
+      }
+      if (kind == auth::SecretKind::kPlain && !target.password.empty()) {
+        scram_ = std::make_unique<auth::ScramClient>(target.password);
+      } else if (pool_.hasScramKeys()) {
+        scram_ =
+            std::make_unique<auth::ScramClient>(pool_.scramClientKey(), pool_.scramServerKey());
+      } else {
+        loginFailed(sqlstate::kInvalidPassword,
+                    fmt::format("pgpivot: server asks for SCRAM authentication for user \"{}\" "
+                                "and no plain password (or SCRAM keys from a client login) is "
+                                "available",
+                                target.user));
+        return false;
+      }
+      proto::writeSaslInitialResponse(out, auth::kScramSha256, scram_->clientFirstMessage());
+      break;
+    }
+    case proto::kAuthSaslContinue: {
+      if (!scram_) {
+        loginFailed(sqlstate::kProtocolViolation, "pgpivot: unexpected SASL continue");
+        return false;
+      }
+      auto reply = scram_->handleServerFirst(request->data);
+      if (!reply) {
+        loginFailed(reply.error().sqlstate,
+                    fmt::format("pgpivot: SCRAM with server failed: {}", reply.error().message));
+        return false;
+      }
+      proto::writeSaslResponse(out, *reply);
+      break;
+    }
+    case proto::kAuthSaslFinal: {
+      if (!scram_) {
+        loginFailed(sqlstate::kProtocolViolation, "pgpivot: unexpected SASL final");
+        return false;
+      }
+      auto verified = scram_->verifyServerFinal(request->data);
+      if (!verified) {
+        loginFailed(sqlstate::kInvalidPassword,
+                    fmt::format("pgpivot: server's SCRAM signature is wrong: {}",
+                                verified.error().message));
+        return false;
+      }
+      return true;
+    }
+    default:
+      loginFailed(sqlstate::kFeatureNotSupported,
+                  fmt::format("pgpivot: server asks for authentication method {} which pgpivot "
+                              "does not support",
+                              request->code));
+      return false;
+  }
+  stream_.writeOwned(std::move(out));
+  return true;
+}
+
+void ServerConn::link(ClientSession& client) {
+  client_ = &client;
+  last_used_at_ = worker_.now();
+  outstanding_ = 0;
+  const std::string sql = buildSetQuery(client.wantedParams(), params_);
+  if (sql.empty()) {
+    setState(ServerState::kActive);
+    client.onServerLinked(*this);
+    return;
+  }
+  runInternalQuery(ServerState::kSyncingParams, sql);
+}
+
+void ServerConn::beginReset() {
+  const std::string& sql = worker_.config().server_reset_query;
+  runInternalQuery(ServerState::kResetting, sql);
+}
+
+void ServerConn::beginCheck() { runInternalQuery(ServerState::kChecking, worker_.config().server_check_query); }
+
+void ServerConn::runInternalQuery(ServerState state, const std::string& sql) {
+  setState(state);
+  error_in_internal_query_ = false;
+  internal_error_.clear();
+  std::string out;
+  proto::writeQuery(out, sql);
+  stream_.writeOwned(std::move(out));
+  stream_.startReading();
+}
+
+bool ServerConn::onInternalQueryMessage(char tag, std::string_view body) {
+  switch (tag) {
+    case 'S':
+      noteParameterStatus(body);
+      return true;
+    case 'E':
+      error_in_internal_query_ = true;
+      if (auto fields = proto::parseErrorFields(body)) {
+        internal_error_ = std::string(fields->message);
+        if (fields->sqlstate.size() == 5) {
+          internal_error_ = fmt::format("{} ({})", internal_error_, fields->sqlstate);
+        }
+      }
+      return true;
+    case 'Z':
+      if (auto status = proto::parseReadyForQuery(body)) {
+        tx_status_ = *status;
+      }
+      finishInternalQuery();
+      return false;
+    default:
+      return true;  // RowDescription, DataRow, CommandComplete, notices
+  }
+}
+
+void ServerConn::finishInternalQuery() {
+  const ServerState was = state_;
+  if (was == ServerState::kSyncingParams) {
+    ClientSession* client = client_;
+    if (error_in_internal_query_) {
+      // The client asked for a parameter value the server refuses (a bad time zone, say):
+      // PostgreSQL would have refused the start-up packet the same way.
+      client_ = nullptr;
+      setState(ServerState::kActive);  // releaseServer expects a linked, active server
+      pool_.releaseServer(*this, tx_status_ == proto::TxStatus::kIdle);
+      client->failWaiting(sqlstate::kProtocolViolation,
+                          fmt::format("pgpivot: invalid startup parameter: {}", internal_error_),
+                          CloseReason::kLoginFailed);
+      return;
+    }
+    setState(ServerState::kActive);
+    client->onServerLinked(*this);
+    return;
+  }
+  if (error_in_internal_query_ || tx_status_ != proto::TxStatus::kIdle) {
+    PGPIVOT_LOG_WARN("{} {} failed: {}", log_prefix_, toString(was), internal_error_);
+    close(CloseReason::kServerUnusable);
+    return;
+  }
+  setState(ServerState::kIdle);
+  last_used_at_ = worker_.now();
+  pool_.onServerReady(*this);
+}
+
+bool ServerConn::atCleanBoundary() const {
+  return outstanding_ == 0 && tx_status_ == proto::TxStatus::kIdle && cursor_.body_left == 0 &&
+         stream_.buffer().received() == stream_.buffer().parsed();
+}
+
+void ServerConn::onStreamEnd(net::Stream&, int status) {
+  PGPIVOT_LOG_DEBUG("{} closed by server: {}", log_prefix_,
+                    status == UV_EOF ? "end of stream" : uv_strerror(status));
+  if (state_ == ServerState::kConnecting || state_ == ServerState::kLogin) {
+    loginFailed(sqlstate::kConnectionFailure,
+                fmt::format("pgpivot: server {}:{} closed the connection during login",
+                            pool_.target().host, pool_.target().port));
+    return;
+  }
+  if (client_ != nullptr) {
+    ClientSession* client = client_;
+    client_ = nullptr;
+    client->onServerLost("pgpivot: server connection lost");
+  }
+  close(CloseReason::kServerEof);
+}
+
+void ServerConn::close(CloseReason reason) {
+  if (state_ == ServerState::kClosing) {
+    return;
+  }
+  PGPIVOT_LOG_DEBUG("{} closing: {}", log_prefix_, toString(reason));
+  setState(ServerState::kClosing);
+  if (client_ != nullptr) {
+    ClientSession* client = client_;
+    client_ = nullptr;
+    client->onServerLost("pgpivot: server connection closed");
+  }
+  pool_.onServerClosed(*this);
+  if (resolving_) {
+    uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+    return;  // the resolve callback closes the stream once the request is done
+  }
+  if (backend_pid_ != 0 || stream_.bytesIn() > 0) {
+    std::string out;
+    proto::writeTerminate(out);
+    stream_.writeOwned(std::move(out));
+  }
+  stream_.close();
+}
+
+void ServerConn::onStreamClosed(net::Stream&) { worker_.retireServer(*this); }
+
+}  // namespace pgpivot::session
