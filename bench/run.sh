@@ -174,9 +174,13 @@ CLK_TCK=$(getconf CLK_TCK)
 work=""
 data=""
 pg_started=0
+pgbench_pid=""
 declare -A proxy_pid=() # pgbouncer / pgpivot -> PID (the proxy itself, not a wrapper)
 
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{sub(/^.*\) /, ""); exit !($1 == "Z")}' "/proc/$1/stat"; }
+alive() {
+  local st
+  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
 
 stop_proxy() { # NAME
   local pid=${proxy_pid[$1]:-}
@@ -194,6 +198,10 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  if [ -n "$pgbench_pid" ]; then # the timeout wrapping pgbench passes TERM on
+    kill -TERM "$pgbench_pid" 2>/dev/null
+    wait "$pgbench_pid" 2>/dev/null
+  fi
   stop_proxy pgpivot
   stop_proxy pgbouncer
   if [ "$pg_started" = 1 ]; then
@@ -450,9 +458,14 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   c0=$(sys_cpu)
   [ -n "$pid" ] && p0=$(proc_ticks "$pid")
   t0=$(date +%s.%N)
+  # In the background + wait: a signal to this script then interrupts the wait at once
+  # (bash defers traps while a foreground child runs) and the trap stops pgbench.
   timeout --kill-after=5 $((dur + 60)) "$PG_BIN/pgbench" -h "$HOST" -p "$port" -U postgres -n \
     -T "$dur" -c "$CLIENTS" -j "$THREADS" "${flags[@]}" "$db" \
-    >"$out/raw/$id.out" 2>"$out/raw/$id.err" || rc=$?
+    >"$out/raw/$id.out" 2>"$out/raw/$id.err" </dev/null &
+  pgbench_pid=$!
+  wait "$pgbench_pid" || rc=$?
+  pgbench_pid=""
   t1=$(date +%s.%N)
   [ -n "$pid" ] && p1=$(proc_ticks "$pid")
   c1=$(sys_cpu)

@@ -34,8 +34,9 @@ die() {
   exit 1
 }
 
-[ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_basebackup" ] ||
+if [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_basebackup" ]; then
   die "PostgreSQL 15 server binaries not found in $PG_BIN (run scripts/deps.sh)"
+fi
 command -v psql >/dev/null || die "psql not found (run scripts/deps.sh)"
 [ -x "$bin" ] || die "no pgpivot binary at $bin (build it first: make build), or set PGPIVOT_BIN"
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
@@ -208,6 +209,7 @@ chmod 600 "$userlist"
 [ "$(id -u)" = 0 ] && [ "$flavor" = pgbouncer ] && chown postgres:postgres "$ini" "$userlist"
 
 say "starting $flavor ($bin) on 127.0.0.1:$port"
+echo "=== $(date -u +%FT%TZ) scripts/demo.sh starts $bin $ini" >>"$dir/logs/$flavor.stderr"
 # Its own session: Ctrl-C reaches only this script, which then stops everything in order.
 (exec setsid "${run_as[@]}" "$bin" "$ini") >>"$dir/logs/$flavor.stderr" 2>&1 </dev/null &
 pivot_pid=$!
@@ -215,7 +217,10 @@ pivot_pid=$!
 conn="host=127.0.0.1 port=$port user=demo dbname=demo password=demo"
 through() { timeout 15 psql -X -v ON_ERROR_STOP=1 "$conn connect_timeout=5" -Atc "$1"; }
 # An exited child stays a zombie until waited for, and kill -0 still succeeds on it.
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{sub(/^.*\) /, ""); exit !($1 == "Z")}' "/proc/$1/stat"; }
+alive() {
+  local st
+  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
 show_logs() { tail -n 20 "$dir/logs/$flavor.stderr" "$dir/logs/$flavor.log" >&2 2>/dev/null || true; }
 up=0
 for _ in $(seq 1 100); do

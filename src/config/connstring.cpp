@@ -3,7 +3,9 @@
 namespace pgpivot::config {
 namespace {
 
-bool isBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+bool isBlank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
 
 void skipBlanks(std::string_view text, std::size_t& pos) {
   while (pos < text.size() && isBlank(text[pos])) {

@@ -118,7 +118,8 @@ std::string getList(const Config& c) {
 
 Result<Outcome> setListenAddr(Config& c, std::string_view v) {
   c.listen_addr = parseList(v);
-  const bool star = std::find(c.listen_addr.begin(), c.listen_addr.end(), "*") != c.listen_addr.end();
+  const bool star =
+      std::find(c.listen_addr.begin(), c.listen_addr.end(), "*") != c.listen_addr.end();
   if (star && c.listen_addr.size() > 1) {
     return Outcome{"listen_addr: '*' already means every address; the other entries are redundant"};
   }
@@ -210,11 +211,14 @@ template <auto kMember>
 KeySpec listKey(std::string_view name) {
   return {name, kPgb, setList<kMember>, getList<kMember>};
 }
-KeySpec unsupported(std::string_view name) { return {name, kPgb, nullptr, nullptr}; }
+KeySpec unsupported(std::string_view name) {
+  return {name, kPgb, nullptr, nullptr};
+}
 
 // Alphabetical, as PgBouncer's own table (SHOW CONFIG lists keys in this order).
 const KeySpec kKeys[] = {
-    {"admin_listen_addr", kOwn, setString<&Config::admin_listen_addr>, getString<&Config::admin_listen_addr>},
+    {"admin_listen_addr", kOwn, setString<&Config::admin_listen_addr>,
+     getString<&Config::admin_listen_addr>},
     {"admin_port", kOwn, setInt<&Config::admin_port, 0, 65535>, getInt<&Config::admin_port>},
     listKey<&Config::admin_users>("admin_users"),
     unsupported("application_name_add_host"),
@@ -224,7 +228,8 @@ const KeySpec kKeys[] = {
     unsupported("auth_ident_file"),
     unsupported("auth_ldap_options"),
     stringKey<&Config::auth_query>("auth_query"),
-    {"auth_type", kPgb, setAuthType, [](const Config& c) { return std::string(toString(c.auth_type)); }},
+    {"auth_type", kPgb, setAuthType,
+     [](const Config& c) { return std::string(toString(c.auth_type)); }},
     stringKey<&Config::auth_user>("auth_user"),
     unsupported("autodb_idle_timeout"),
     unsupported("cancel_wait_timeout"),
@@ -268,7 +273,8 @@ const KeySpec kKeys[] = {
     unsupported("peer_id"),
     stringKey<&Config::pidfile>("pidfile"),
     {"pkt_buf", kPgb, setSize<&Config::pkt_buf, kKiB, 64 * kMiB>, getInt<&Config::pkt_buf>},
-    {"pool_mode", kPgb, setPoolMode, [](const Config& c) { return std::string(toString(c.pool_mode)); }},
+    {"pool_mode", kPgb, setPoolMode,
+     [](const Config& c) { return std::string(toString(c.pool_mode)); }},
     durationKey<&Config::query_timeout>("query_timeout"),
     unsupported("query_wait_notify"),
     durationKey<&Config::query_wait_timeout>("query_wait_timeout"),
@@ -320,7 +326,6 @@ const KeySpec kKeys[] = {
     {"workers", kOwn, setInt<&Config::workers, 0, 1024>, getInt<&Config::workers>},
 };
 
-
 const KeySpec* findKey(std::string_view lower_name) {
   const auto* it = std::find_if(std::begin(kKeys), std::end(kKeys),
                                 [&](const KeySpec& k) { return k.name == lower_name; });
@@ -348,7 +353,8 @@ void applyMainLine(ParseContext& ctx, std::string_view key, std::string_view val
   const std::string name = toLower(key);
   const KeySpec* spec = findKey(name);
   if (spec == nullptr) {
-    std::string message = "unknown key '" + std::string(key) + "' in [" + ctx.section_label + "], ignored";
+    std::string message =
+        "unknown key '" + std::string(key) + "' in [" + ctx.section_label + "], ignored";
     if (const std::string_view hint = closestMatch(key, allKeyNames()); !hint.empty()) {
       message += " (did you mean '" + std::string(hint) + "'?)";
     }
@@ -375,7 +381,8 @@ void applyMainLine(ParseContext& ctx, std::string_view key, std::string_view val
   ctx.noteSource(name, name);
   auto outcome = spec->set(ctx.config, value);
   if (!outcome) {
-    ctx.error(name + ": invalid value '" + std::string(trim(value)) + "': " + outcome.error().message);
+    ctx.error(name + ": invalid value '" + std::string(trim(value)) +
+              "': " + outcome.error().message);
     ctx.failed.insert(name);
     return;
   }

@@ -19,8 +19,8 @@ struct ParseContext {
   // Keys (named as in Config::sources) whose value was rejected: validate() skips the rules
   // that read them, so one typo is reported once and not again as a broken rule.
   std::set<std::string> failed;
-  SourceLine where;               // the line being handled
-  std::string section_label;      // "pgpivot" or "pgbouncer", as the file spells it
+  SourceLine where;           // the line being handled
+  std::string section_label;  // "pgpivot" or "pgbouncer", as the file spells it
 
   void error(std::string message) { add(Diagnostic::Level::kError, std::move(message)); }
   void warning(std::string message) { add(Diagnostic::Level::kWarning, std::move(message)); }

@@ -8,6 +8,8 @@
 //     (PgBouncer ignores indentation, and so must we);
 //   - refuses lines longer than inih's buffer instead of letting inih split them in two;
 //   - handles PgBouncer's `%include FILE` (inih would call it a syntax error).
+#include "pgpivot/config/parser.hpp"
+
 #include <ini.h>
 
 #include <algorithm>
@@ -19,7 +21,6 @@
 #include <sstream>
 
 #include "parse_context.hpp"
-#include "pgpivot/config/parser.hpp"
 #include "values.hpp"
 
 namespace pgpivot::config {
@@ -137,8 +138,9 @@ class FileParser {
     if (const int rc = ini_parse_stream(&FileParser::readLine, this, &FileParser::onPair, this);
         rc != 0) {
       // Every line inih would reject is caught before inih sees it; this is a backstop.
-      ctx_.diagnostics.push_back(Diagnostic{Diagnostic::Level::kError, file, 0,
-                                            "inih rejected the file (code " + std::to_string(rc) + ")"});
+      ctx_.diagnostics.push_back(
+          Diagnostic{Diagnostic::Level::kError, file, 0,
+                     "inih rejected the file (code " + std::to_string(rc) + ")"});
     }
   }
 
@@ -371,7 +373,8 @@ void FileParser::include(std::string_view target) {
 void FileParser::dispatch(std::string_view name, std::string_view value) {
   switch (section_) {
     case Section::kNone:
-      ctx_.error("'" + std::string(name) + "' is outside any section (settings go under [pgpivot])");
+      ctx_.error("'" + std::string(name) +
+                 "' is outside any section (settings go under [pgpivot])");
       break;
     case Section::kMain:
       applyMainLine(ctx_, name, value);
@@ -422,14 +425,14 @@ void checkAuthFile(LoadResult& result) {
   }
   if (auto text = readFile(config.auth_file); !text) {
     const auto source = config.sources.find("auth_file");
-    const bool needed = config.auth_type == AuthType::kPlain || config.auth_type == AuthType::kMd5 ||
-                        config.auth_type == AuthType::kScramSha256 ||
-                        config.auth_type == AuthType::kTrust;
-    result.diagnostics.push_back(Diagnostic{
-        needed ? Diagnostic::Level::kError : Diagnostic::Level::kWarning,
-        source != config.sources.end() ? source->second.file : config.path,
-        source != config.sources.end() ? source->second.line : 0,
-        "auth_file " + config.auth_file + ": cannot read: " + text.error().message});
+    const bool needed =
+        config.auth_type == AuthType::kPlain || config.auth_type == AuthType::kMd5 ||
+        config.auth_type == AuthType::kScramSha256 || config.auth_type == AuthType::kTrust;
+    result.diagnostics.push_back(
+        Diagnostic{needed ? Diagnostic::Level::kError : Diagnostic::Level::kWarning,
+                   source != config.sources.end() ? source->second.file : config.path,
+                   source != config.sources.end() ? source->second.line : 0,
+                   "auth_file " + config.auth_file + ": cannot read: " + text.error().message});
   }
 }
 

@@ -130,7 +130,8 @@ Result<std::string> entryName(std::string_view text) {
     return fail(sqlstate::kConfigFileError, "'" + std::string(text) + "' " + std::string(why));
   };
   if (text.empty() || text.front() != '"') {
-    if (text.empty() || std::any_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t'; })) {
+    if (text.empty() ||
+        std::any_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t'; })) {
       return bad("needs double quotes");
     }
     return std::string(text);
@@ -154,7 +155,8 @@ Result<std::string> entryName(std::string_view text) {
 // Applies every parameter of a [databases] or [users] line; `what` is "database appdb".
 template <class Entry, std::size_t N>
 void applyParams(ParseContext& ctx, Entry& entry, const std::vector<ConnParam>& params,
-                 const ParamSpec<Entry> (&table)[N], const std::string& what, const std::string& key) {
+                 const ParamSpec<Entry> (&table)[N], const std::string& what,
+                 const std::string& key) {
   std::vector<std::string_view> seen;
   for (const ConnParam& p : params) {
     const auto* spec = std::find_if(std::begin(table), std::end(table),
@@ -301,7 +303,8 @@ void applyClusterLine(ParseContext& ctx, ClusterEntry& cluster, std::string_view
   const auto* spec = std::find_if(std::begin(kClusterKeys), std::end(kClusterKeys),
                                   [&](const ClusterKey& k) { return k.name == name; });
   if (spec == std::end(kClusterKeys)) {
-    std::string message = "unknown key '" + std::string(key) + "' in [cluster." + cluster.name + "], ignored";
+    std::string message =
+        "unknown key '" + std::string(key) + "' in [cluster." + cluster.name + "], ignored";
     if (const auto hint = closestMatch(key, clusterKeys()); !hint.empty()) {
       message += " (did you mean '" + std::string(hint) + "'?)";
     }

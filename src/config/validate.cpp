@@ -41,7 +41,8 @@ class Checker {
   void add(Diagnostic::Level level, const std::string& key, std::string message, int line) {
     const auto source = config_.sources.find(key);
     if (source != config_.sources.end()) {
-      out_.push_back(Diagnostic{level, source->second.file, source->second.line, std::move(message)});
+      out_.push_back(
+          Diagnostic{level, source->second.file, source->second.line, std::move(message)});
     } else {
       out_.push_back(Diagnostic{level, config_.path, line, std::move(message)});
     }
@@ -86,12 +87,13 @@ void checkAuth(Checker& ck) {
     return;
   }
   const bool every_db_has_auth_user =
-      !c.databases.empty() && std::all_of(c.databases.begin(), c.databases.end(),
-                                          [](const auto& db) { return !db.second.auth_user.empty(); });
+      !c.databases.empty() &&
+      std::all_of(c.databases.begin(), c.databases.end(),
+                  [](const auto& db) { return !db.second.auth_user.empty(); });
   const bool any_auth_user =
-      !c.auth_user.empty() || std::any_of(c.databases.begin(), c.databases.end(), [](const auto& db) {
-        return !db.second.auth_user.empty();
-      });
+      !c.auth_user.empty() ||
+      std::any_of(c.databases.begin(), c.databases.end(),
+                  [](const auto& db) { return !db.second.auth_user.empty(); });
   const bool unknown = ck.failed("auth_file") || ck.failed("auth_user");
   if (needsPasswords(c.auth_type) && !unknown && c.auth_file.empty() && c.auth_user.empty() &&
       !every_db_has_auth_user) {
@@ -105,7 +107,8 @@ void checkAuth(Checker& ck) {
     ck.error("auth_type", "auth_type hba needs auth_hba_file, which pgpivot does not support yet");
   }
   if (c.auth_type == AuthType::kCert) {
-    ck.error("auth_type", "auth_type cert needs TLS from clients, which pgpivot does not support yet");
+    ck.error("auth_type",
+             "auth_type cert needs TLS from clients, which pgpivot does not support yet");
   }
 }
 
@@ -165,8 +168,10 @@ void checkDatabase(Checker& ck, const DatabaseEntry& db) {
                db.line);
     }
     if (c.clusters.count(db.cluster) == 0) {
-      ck.error(key, what + ": cluster " + db.cluster + " is not defined (no [cluster." + db.cluster +
-                        "] section)", db.line);
+      ck.error(key,
+               what + ": cluster " + db.cluster + " is not defined (no [cluster." + db.cluster +
+                   "] section)",
+               db.line);
     }
   }
   const std::pair<std::string_view, std::optional<int>> sizes[] = {
@@ -183,8 +188,10 @@ void checkDatabase(Checker& ck, const DatabaseEntry& db) {
     const int pool = db.pool_size.value_or(c.default_pool_size);
     const int min = db.min_pool_size.value_or(c.min_pool_size);
     if (min > pool && !ck.failed(key + ".pool_size") && !ck.failed(key + ".min_pool_size")) {
-      ck.error(key, what + ": min_pool_size " + std::to_string(min) + " is larger than pool_size " +
-                        std::to_string(pool), db.line);
+      ck.error(key,
+               what + ": min_pool_size " + std::to_string(min) + " is larger than pool_size " +
+                   std::to_string(pool),
+               db.line);
     }
   }
 }
@@ -224,8 +231,11 @@ void checkNodes(Checker& ck, const ClusterEntry& cluster) {
   }
   if (cluster.nodes.size() == 1 && cluster.failover_mode != FailoverMode::kManual &&
       !ck.failed(key + ".failover_mode")) {
-    ck.error(at, "cluster " + cluster.name + " cannot fail over: only one node (list its standbys in "
-                 "nodes, or set failover_mode = manual)", cluster.line);
+    ck.error(at,
+             "cluster " + cluster.name +
+                 " cannot fail over: only one node (list its standbys in "
+                 "nodes, or set failover_mode = manual)",
+             cluster.line);
   }
 }
 
@@ -234,8 +244,9 @@ void checkCluster(Checker& ck, const ClusterEntry& cluster) {
   const std::string key = "cluster." + cluster.name;
   checkNodes(ck, cluster);
   if (cluster.monitor_user.empty()) {
-    ck.error(key, "cluster " + cluster.name +
-                      ": monitor_user is required (the health monitor logs in as this user)",
+    ck.error(key,
+             "cluster " + cluster.name +
+                 ": monitor_user is required (the health monitor logs in as this user)",
              cluster.line);
   }
   if (cluster.monitor_dbname.empty()) {
@@ -249,12 +260,13 @@ void checkCluster(Checker& ck, const ClusterEntry& cluster) {
     ck.error(key, "cluster " + cluster.name + ": probe_interval and probe_timeout must be positive",
              cluster.line);
   }
-  const bool used = std::any_of(c.databases.begin(), c.databases.end(), [&](const auto& db) {
-    return db.second.cluster == cluster.name;
-  });
+  const bool used = std::any_of(c.databases.begin(), c.databases.end(),
+                                [&](const auto& db) { return db.second.cluster == cluster.name; });
   if (!used) {
-    ck.warning(key, "cluster " + cluster.name + " is not used by any database (add cluster=" +
-                        cluster.name + " to a [databases] entry)", cluster.line);
+    ck.warning(key,
+               "cluster " + cluster.name + " is not used by any database (add cluster=" +
+                   cluster.name + " to a [databases] entry)",
+               cluster.line);
   }
 }
 
@@ -278,6 +290,8 @@ std::vector<Diagnostic> validateParsed(const Config& config, const std::set<std:
   return out;
 }
 
-std::vector<Diagnostic> validate(const Config& config) { return validateParsed(config, {}); }
+std::vector<Diagnostic> validate(const Config& config) {
+  return validateParsed(config, {});
+}
 
 }  // namespace pgpivot::config

@@ -15,7 +15,9 @@ tl::unexpected<Error> invalid(std::string reason) {
   return fail(sqlstate::kConfigFileError, std::move(reason));
 }
 
-bool isBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+bool isBlank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
 
 std::string rangeReason(int64_t lo, int64_t hi) {
   if (hi == std::numeric_limits<int64_t>::max()) {
@@ -34,8 +36,8 @@ struct Unit {
 };
 // PostgreSQL's time units (postgresql.conf). "m" is left out on purpose: minutes or
 // milliseconds? PostgreSQL refuses it too.
-constexpr std::array<Unit, 6> kDurationUnits{{
-    {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
+constexpr std::array<Unit, 6> kDurationUnits{
+    {{"us", 0.001}, {"ms", 1}, {"s", 1000}, {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
 
 struct SizeUnit {
   std::string_view name;
@@ -53,7 +55,8 @@ constexpr std::array<SizeUnit, 10> kSizeUnits{{{"b", 1},
                                                {"gib", 1024 * 1024 * 1024}}};
 
 template <class Enum, std::size_t N>
-Result<Enum> lookup(std::string_view text, const std::array<std::pair<std::string_view, Enum>, N>& map,
+Result<Enum> lookup(std::string_view text,
+                    const std::array<std::pair<std::string_view, Enum>, N>& map,
                     std::string_view what) {
   const std::string_view word = trim(text);
   std::string choices;
@@ -67,24 +70,24 @@ Result<Enum> lookup(std::string_view text, const std::array<std::pair<std::strin
   return invalid("expected a " + std::string(what) + ": " + choices);
 }
 
-constexpr std::array<std::pair<std::string_view, PoolMode>, 3> kPoolModes{{
-    {"session", PoolMode::kSession},
-    {"transaction", PoolMode::kTransaction},
-    {"statement", PoolMode::kStatement}}};
+constexpr std::array<std::pair<std::string_view, PoolMode>, 3> kPoolModes{
+    {{"session", PoolMode::kSession},
+     {"transaction", PoolMode::kTransaction},
+     {"statement", PoolMode::kStatement}}};
 
-constexpr std::array<std::pair<std::string_view, AuthType>, 7> kAuthTypes{{
-    {"trust", AuthType::kTrust},
-    {"any", AuthType::kAny},
-    {"plain", AuthType::kPlain},
-    {"md5", AuthType::kMd5},
-    {"scram-sha-256", AuthType::kScramSha256},
-    {"cert", AuthType::kCert},
-    {"hba", AuthType::kHba}}};
+constexpr std::array<std::pair<std::string_view, AuthType>, 7> kAuthTypes{
+    {{"trust", AuthType::kTrust},
+     {"any", AuthType::kAny},
+     {"plain", AuthType::kPlain},
+     {"md5", AuthType::kMd5},
+     {"scram-sha-256", AuthType::kScramSha256},
+     {"cert", AuthType::kCert},
+     {"hba", AuthType::kHba}}};
 
-constexpr std::array<std::pair<std::string_view, FailoverMode>, 3> kFailoverModes{{
-    {"follow", FailoverMode::kFollow},
-    {"promote", FailoverMode::kPromote},
-    {"manual", FailoverMode::kManual}}};
+constexpr std::array<std::pair<std::string_view, FailoverMode>, 3> kFailoverModes{
+    {{"follow", FailoverMode::kFollow},
+     {"promote", FailoverMode::kPromote},
+     {"manual", FailoverMode::kManual}}};
 
 }  // namespace
 
@@ -140,10 +143,11 @@ Result<bool> parseBool(std::string_view text) {
 
 Result<Millis> parseDuration(std::string_view text) {
   const std::string_view word = trim(text);
-  constexpr std::string_view kForm = "expected a duration such as 15 (seconds), 0.5, 500ms, 2min, 1h";
+  constexpr std::string_view kForm =
+      "expected a duration such as 15 (seconds), 0.5, 500ms, 2min, 1h";
   double number = 0;
-  const auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), number,
-                                         std::chars_format::fixed);
+  const auto [end, ec] =
+      std::from_chars(word.data(), word.data() + word.size(), number, std::chars_format::fixed);
   if (word.empty() || ec != std::errc() || !std::isfinite(number)) {
     return invalid(std::string(kForm));
   }
@@ -253,7 +257,8 @@ Result<NodeAddress> parseNodeAddress(std::string_view text) {
   } else {
     const std::size_t colon = word.find(':');
     if (colon != std::string_view::npos && word.find(':', colon + 1) != std::string_view::npos) {
-      return invalid("'" + std::string(word) + "': write IPv6 addresses in brackets, e.g. [::1]:5432");
+      return invalid("'" + std::string(word) +
+                     "': write IPv6 addresses in brackets, e.g. [::1]:5432");
     }
     node.host = std::string(word.substr(0, colon));
     rest = colon == std::string_view::npos ? std::string_view() : word.substr(colon);

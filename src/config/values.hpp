@@ -55,6 +55,7 @@ std::string formatNode(const NodeAddress& node);
 // Levenshtein distance, for "did you mean" hints on misspelt keys.
 std::size_t editDistance(std::string_view a, std::string_view b);
 // The candidate closest to `word` if it is a plausible typo of it, else empty.
-std::string_view closestMatch(std::string_view word, const std::vector<std::string_view>& candidates);
+std::string_view closestMatch(std::string_view word,
+                              const std::vector<std::string_view>& candidates);
 
 }  // namespace pgpivot::config

@@ -130,6 +130,7 @@ void Pool::linkServer(ServerConn& server, ClientSession& client) {
   stats_.clients_served++;
   stats_.total_wait_ms += waited;
   stats_.max_wait_ms = std::max(stats_.max_wait_ms, waited);
+  client.attachServer(server);
   server.link(client);
 }
 

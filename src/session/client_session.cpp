@@ -445,9 +445,6 @@ void ClientSession::sendWelcome(ServerConn& server) {
 
 void ClientSession::failWaiting(std::string_view state, const std::string& message,
                                 CloseReason reason) {
-  if (state_ == ClientState::kWaitingForServer && pool_ != nullptr) {
-    pool_->forgetWaiter(*this);
-  }
   closeWithError(state, message, reason);
 }
 
@@ -571,7 +568,7 @@ void ClientSession::close(CloseReason reason) {
   } else {
     PGPIVOT_LOG_DEBUG("{} closing: {}", log_prefix_, toString(reason));
   }
-  if (was == ClientState::kWaitingForServer && pool_ != nullptr) {
+  if (was == ClientState::kWaitingForServer && pool_ != nullptr && server_ == nullptr) {
     pool_->forgetWaiter(*this);
   }
   if (server_ != nullptr) {

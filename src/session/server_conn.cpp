@@ -463,6 +463,7 @@ void ServerConn::finishInternalQuery() {
       // The client asked for a parameter value the server refuses (a bad time zone, say):
       // PostgreSQL would have refused the start-up packet the same way.
       client_ = nullptr;
+      client->unlinkServer();
       setState(ServerState::kActive);  // releaseServer expects a linked, active server
       pool_.releaseServer(*this, tx_status_ == proto::TxStatus::kIdle);
       client->failWaiting(sqlstate::kProtocolViolation,

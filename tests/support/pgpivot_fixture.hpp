@@ -129,3 +129,24 @@ struct ErrorSeen {
 ErrorSeen firstError(const std::string& bytes);
 
 }  // namespace pgpivot::test
+
+// ---- Running the pgpivot binary with a command line of the test's choosing -------------------
+// (operations and --check tests: --version, --check, -d, a config that fails at start-up)
+namespace pgpivot::test {
+
+// The binary under test: $PGPIVOT_BIN, or the one this build made.
+std::string pgpivotBinary();
+
+struct CommandResult {
+  int status = -1;  // exit status; 128 + signal when killed by one; -1 when it timed out
+  std::string out;  // everything written to stdout
+  std::string err;  // everything written to stderr
+};
+
+// Runs `pgpivot ARGS...` and waits until it exits and both output pipes are closed, or
+// `timeout` passes (then it is killed and status is -1). File descriptors other than the
+// three standard ones are not inherited.
+CommandResult runPgpivotCommand(const std::vector<std::string>& args,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+}  // namespace pgpivot::test

@@ -26,11 +26,11 @@ std::string_view toString(FailoverMode mode);
 // One line of [databases]: `name = host=... port=... dbname=...` in PgBouncer syntax, or
 // `name = cluster=main dbname=...` to route through a failover cluster.
 struct DatabaseEntry {
-  std::string name;     // the name clients connect to; "*" is the fallback entry
-  std::string host;     // empty: the unix socket in /var/run/postgresql (as libpq)
+  std::string name;  // the name clients connect to; "*" is the fallback entry
+  std::string host;  // empty: the unix socket in /var/run/postgresql (as libpq)
   uint16_t port = 5432;
-  std::string dbname;   // empty: same as name
-  std::string user;     // non-empty: every client of this database uses this server login
+  std::string dbname;  // empty: same as name
+  std::string user;    // non-empty: every client of this database uses this server login
   std::string password;
   std::string auth_user;
   std::string cluster;  // non-empty: [cluster.<cluster>] decides host and port
@@ -131,9 +131,9 @@ struct Config {
   bool log_connections = true;
   bool log_disconnections = true;
   bool log_pooler_errors = true;
-  int workers = 0;                            // 0: one per core
+  int workers = 0;                                 // 0: one per core
   int64_t max_packet_size = 1024LL * 1024 * 1024;  // PostgreSQL's own limit: 1 GB
-  int pkt_buf = 32768;                        // bytes of receive buffer per connection
+  int pkt_buf = 32768;                             // bytes of receive buffer per connection
 
   std::map<std::string, DatabaseEntry> databases;
   std::map<std::string, UserEntry> users;

@@ -20,7 +20,7 @@ struct LoadResult {
   Config config;
   std::vector<Diagnostic> diagnostics;  // in file order, then validate()'s
 
-  [[nodiscard]] bool ok() const;  // no errors; warnings are allowed
+  [[nodiscard]] bool ok() const;             // no errors; warnings are allowed
   [[nodiscard]] std::string report() const;  // every diagnostic, one per line
 };
 

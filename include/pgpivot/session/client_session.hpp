@@ -47,7 +47,10 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   [[nodiscard]] int accept(uv_stream_t* listener);
   void start(bool over_client_limit);
 
-  // Pool: a server is ours (its SETs for our parameters are done).
+  // Pool: this server is being prepared for us (SETs for our parameters); we may still
+  // leave before it is ready, and must then give it back.
+  void attachServer(ServerConn& server) { server_ = &server; }
+  // The server is ready: its SETs for our parameters are done.
   void onServerLinked(ServerConn& server);
   // Pool: no server can be had; tell the client why and close.
   void failWaiting(std::string_view sqlstate, const std::string& message, CloseReason reason);

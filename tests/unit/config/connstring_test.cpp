@@ -1,8 +1,8 @@
 // The [databases] connection-string tokenizer follows PgBouncer's cstr_get_pair exactly, so
 // a pgbouncer.ini line means the same thing to pgpivot.
-#include <catch2/catch.hpp>
-
 #include "config/connstring.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace pgpivot::config {
 namespace {

@@ -1,10 +1,12 @@
 // The INI reader: sections, keys, line numbers, inih's quirks and PgBouncer's %include.
-#include <catch2/catch.hpp>
+#include "pgpivot/config/parser.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include "pgpivot/config/parser.hpp"
 
 namespace pgpivot::config {
 namespace {
@@ -20,14 +22,18 @@ std::vector<std::string> lines(const LoadResult& result) {
   return out;
 }
 
-LoadResult parse(std::string_view text) { return parseConfig(text, "t.ini"); }
+LoadResult parse(std::string_view text) {
+  return parseConfig(text, "t.ini");
+}
 
 // A fresh directory under the system temp dir, removed at the end of the test.
 struct TempDir {
   fs::path path;
   TempDir() {
+    // ctest runs test cases as parallel processes: the pid keeps their directories apart.
+    static std::atomic<int> counter{0};
     path = fs::temp_directory_path() /
-           ("pgpivot-config-test-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+           ("pgpivot-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -44,8 +50,9 @@ struct TempDir {
 };
 
 TEST_CASE("the [pgbouncer] section is read as [pgpivot]", "[unit][config]") {
-  const auto result = parse("[pgbouncer]\nauth_type = trust\npool_mode = transaction\n"
-                            "listen_port = 7000\n");
+  const auto result = parse(
+      "[pgbouncer]\nauth_type = trust\npool_mode = transaction\n"
+      "listen_port = 7000\n");
   CHECK(lines(result).empty());
   CHECK(result.config.pool_mode == PoolMode::kTransaction);
   CHECK(result.config.listen_port == 7000);
@@ -152,9 +159,10 @@ TEST_CASE("database lines take PgBouncer's connection string keys", "[unit][conf
 }
 
 TEST_CASE("user lines take pool_mode, pool_size and max_user_connections", "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust\n[users]\n"
-                            "alice = pool_mode=transaction max_user_connections=10 pool_size=4\n"
-                            "bob =\n");
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust\n[users]\n"
+      "alice = pool_mode=transaction max_user_connections=10 pool_size=4\n"
+      "bob =\n");
   REQUIRE(result.ok());
   const UserEntry& alice = result.config.users.at("alice");
   CHECK(alice.pool_mode == PoolMode::kTransaction);
@@ -193,15 +201,18 @@ TEST_CASE("cluster sections fill every ClusterEntry field", "[unit][config]") {
 
 TEST_CASE("diagnostics name the physical line, past comments, blank lines and CRLF",
           "[unit][config]") {
-  const auto result = parse("; one\r\n\r\n# three\r\n[pgpivot]\r\n  ; five\r\nauth_type = trust\r\n"
-                            "\r\nlisten_port = x\r\n");
-  CHECK(lines(result) == std::vector<std::string>{
-                             "t.ini:8: error: listen_port: invalid value 'x': expected an integer"});
+  const auto result = parse(
+      "; one\r\n\r\n# three\r\n[pgpivot]\r\n  ; five\r\nauth_type = trust\r\n"
+      "\r\nlisten_port = x\r\n");
+  CHECK(lines(result) ==
+        std::vector<std::string>{
+            "t.ini:8: error: listen_port: invalid value 'x': expected an integer"});
 }
 
 TEST_CASE("every problem in a file is reported in one run, in file order", "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust\nlisten_port = x\nworkers = -1\n"
-                            "nonsense\nverbose = y\n");
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust\nlisten_port = x\nworkers = -1\n"
+      "nonsense\nverbose = y\n");
   CHECK_FALSE(result.ok());
   CHECK(lines(result) ==
         std::vector<std::string>{
@@ -212,19 +223,20 @@ TEST_CASE("every problem in a file is reported in one run, in file order", "[uni
 }
 
 TEST_CASE("indented lines are ordinary lines, never inih continuation lines", "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust\nserver_reset_query = DISCARD ALL\n"
-                            "    pool_mode = transaction\n\tdefault_pool_size = 7\n");
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust\nserver_reset_query = DISCARD ALL\n"
+      "    pool_mode = transaction\n\tdefault_pool_size = 7\n");
   CHECK(lines(result).empty());
   CHECK(result.config.server_reset_query == "DISCARD ALL");
   CHECK(result.config.pool_mode == PoolMode::kTransaction);
   CHECK(result.config.default_pool_size == 7);
 }
 
-TEST_CASE("a ';' after a blank ends the value; other ';' and '#' belong to it",
-          "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust ; trust everyone\n"
-                            "server_reset_query = RESET ALL;DISCARD PLANS\n"
-                            "server_check_query = select 1 # not a comment\n");
+TEST_CASE("a ';' after a blank ends the value; other ';' and '#' belong to it", "[unit][config]") {
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust ; trust everyone\n"
+      "server_reset_query = RESET ALL;DISCARD PLANS\n"
+      "server_check_query = select 1 # not a comment\n");
   CHECK(lines(result).empty());
   CHECK(result.config.auth_type == AuthType::kTrust);
   CHECK(result.config.server_reset_query == "RESET ALL;DISCARD PLANS");
@@ -239,8 +251,8 @@ TEST_CASE("a line of 199 characters is read and one of 200 is refused", "[unit][
   CHECK(lines(ok).empty());
   CHECK(ok.config.server_reset_query.size() == 199 - head.size());
   const auto bad = parse("[pgpivot]\nauth_type = trust\n" + too_long + "\nverbose = 1\n");
-  CHECK(lines(bad) == std::vector<std::string>{
-                          "t.ini:3: error: line too long (at most 199 characters)"});
+  CHECK(lines(bad) ==
+        std::vector<std::string>{"t.ini:3: error: line too long (at most 199 characters)"});
   CHECK(bad.config.server_reset_query == "DISCARD ALL");  // not half of the long line
   CHECK(bad.config.verbose == 1);                         // and the next line still counts
 }
@@ -251,11 +263,12 @@ TEST_CASE("comment lines may be longer than the line limit", "[unit][config]") {
 }
 
 TEST_CASE("a too long cluster line does not also report its key as missing", "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust\n[databases]\nappdb = cluster=c\n"
-                            "[cluster.c]\nmonitor_user = m\nnodes = " + std::string(200, 'n') +
-                            "\n");
-  CHECK(lines(result) == std::vector<std::string>{
-                             "t.ini:7: error: line too long (at most 199 characters)"});
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust\n[databases]\nappdb = cluster=c\n"
+      "[cluster.c]\nmonitor_user = m\nnodes = " +
+      std::string(200, 'n') + "\n");
+  CHECK(lines(result) ==
+        std::vector<std::string>{"t.ini:7: error: line too long (at most 199 characters)"});
 }
 
 TEST_CASE("a NUL byte in a line is refused", "[unit][config]") {
@@ -271,8 +284,9 @@ TEST_CASE("a UTF-8 byte order mark before the first line is skipped", "[unit][co
 
 TEST_CASE("unknown keys warn, name the section and suggest the key that was meant",
           "[unit][config]") {
-  const auto result = parse("[pgbouncer]\nauth_type = trust\nmax_client_con = 5\n"
-                            "[pgpivot]\ncompletely_unknown = 1\n");
+  const auto result = parse(
+      "[pgbouncer]\nauth_type = trust\nmax_client_con = 5\n"
+      "[pgpivot]\ncompletely_unknown = 1\n");
   CHECK(result.ok());
   CHECK(lines(result) ==
         std::vector<std::string>{
@@ -287,8 +301,8 @@ TEST_CASE("every PgBouncer key pgpivot does not implement is accepted with a war
     CAPTURE(key);
     // "disable" and "0" are values no refusal applies to.
     const std::string value = key.find("sslmode") != std::string_view::npos ? "disable" : "0";
-    const auto result = parse("[pgbouncer]\nauth_type = trust\n" + std::string(key) + " = " +
-                              value + "\n");
+    const auto result =
+        parse("[pgbouncer]\nauth_type = trust\n" + std::string(key) + " = " + value + "\n");
     CHECK(result.ok());
     REQUIRE(result.diagnostics.size() == 1);
     CHECK(result.diagnostics[0].level == Diagnostic::Level::kWarning);
@@ -359,9 +373,10 @@ TEST_CASE("current settings show defaults as PgBouncer's SHOW CONFIG does", "[un
 }
 
 TEST_CASE("current settings written back as a file give the same settings", "[unit][config]") {
-  const auto first = parse("[pgpivot]\nauth_type = trust\nlisten_addr = a, b\npool_mode = statement\n"
-                           "reserve_pool_timeout = 1.5\nserver_reset_query_always = on\n"
-                           "admin_users = x, y\nunix_socket_dir =\n");
+  const auto first = parse(
+      "[pgpivot]\nauth_type = trust\nlisten_addr = a, b\npool_mode = statement\n"
+      "reserve_pool_timeout = 1.5\nserver_reset_query_always = on\n"
+      "admin_users = x, y\nunix_socket_dir =\n");
   REQUIRE(first.ok());
   std::string text = "[pgpivot]\n";
   for (const Setting& s : currentSettings(first.config)) {
@@ -379,10 +394,10 @@ TEST_CASE("current settings written back as a file give the same settings", "[un
   }
 }
 
-TEST_CASE("[peers] and unknown sections warn once and their keys are skipped",
-          "[unit][config]") {
-  const auto result = parse("[pgpivot]\nauth_type = trust\n[peers]\n1 = host=a\n2 = host=b\n"
-                            "[extras]\nwhatever = 1\n");
+TEST_CASE("[peers] and unknown sections warn once and their keys are skipped", "[unit][config]") {
+  const auto result = parse(
+      "[pgpivot]\nauth_type = trust\n[peers]\n1 = host=a\n2 = host=b\n"
+      "[extras]\nwhatever = 1\n");
   CHECK(result.ok());
   CHECK(lines(result) ==
         std::vector<std::string>{
@@ -419,8 +434,9 @@ TEST_CASE("a config file that cannot be read is one error on line 0", "[unit][co
   const TempDir dir;
   const std::string missing = (dir.path / "missing.ini").string();
   const auto result = loadConfig(missing);
-  CHECK(lines(result) == std::vector<std::string>{
-                             missing + ": error: cannot read config file: No such file or directory"});
+  CHECK(lines(result) ==
+        std::vector<std::string>{missing +
+                                 ": error: cannot read config file: No such file or directory"});
   const auto directory = loadConfig(dir.path.string());
   CHECK_FALSE(directory.ok());
 }
@@ -431,10 +447,11 @@ TEST_CASE("relative paths are taken from the directory of the file that names th
   dir.write("users.txt", "\"a\" \"b\"\n");
   dir.write("sub/users2.txt", "\"a\" \"b\"\n");
   dir.write("sub/more.ini", "auth_file = users2.txt\nlogfile = log/pgpivot.log\n");
-  const std::string main = dir.write(
-      "pgpivot.ini", "[pgpivot]\nauth_type = md5\nauth_file = users.txt\npidfile = run/p.pid\n"
-                     "[databases]\nappdb = cluster=c\n[cluster.c]\nnodes = a, b\nmonitor_user = m\n"
-                     "failover_log = failover.jsonl\n[pgpivot]\n%include sub/more.ini\n");
+  const std::string main =
+      dir.write("pgpivot.ini",
+                "[pgpivot]\nauth_type = md5\nauth_file = users.txt\npidfile = run/p.pid\n"
+                "[databases]\nappdb = cluster=c\n[cluster.c]\nnodes = a, b\nmonitor_user = m\n"
+                "failover_log = failover.jsonl\n[pgpivot]\n%include sub/more.ini\n");
   const auto result = loadConfig(main);
   INFO(result.report());
   REQUIRE(result.ok());
@@ -458,9 +475,9 @@ TEST_CASE("an auth_file the auth_type needs must be readable", "[unit][config]")
   const auto result = loadConfig(md5);
   REQUIRE(result.diagnostics.size() == 1);
   CHECK(result.diagnostics[0].line == 3);
-  CHECK(result.diagnostics[0].message ==
-        "auth_file " + (fs::absolute(dir.path) / "nope.txt").string() +
-            ": cannot read: No such file or directory");
+  CHECK(result.diagnostics[0].message == "auth_file " +
+                                             (fs::absolute(dir.path) / "nope.txt").string() +
+                                             ": cannot read: No such file or directory");
   CHECK_FALSE(result.ok());
   const std::string any = dir.write("b.ini", "[pgpivot]\nauth_type = any\nauth_file = nope.txt\n");
   CHECK(loadConfig(any).ok());  // any never reads it: a warning only
@@ -471,8 +488,9 @@ TEST_CASE("%include reads the file in place, in the current section", "[unit][co
   dir.write("inc/pool.ini", "; comment\npool_mode = transaction\nlisten_port = bad\n");
   dir.write("inc/dbs.ini", "appdb = host=h\n[pgpivot]\ndefault_pool_size = 3\n");
   const std::string main =
-      dir.write("main.ini", "[pgpivot]\nauth_type = trust\n%include inc/pool.ini\nverbose = 1\n"
-                            "[databases]\n  %include   inc/dbs.ini\nmax_client_conn = 9\n");
+      dir.write("main.ini",
+                "[pgpivot]\nauth_type = trust\n%include inc/pool.ini\nverbose = 1\n"
+                "[databases]\n  %include   inc/dbs.ini\nmax_client_conn = 9\n");
   const auto result = loadConfig(main);
   CHECK(result.config.pool_mode == PoolMode::kTransaction);
   CHECK(result.config.verbose == 1);
@@ -492,10 +510,12 @@ TEST_CASE("%include refuses missing files, cycles and deep nesting", "[unit][con
                                     (dir.path / "m.ini").string());
     REQUIRE(result.diagnostics.size() == 1);
     CHECK(result.diagnostics[0].line == 3);
-    CHECK(result.diagnostics[0].message.ends_with("none.ini: cannot read: No such file or directory"));
+    CHECK(result.diagnostics[0].message.ends_with(
+        "none.ini: cannot read: No such file or directory"));
   }
   SECTION("a file that includes itself") {
-    const std::string self = dir.write("self.ini", "[pgpivot]\nauth_type = trust\n%include self.ini\n");
+    const std::string self =
+        dir.write("self.ini", "[pgpivot]\nauth_type = trust\n%include self.ini\n");
     const auto result = loadConfig(self);
     REQUIRE(result.diagnostics.size() == 1);
     CHECK(result.diagnostics[0].message.ends_with("already being read (an include cycle)"));
@@ -505,7 +525,8 @@ TEST_CASE("%include refuses missing files, cycles and deep nesting", "[unit][con
       dir.write("n" + std::to_string(i) + ".ini", "%include n" + std::to_string(i + 1) + ".ini\n");
     }
     dir.write("n11.ini", "verbose = 3\n");
-    const std::string main = dir.write("top.ini", "[pgpivot]\nauth_type = trust\n%include n0.ini\n");
+    const std::string main =
+        dir.write("top.ini", "[pgpivot]\nauth_type = trust\n%include n0.ini\n");
     const auto result = loadConfig(main);
     REQUIRE(result.diagnostics.size() == 1);
     CHECK(result.diagnostics[0].file == (dir.path / "n9.ini").string());

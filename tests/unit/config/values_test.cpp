@@ -1,7 +1,7 @@
 // Parsing of single values: every kind of value the config file has, at its edges.
-#include <catch2/catch.hpp>
-
 #include "config/values.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace pgpivot::config {
 namespace {
@@ -64,8 +64,8 @@ TEST_CASE("durations are PgBouncer seconds, fractional or with a unit", "[unit][
       {"2min", 120'000},
       {"1h", 3'600'000},
       {"1d", 86'400'000},
-      {"1500us", 2},    // rounded to the nearest millisecond
-      {"1us", 1},       // but never down to 0: "on" stays on
+      {"1500us", 2},  // rounded to the nearest millisecond
+      {"1us", 1},     // but never down to 0: "on" stays on
       {"0.0001", 1},
       {" 3 ", 3'000},
   }));
