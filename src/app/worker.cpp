@@ -80,6 +80,7 @@ void Worker::join() {
 
 void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
+  auth_query_.stop();
   freeRetired();
   uv_loop_close(&loop_);
   finished_ = true;
@@ -107,6 +108,7 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix) {
   }
   session::ClientSession& ref = *client;
   clients_.emplace(&ref, std::move(client));
+  clients_by_id_.emplace(ref.id(), &ref);
   stats_.clients_accepted++;
   stats_.clients_current = clients_.size();
   const bool over_limit = static_cast<int>(clients_.size()) > config_->max_client_conn;
@@ -115,16 +117,20 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix) {
 
 // --- pools --------------------------------------------------------------------------------
 
-pool::Pool* Worker::poolFor(const std::string& database, const std::string& user) {
-  const auto& config = *config_;
-  auto entry = config.databases.find(database);
-  if (entry == config.databases.end()) {
-    entry = config.databases.find("*");
-    if (entry == config.databases.end()) {
-      return nullptr;
-    }
+const config::DatabaseEntry* Worker::entryFor(const std::string& database) const {
+  auto entry = config_->databases.find(database);
+  if (entry == config_->databases.end()) {
+    entry = config_->databases.find("*");
   }
-  const config::DatabaseEntry& db = entry->second;
+  return entry != config_->databases.end() ? &entry->second : nullptr;
+}
+
+pool::Pool* Worker::poolFor(const std::string& database, const std::string& user) {
+  const config::DatabaseEntry* entry = entryFor(database);
+  if (entry == nullptr) {
+    return nullptr;
+  }
+  const config::DatabaseEntry& db = *entry;
   const std::string server_user = db.user.empty() ? user : db.user;
   auto& slot = pools_[{database, server_user}];
   if (!slot) {
@@ -202,6 +208,7 @@ session::ServerConn& Worker::createServer(pool::Pool& pool) {
 }
 
 void Worker::retireClient(session::ClientSession& client) {
+  clients_by_id_.erase(client.id());
   retire(clients_, retired_clients_, client);
   stats_.clients_current = clients_.size();
 }
@@ -227,6 +234,44 @@ void Worker::freeRetired() {
   if (shutting_down_) {
     maybeFinishShutdown();
   }
+}
+
+// --- auth_query ---------------------------------------------------------------------------
+
+bool Worker::canLookUpUser(const std::string& database) const {
+  const config::DatabaseEntry* db = entryFor(database);
+  const std::string& auth_user = db != nullptr && !db->auth_user.empty() ? db->auth_user
+                                                                          : config_->auth_user;
+  return db != nullptr && !auth_user.empty() && !config_->auth_query.empty();
+}
+
+void Worker::lookUpUser(session::ClientSession& client) {
+  const config::DatabaseEntry* db = entryFor(client.database());
+  auth::AuthQueryRequest request;
+  const pool::ServerTarget target = targetFor(*db, client.user());
+  request.host = target.host;
+  request.port = target.port;
+  request.dbname = !config_->auth_dbname.empty()
+                       ? config_->auth_dbname
+                       : (db->dbname.empty() ? client.database() : db->dbname);
+  request.auth_user = !db->auth_user.empty() ? db->auth_user : config_->auth_user;
+  if (auth_file_ != nullptr) {
+    if (const auto* entry = auth_file_->find(request.auth_user)) {
+      request.auth_password = entry->secret;
+    }
+  }
+  request.query = config_->auth_query;
+  request.user = client.user();
+  const uint64_t id = client.id();
+  // The answer arrives on the runner's thread; hop back onto this loop by mailbox.
+  auth_query_.submit(std::move(request), [this, id](auth::AuthQueryResult result) {
+    mailbox_.post([this, id, result = std::move(result)]() mutable {
+      const auto it = clients_by_id_.find(id);
+      if (it != clients_by_id_.end()) {
+        it->second->onAuthQueryResult(std::move(result));
+      }
+    });
+  });
 }
 
 // --- cancel requests ----------------------------------------------------------------------

@@ -229,14 +229,49 @@ void ClientSession::beginAuthentication() {
   }
   const auth::AuthFileEntry* entry =
       worker_.authFile() != nullptr ? worker_.authFile()->find(user_) : nullptr;
-  if (entry == nullptr) {
+  if (entry != nullptr) {
+    challenge(entry->secret);
+    return;
+  }
+  if (worker_.canLookUpUser(database_)) {
+    // Not in the auth file: ask PostgreSQL (auth_query). The client waits in this state;
+    // client_login_timeout still applies.
+    auth_query_pending_ = true;
+    worker_.lookUpUser(*this);
+    return;
+  }
+  worker_.mutableStats().login_failures++;
+  closeWithError(sqlstate::kInvalidPassword,
+                 fmt::format("pgpivot: password authentication failed for user \"{}\"", user_),
+                 CloseReason::kLoginFailed);
+}
+
+void ClientSession::onAuthQueryResult(auth::AuthQueryResult result) {
+  if (state_ != ClientState::kAuthenticating || !auth_query_pending_) {
+    return;
+  }
+  auth_query_pending_ = false;
+  if (!result) {
+    closeWithError(result.error().sqlstate, result.error().message, CloseReason::kLoginFailed);
+    return;
+  }
+  if (!result->has_value()) {
     worker_.mutableStats().login_failures++;
     closeWithError(sqlstate::kInvalidPassword,
                    fmt::format("pgpivot: password authentication failed for user \"{}\"", user_),
                    CloseReason::kLoginFailed);
     return;
   }
-  secret_ = entry->secret;
+  // The server login of this pool can use the same secret (md5 directly, SCRAM through
+  // the keys this client's proof reveals).
+  pool_->learnServerPassword(**result);
+  challenge(**result);
+  readAuthentication();
+}
+
+void ClientSession::challenge(const std::string& secret) {
+  const auto& config = worker_.config();
+  secret_ = secret;
   const auth::SecretKind kind = auth::secretKind(secret_);
   std::string out;
   if (config.auth_type == AuthType::kPlain) {
@@ -284,12 +319,11 @@ void ClientSession::beginAuthentication() {
     return;
   }
   stream_.writeOwned(std::move(out));
-  readAuthentication();
 }
 
 void ClientSession::readAuthentication() {
   auto& buffer = stream_.buffer();
-  while (state_ == ClientState::kAuthenticating) {
+  while (state_ == ClientState::kAuthenticating && !auth_query_pending_) {
     proto::FrameView frame;
     std::size_t consumed = 0;
     proto::Limits limits;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "pgpivot/auth/auth_file.hpp"
+#include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/net/listener.hpp"
 #include "pgpivot/net/mailbox.hpp"
@@ -82,6 +83,11 @@ class Worker final {
   void retireServer(session::ServerConn& server);
   void retireCancel(session::CancelForwarder& cancel);
 
+  // auth_query: whether a user missing from the auth file may be looked up for `database`,
+  // and the lookup itself (answered later through ClientSession::onAuthQueryResult).
+  bool canLookUpUser(const std::string& database) const;
+  void lookUpUser(session::ClientSession& client);
+
   // Cancel keys handed to clients in BackendKeyData.
   void registerCancelKey(session::ClientSession& client);
   void unregisterCancelKey(session::ClientSession& client);
@@ -104,6 +110,7 @@ class Worker final {
   void beginShutdown(bool immediate);
   void maybeFinishShutdown();
   void freeRetired();
+  const config::DatabaseEntry* entryFor(const std::string& database) const;
   pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
   pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;
 
@@ -131,6 +138,8 @@ class Worker final {
   std::vector<std::unique_ptr<session::CancelForwarder>> retired_cancels_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<pool::Pool>> pools_;
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
+  std::unordered_map<uint64_t, session::ClientSession*> clients_by_id_;
+  auth::AuthQueryRunner auth_query_;
   std::map<std::string, int> servers_per_db_;
   std::map<std::string, int> servers_per_user_;
   WorkerStats stats_;

@@ -100,6 +100,12 @@ class Pool final {
   // only the SCRAM secret is known (PgBouncer does the same).
   void rememberScramKeys(const std::array<uint8_t, 32>& client_key,
                          const std::array<uint8_t, 32>& server_key);
+  // A secret found by auth_query, used for server logins when none is configured.
+  void learnServerPassword(const std::string& secret) {
+    if (target_.password.empty()) {
+      target_.password = secret;
+    }
+  }
   bool hasScramKeys() const { return has_scram_keys_; }
   const std::array<uint8_t, 32>& scramClientKey() const { return scram_client_key_; }
   const std::array<uint8_t, 32>& scramServerKey() const { return scram_server_key_; }

@@ -9,6 +9,7 @@
 #include <string>
 #include <variant>
 
+#include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/auth/scram.hpp"
 #include "pgpivot/net/stream.hpp"
 #include "pgpivot/session/close_reason.hpp"
@@ -63,6 +64,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void closeWithError(std::string_view sqlstate, const std::string& message, CloseReason reason);
   void close(CloseReason reason);
 
+  // The auth_query lookup this session asked for has an answer.
+  void onAuthQueryResult(auth::AuthQueryResult result);
+
   // Janitor: timeouts, given the loop time.
   void checkTimeouts(uint64_t now_ms);
 
@@ -97,6 +101,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   bool handleStartupPacket(int32_t code, std::string_view body);
   bool handleStartupMessage(std::string_view body);
   void beginAuthentication();
+  void challenge(const std::string& secret);
   void readAuthentication();
   bool handlePasswordMessage(std::string_view body);
   void authenticated();
@@ -127,7 +132,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   RelayCursor cursor_;
   bool welcomed_ = false;
   bool over_client_limit_ = false;
-  bool admin_ = false;
+  bool auth_query_pending_ = false;
   int32_t cancel_pid_ = 0;
   int32_t cancel_secret_ = 0;
   uint64_t connected_at_ = 0;
