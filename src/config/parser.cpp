@@ -157,7 +157,9 @@ class FileParser {
       return nullptr;
     }
     const std::size_t n = std::min(line->size(), static_cast<std::size_t>(size) - 1);
-    std::memcpy(out, line->data(), n);
+    if (n > 0) {
+      std::memcpy(out, line->data(), n);  // an empty view may have a null data()
+    }
     out[n] = '\0';
     return out;
   }

@@ -119,9 +119,9 @@ void Pool::openServer() {
   ServerConn& server = worker_.createServer(*this);
   opening_.push_back(&server);
   stats_.servers_opened++;
-  // Log in with the first waiter's parameters so it needs no SET afterwards.
-  const session::ParamMap empty;
-  server.open(waiting_.empty() ? empty : waiting_.front()->wantedParams());
+  // Log in with no client parameters, so the server's ParameterStatus values are its
+  // defaults: the welcome for later clients, and what each client's SETs start from.
+  server.open(session::ParamMap{});
 }
 
 void Pool::linkServer(ServerConn& server, ClientSession& client) {
@@ -155,12 +155,15 @@ void Pool::releaseServer(ServerConn& server, bool reusable) {
     server.beginReset();
     return;
   }
+  server.becomeIdle();
   idle_.push_back(&server);
   serveWaiters();
 }
 
 void Pool::onServerReady(ServerConn& server) {
-  eraseFrom(opening_, &server);
+  if (eraseFrom(opening_, &server)) {
+    welcome_params_ = server.params();  // a fresh login: the server's defaults
+  }
   eraseFrom(cleaning_, &server);
   last_login_failure_ms_ = 0;
   idle_.push_back(&server);

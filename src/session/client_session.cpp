@@ -39,7 +39,7 @@ std::string_view toString(ClientState state) {
 ClientSession::ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind)
     : worker_(worker),
       id_(id),
-      stream_(worker.loop(), *this, static_cast<std::size_t>(worker.config().pkt_buf), kind) {
+      stream_(worker.loop(), *this, worker.bufferSize(), kind) {
   connected_at_ = last_activity_at_ = worker_.now();
 }
 
@@ -72,11 +72,19 @@ void ClientSession::onStreamData(net::Stream&) {
     case ClientState::kWaitingForServer:
       // Bytes wait in the buffer until a server is linked; stop reading once it is full.
       return;
-    case ClientState::kIdle:
-      if (stream_.buffer().parsed() < stream_.buffer().received()) {
-        requestServer();
+    case ClientState::kIdle: {
+      const std::string_view unparsed = stream_.buffer().unparsed();
+      if (unparsed.empty()) {
+        stream_.startReading();
+        return;
       }
+      if (unparsed.front() == 'X' && cursor_.body_left == 0) {
+        close(CloseReason::kClientTerminate);  // no server needed to say goodbye
+        return;
+      }
+      requestServer();
       return;
+    }
     case ClientState::kActive: {
       net::Stream* target = server_ != nullptr ? &server_->stream() : nullptr;
       if (target == nullptr) {
@@ -437,6 +445,15 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
 void ClientSession::authenticated() {
   auth_ = std::monostate{};
   PGPIVOT_LOG_DEBUG("{} authenticated", log_prefix_);
+  // In transaction and statement mode a client needs a server only for its transactions;
+  // once the pool knows what a server says at login, the client is welcomed at once.
+  if (pool_->settings().mode != config::PoolMode::kSession && pool_->hasWelcome()) {
+    sendWelcome(pool_->welcomeParams());
+    setState(ClientState::kIdle);
+    stream_.startReading();
+    onStreamData(stream_);
+    return;
+  }
   requestServer();
 }
 
@@ -452,17 +469,26 @@ void ClientSession::onServerLinked(ServerConn& server) {
   server_ = &server;
   setState(ClientState::kActive);
   if (!welcomed_) {
-    sendWelcome(server);
+    sendWelcome(server.params());
   }
   onStreamData(stream_);  // relay whatever the client sent while it waited
   stream_.startReading();
 }
 
-void ClientSession::sendWelcome(ServerConn& server) {
+void ClientSession::sendWelcome(const ParamMap& server_params) {
+  // What the client did not ask for it gets at the server's default, and keeps on every
+  // later server: a SET another client left behind must not leak into this session.
+  for (const auto& [name, value] : server_params) {
+    if (auto tracked = canonicalTrackedParam(name)) {
+      wanted_params_.emplace(std::string(*tracked), value);
+    }
+  }
   std::string out;
   proto::writeAuthenticationOk(out);
-  for (const auto& [name, value] : server.params()) {
-    proto::writeParameterStatus(out, name, value);
+  for (const auto& [name, value] : server_params) {
+    const auto wanted = wanted_params_.find(name);
+    proto::writeParameterStatus(out, name,
+                                wanted != wanted_params_.end() ? wanted->second : value);
   }
   const auto [pid, secret] = worker_.newCancelKey();
   cancel_pid_ = pid;
@@ -474,6 +500,21 @@ void ClientSession::sendWelcome(ServerConn& server) {
   welcomed_ = true;
   if (worker_.config().log_connections) {
     PGPIVOT_LOG_INFO("{} login succeeded", log_prefix_);
+  }
+}
+
+void ClientSession::onServerReleased() {
+  server_ = nullptr;
+  if (state_ != ClientState::kActive) {
+    return;
+  }
+  setState(ClientState::kIdle);
+  onStreamData(stream_);  // a pipelined next transaction may already be here
+}
+
+void ClientSession::noteServerParameter(std::string_view name, std::string_view value) {
+  if (auto tracked = canonicalTrackedParam(name)) {
+    wanted_params_[std::string(*tracked)] = std::string(value);
   }
 }
 

@@ -57,7 +57,7 @@ ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id)
     : worker_(worker),
       pool_(pool),
       id_(id),
-      stream_(worker.loop(), *this, static_cast<std::size_t>(worker.config().pkt_buf),
+      stream_(worker.loop(), *this, worker.bufferSize(),
               isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
   created_at_ = last_used_at_ = state_since_ = worker_.now();
   log_prefix_ = fmt::format("S-{:08x} {}/{}@{}:{}", id_, pool.key().database,
@@ -182,6 +182,10 @@ void ServerConn::onStreamData(net::Stream&) {
                             ? &client_->stream()
                             : nullptr;
   const RelayStatus status = pump(stream_, target, worker_.limits(), cursor_, *this);
+  if (status == RelayStatus::kStopped && release_pending_) {
+    releaseAfterTransaction();
+    return;
+  }
   if (status == RelayStatus::kProtocolError) {
     PGPIVOT_LOG_WARN("{} sent an invalid message", log_prefix_);
     if (client_ != nullptr) {
@@ -219,15 +223,13 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
       return onInternalQueryMessage(tag, body);
     case ServerState::kActive:
       if (tag == 'Z') {
-        if (auto status = proto::parseReadyForQuery(body)) {
-          tx_status_ = *status;
-        }
-        if (outstanding_ > 0) {
-          --outstanding_;
-        }
-        last_used_at_ = worker_.now();
-      } else if (tag == 'S') {
+        return onReadyForQuery(body);
+      }
+      if (tag == 'S') {
         noteParameterStatus(body);
+        if (auto param = proto::parseParameterStatus(body); param && client_ != nullptr) {
+          client_->noteServerParameter(param->name, param->value);
+        }
       }
       return true;
     case ServerState::kIdle:
@@ -243,6 +245,46 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
       return false;
   }
   return false;
+}
+
+bool ServerConn::onReadyForQuery(std::string_view body) {
+  if (auto status = proto::parseReadyForQuery(body)) {
+    tx_status_ = *status;
+  }
+  if (outstanding_ > 0) {
+    --outstanding_;
+  }
+  last_used_at_ = worker_.now();
+  const config::PoolMode mode = pool_.settings().mode;
+  if (mode == config::PoolMode::kSession || outstanding_ > 0 || client_ == nullptr ||
+      !client_->atMessageBoundary()) {
+    return true;
+  }
+  if (tx_status_ == proto::TxStatus::kIdle) {
+    release_pending_ = true;  // onStreamData hands us back once these bytes are on their way
+    return false;
+  }
+  if (mode == config::PoolMode::kStatement) {
+    ClientSession* client = client_;
+    client->closeWithError(sqlstate::kProtocolViolation,
+                           "pgpivot: transaction blocks not allowed in statement pooling mode",
+                           CloseReason::kClientProtocolViolation);
+    return false;
+  }
+  return true;
+}
+
+void ServerConn::releaseAfterTransaction() {
+  release_pending_ = false;
+  ClientSession* client = client_;
+  if (client == nullptr) {
+    return;
+  }
+  if (!stream_.buffer().pendingSend().empty()) {
+    stream_.forwardTo(client->stream());  // the ReadyForQuery and what came before it
+  }
+  pool_.releaseServer(*this, true);
+  client->onServerReleased();
 }
 
 void ServerConn::noteParameterStatus(std::string_view body) {

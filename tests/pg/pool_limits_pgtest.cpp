@@ -360,7 +360,9 @@ TEST_CASE("min_pool_size opens servers for a forced-user database before any cli
   const std::string pool_backends = "datname = 'postgres' AND usename = '" +
                                     std::string(kScramUser) +
                                     "' AND backend_type = 'client backend'";
-  CHECK(eventually(kPatience, [&] { return countBackends(direct.get(), pool_backends) == 2; }));
+  // The janitor runs ten times a second: a few seconds are plenty.
+  CHECK(eventually(std::chrono::seconds(5),
+                   [&] { return countBackends(direct.get(), pool_backends) == 2; }));
 
   // A client of that database (any user: the entry forces pgpivot_scram) gets one of them.
   Conn client = connect(pgpivot.conninfo(kTrustUser, "minpool"));

@@ -483,3 +483,86 @@ CommandResult runPgpivotCommand(const std::vector<std::string>& args,
 }
 
 }  // namespace pgpivot::test
+
+// ---- Login outcomes and backend messages on raw connections ----------------------------------
+namespace pgpivot::test {
+
+LoginResult attemptLogin(const std::string& conninfo, std::chrono::milliseconds timeout) {
+  LoginResult result;
+  Conn conn(PQconnectStart(conninfo.c_str()));
+  REQUIRE(conn != nullptr);
+  PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
+  while (PQstatus(conn.get()) != CONNECTION_BAD && polling != PGRES_POLLING_OK &&
+         polling != PGRES_POLLING_FAILED) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.text = "timed out after " + std::to_string(timeout.count()) + " ms";
+      return result;
+    }
+    pollfd pfd{PQsocket(conn.get()),
+               static_cast<short>(polling == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    if (::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 100))) < 0) {
+      continue;
+    }
+    polling = PQconnectPoll(conn.get());
+  }
+  if (PQstatus(conn.get()) == CONNECTION_OK) {
+    result.ok = true;
+    result.conn = std::move(conn);
+    return result;
+  }
+  result.text = errorOf(conn.get());
+  // "...: FATAL:  28P01: the message\nDETAIL: ..." (verbose form, PostgreSQL's and pgpivot's)
+  for (const char* severity : {"FATAL:  ", "ERROR:  ", "PANIC:  "}) {
+    const auto at = result.text.find(severity);
+    if (at == std::string::npos) {
+      continue;
+    }
+    const std::string rest = result.text.substr(at + std::strlen(severity));
+    if (rest.size() >= 7 && rest.compare(5, 2, ": ") == 0) {
+      result.sqlstate = rest.substr(0, 5);
+      result.message = rest.substr(7, rest.find('\n', 7) - 7);
+    } else {
+      result.message = rest.substr(0, rest.find('\n'));
+    }
+    break;
+  }
+  return result;
+}
+
+std::vector<BackendMessage> backendMessages(const std::string& bytes) {
+  std::vector<BackendMessage> messages;
+  std::size_t pos = 0;
+  while (pos + 5 <= bytes.size()) {
+    uint32_t len = 0;
+    std::memcpy(&len, bytes.data() + pos + 1, 4);
+    len = ntohl(len);
+    if (len < 4 || len > bytes.size() - pos - 1) {
+      break;
+    }
+    messages.push_back(BackendMessage{bytes[pos], bytes.substr(pos + 5, len - 4)});
+    pos += 1 + len;
+  }
+  return messages;
+}
+
+bool readUntilMessage(RawClient& client, std::string& seen, const std::string& tags,
+                      std::chrono::milliseconds timeout) {
+  const auto arrived = [&] {
+    for (const auto& message : backendMessages(seen)) {
+      if (tags.find(message.tag) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  return eventually(timeout, [&] {
+    seen += client.readAll(std::chrono::milliseconds(10));
+    return arrived();
+  });
+}
+
+}  // namespace pgpivot::test

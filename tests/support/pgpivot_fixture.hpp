@@ -150,3 +150,36 @@ CommandResult runPgpivotCommand(const std::vector<std::string>& args,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace pgpivot::test
+
+// ---- Login outcomes and backend messages on raw connections ----------------------------------
+// (bad_input and auth tests: the SQLSTATE of a refused libpq login, reading a raw connection
+// message by message)
+namespace pgpivot::test {
+
+// What a libpq client saw when it tried to log in. libpq keeps no PGresult for a refused
+// login, so the SQLSTATE comes from the verbose error text ("FATAL:  28P01: message").
+struct LoginResult {
+  bool ok = false;
+  std::string sqlstate;  // of the server's (or pgpivot's) ErrorResponse; "" when none
+  std::string message;   // its primary message
+  std::string text;      // libpq's whole error text
+  Conn conn;             // the connection when ok
+};
+// Logs in with `conninfo` (non-blocking libpq, bounded by `timeout`).
+LoginResult attemptLogin(const std::string& conninfo,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// One complete backend message (tag, body) from a raw byte stream.
+struct BackendMessage {
+  char tag = 0;
+  std::string body;
+};
+// The complete typed messages at the start of `bytes`; stops at the first partial or
+// malformed one.
+std::vector<BackendMessage> backendMessages(const std::string& bytes);
+// Reads from `client` into `seen` until a message whose tag is in `tags` is complete, or
+// `timeout` passes. Returns whether such a message arrived.
+bool readUntilMessage(RawClient& client, std::string& seen, const std::string& tags,
+                      std::chrono::milliseconds timeout);
+
+}  // namespace pgpivot::test

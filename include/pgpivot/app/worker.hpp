@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -71,6 +72,11 @@ class Worker final {
   const config::Config& config() const { return *config_; }
   const auth::AuthFile* authFile() const { return auth_file_.get(); }
   const proto::Limits& limits() const { return limits_; }
+  // Receive buffer per connection: pkt_buf, but never less than a start-up packet plus
+  // the authentication exchange needs (PgBouncer's 4096 default would not hold 10000).
+  std::size_t bufferSize() const {
+    return std::max<std::size_t>(static_cast<std::size_t>(config_->pkt_buf), 16384);
+  }
   int index() const { return index_; }
 
   // The pool for a client of `database` logging in as `user`, created on first use.

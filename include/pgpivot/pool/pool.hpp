@@ -110,6 +110,11 @@ class Pool final {
   const std::array<uint8_t, 32>& scramClientKey() const { return scram_client_key_; }
   const std::array<uint8_t, 32>& scramServerKey() const { return scram_server_key_; }
 
+  // The ParameterStatus set of a freshly logged-in server: what a client of this pool
+  // is told at login when it does not wait for a server (transaction and statement mode).
+  bool hasWelcome() const { return !welcome_params_.empty(); }
+  const session::ParamMap& welcomeParams() const { return welcome_params_; }
+
   std::size_t waitingCount() const { return waiting_.size(); }
   std::size_t idleCount() const { return idle_.size(); }
   std::size_t activeCount() const { return active_.size(); }
@@ -135,6 +140,7 @@ class Pool final {
   std::vector<session::ServerConn*> idle_;
   std::vector<session::ServerConn*> active_;
   std::vector<session::ServerConn*> cleaning_;
+  session::ParamMap welcome_params_;
   bool has_scram_keys_ = false;
   std::array<uint8_t, 32> scram_client_key_{};
   std::array<uint8_t, 32> scram_server_key_{};

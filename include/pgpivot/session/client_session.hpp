@@ -57,6 +57,13 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void failWaiting(std::string_view sqlstate, const std::string& message, CloseReason reason);
   // Our server died under us.
   void onServerLost(const std::string& why);
+  // Transaction/statement mode: the server finished our transaction and goes back to the
+  // pool; we stay logged in without one until our next message.
+  void onServerReleased();
+  // The server reported a new value for a parameter (a SET); keep it for our next server.
+  void noteServerParameter(std::string_view name, std::string_view value);
+  // Whether everything we sent the server ended at a message boundary.
+  bool atMessageBoundary() const { return cursor_.body_left == 0; }
   // Server side of the link: bytes for the client arrived / pump resumed.
   void pumpFromServer();
 
@@ -106,7 +113,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   bool handlePasswordMessage(std::string_view body);
   void authenticated();
   void requestServer();
-  void sendWelcome(ServerConn& server);
+  void sendWelcome(const ParamMap& server_params);
 
   // Authentication in progress: which exchange, and its data.
   struct AuthCleartext {};

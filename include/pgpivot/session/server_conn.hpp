@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "pgpivot/config/config.hpp"
 #include "pgpivot/net/stream.hpp"
 #include "pgpivot/proto/constants.hpp"
 #include "pgpivot/session/close_reason.hpp"
@@ -62,6 +63,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void beginReset();
   // Pool: verify an idle connection before use (server_check_query).
   void beginCheck();
+  // Pool: back in the idle list without a reset (transaction and statement mode).
+  void becomeIdle() { setState(ServerState::kIdle); }
 
   // Client side of the link: bytes arrived for us / the client left.
   void pumpFromClient();
@@ -112,6 +115,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void finishInternalQuery();
   void loginFailed(std::string_view sqlstate, std::string message);
   void noteParameterStatus(std::string_view body);
+  bool onReadyForQuery(std::string_view body);
+  void releaseAfterTransaction();
 
   app::Worker& worker_;
   pool::Pool& pool_;
@@ -127,6 +132,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   proto::TxStatus tx_status_ = proto::TxStatus::kIdle;
   int outstanding_ = 0;
   bool error_in_internal_query_ = false;
+  bool release_pending_ = false;
   std::string internal_error_;
   std::unique_ptr<auth::ScramClient> scram_;
   sockaddr_storage address_{};
