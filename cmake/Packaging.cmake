@@ -12,9 +12,10 @@
 #   /usr/share/man/man1/pgpivot.1.gz, man5/pgpivot.ini.5.gz
 #   /usr/share/doc/pgpivot/                    copyright, changelog, examples/
 #
-# The maintainer scripts create the pgpivot user, /var/lib/pgpivot and /var/log/pgpivot;
-# the packages do not ship those directories, so that removing a package never trips
-# over logs in them.
+#   /var/log/pgpivot/                          empty; the maintainer scripts make it the
+#                                              pgpivot user's (and purge deletes it)
+#
+# The maintainer scripts also create the pgpivot user and its home /var/lib/pgpivot.
 #
 # Version: PROJECT_VERSION; the package release (Debian revision, RPM release) and the
 # maintainer come from the newest entry of packaging/debian/changelog, whose upstream
@@ -46,6 +47,18 @@ foreach(_line IN LISTS _pgpivot_changelog)
     break()
   endif()
 endforeach()
+
+# ---- hardening of the shipped binary ------------------------------------------------------
+# What Debian's dpkg-buildflags adds and lintian looks for: _FORTIFY_SOURCE (optimized
+# builds only: glibc warns without optimization) and full RELRO (-z relro -z now).
+option(PGPIVOT_HARDENING "Build with _FORTIFY_SOURCE=2 and full RELRO" ON)
+if(PGPIVOT_HARDENING)
+  foreach(_target pgpivot_core pgpivot)
+    target_compile_options(${_target} PRIVATE
+      "$<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE;-D_FORTIFY_SOURCE=2>")
+  endforeach()
+  target_link_options(pgpivot PRIVATE "LINKER:-z,relro,-z,now")
+endif()
 
 # ---- files generated at build time (see packaging/mkfiles.sh) -----------------------------
 set(_pgpivot_generated
@@ -79,6 +92,7 @@ file(WRITE ${PGPIVOT_PKG_GEN}/conffiles
 install(FILES ${PGPIVOT_PKG_GEN}/etc/pgpivot.ini ${PGPIVOT_PKG_GEN}/etc/userlist.txt
         DESTINATION /etc/pgpivot)
 install(FILES ${PGPIVOT_PKG_SRC}/logrotate/pgpivot DESTINATION /etc/logrotate.d)
+install(DIRECTORY DESTINATION /var/log/pgpivot)
 install(FILES ${PGPIVOT_PKG_SRC}/systemd/pgpivot.service DESTINATION lib/systemd/system)
 install(FILES ${PGPIVOT_PKG_GEN}/man/pgpivot.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${PGPIVOT_PKG_GEN}/man/pgpivot.ini.5.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
@@ -96,23 +110,24 @@ set(CPACK_PACKAGE_VENDOR "the pgpivot authors")
 set(CPACK_PACKAGE_CONTACT "${_pgpivot_maintainer}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "connection-pooling PostgreSQL proxy with failover routing")
-set(CPACK_PACKAGE_DESCRIPTION
-    "pgpivot sits between applications and PostgreSQL and pools their connections onto a
-small number of server connections. It speaks the PostgreSQL wire protocol, authenticates
-clients with SCRAM-SHA-256, md5 or auth_query, and reads a PgBouncer configuration
-unchanged. For a cluster of PostgreSQL nodes it watches every node, notices when the
-primary is dead or stuck, and moves traffic to the new primary while clients stay
-connected, logging every failover step.
-.
-The package runs pgpivot as a systemd service under its own system user. The service is
-not started on installation: edit /etc/pgpivot/pgpivot.ini, then enable it.")
+# The long description, in lines of at most 79 characters (lintian); Debian separates
+# paragraphs with a "." line, RPM with an empty one.
+set(_pgpivot_description_1
+    "pgpivot sits between applications and PostgreSQL and pools their connections
+onto a small number of server connections. It speaks the PostgreSQL wire
+protocol, authenticates clients with SCRAM-SHA-256, md5 or auth_query, and
+reads a PgBouncer configuration unchanged. For a cluster of PostgreSQL nodes
+it watches every node, notices when the primary is dead or stuck, and moves
+traffic to the new primary while clients stay connected, logging every
+failover step.")
+set(_pgpivot_description_2
+    "The package runs pgpivot as a systemd service under its own system user.
+The service is not started on installation: edit /etc/pgpivot/pgpivot.ini,
+then enable it.")
+set(CPACK_PACKAGE_DESCRIPTION "${_pgpivot_description_1}\n.\n${_pgpivot_description_2}")
 set(CPACK_RESOURCE_FILE_LICENSE ${PGPIVOT_PKG_SRC}/LICENSE)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
-set(CPACK_PACKAGE_CHECKSUM "")
-# Both packages land next to CPackConfig.cmake (the build directory) unless cpack -B says
-# otherwise.
-set(CPACK_OUTPUT_FILE_PREFIX "")
 
 # ---- CPack: Debian ------------------------------------------------------------------------
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
@@ -130,17 +145,22 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PGPIVOT_PKG_SRC}/debian/prerm
     ${PGPIVOT_PKG_SRC}/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# /var/log/pgpivot is in the package (so that RPM and dpkg both know whose it is); the
+# maintainer scripts give it to the pgpivot user.
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 
 # ---- CPack: RPM ---------------------------------------------------------------------------
 set(CPACK_RPM_FILE_NAME RPM-DEFAULT)
 set(CPACK_RPM_PACKAGE_RELEASE ${_pgpivot_release})
+set(CPACK_RPM_PACKAGE_SUMMARY "Connection-pooling PostgreSQL proxy with failover routing")
+set(CPACK_RPM_PACKAGE_DESCRIPTION "${_pgpivot_description_1}\n\n${_pgpivot_description_2}")
 set(CPACK_RPM_PACKAGE_LICENSE MIT)
 set(CPACK_RPM_PACKAGE_GROUP "Applications/Databases")
 set(CPACK_RPM_PACKAGE_AUTOREQ ON)
 set(CPACK_RPM_PACKAGE_AUTOPROV ON)
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
-set(CPACK_RPM_PACKAGE_SUGGESTS "logrotate")
+set(CPACK_RPM_PACKAGE_REQUIRES "logrotate")
+set(CPACK_PACKAGE_RELOCATABLE OFF)
 set(CPACK_RPM_PRE_INSTALL_SCRIPT_FILE ${PGPIVOT_PKG_SRC}/rpm/pre.sh)
 set(CPACK_RPM_POST_INSTALL_SCRIPT_FILE ${PGPIVOT_PKG_SRC}/rpm/post.sh)
 set(CPACK_RPM_PRE_UNINSTALL_SCRIPT_FILE ${PGPIVOT_PKG_SRC}/rpm/preun.sh)
@@ -150,12 +170,13 @@ set(CPACK_RPM_USER_FILELIST
     "%config(noreplace) %attr(0640,root,pgpivot) /etc/pgpivot/pgpivot.ini"
     "%config(noreplace) %attr(0640,root,pgpivot) /etc/pgpivot/userlist.txt"
     "%config(noreplace) /etc/logrotate.d/pgpivot"
+    "%dir %attr(2750,pgpivot,adm) /var/log/pgpivot"
     "%license /usr/share/doc/pgpivot/copyright")
 # Directories other packages own (filesystem, systemd, man-db, logrotate).
 list(APPEND CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
      /etc/logrotate.d /usr/lib/systemd /usr/lib/systemd/system /usr/share/man
-     /usr/share/man/man1 /usr/share/man/man5)
+     /usr/share/man/man1 /usr/share/man/man5 /var /var/log)
 # The same file list as the .deb: no /usr/lib/.build-id links, no debuginfo package.
-set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none")
+set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none\n%define packager ${_pgpivot_maintainer}")
 
 include(CPack)

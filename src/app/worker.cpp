@@ -302,24 +302,32 @@ void Worker::unregisterCancelKey(session::ClientSession& client) {
   }
 }
 
-void Worker::forwardCancel(int32_t pid, int32_t secret) {
+bool Worker::forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id) {
   const auto it = cancel_keys_.find(pid);
   if (it == cancel_keys_.end() || it->second->cancelSecret() != secret) {
     PGPIVOT_LOG_DEBUG("cancel request for an unknown key ignored");
-    return;
+    return false;
   }
   session::ServerConn* server = it->second->server();
   if (server == nullptr || server->backendPid() == 0) {
-    return;  // nothing is running for that client
+    return false;  // nothing is running for that client
   }
-  const bool unix_socket = server->unixPath().size() > 0;
+  const bool unix_socket = !server->unixPath().empty();
   auto cancel = std::make_unique<session::CancelForwarder>(
-      *this, server->backendPid(), server->backendSecret(), unix_socket);
+      *this, server->backendPid(), server->backendSecret(), unix_socket, requester_id);
   session::CancelForwarder& ref = *cancel;
   cancels_.emplace(&ref, std::move(cancel));
   stats_.cancels_forwarded++;
   PGPIVOT_LOG_DEBUG("{} forwarding cancel", it->second->logPrefix());
   ref.start(server->address(), server->unixPath());
+  return true;
+}
+
+void Worker::cancelDone(uint64_t requester_id) {
+  const auto it = clients_by_id_.find(requester_id);
+  if (it != clients_by_id_.end()) {
+    it->second->close(session::CloseReason::kCancelRequest);
+  }
 }
 
 // --- timers, reload, shutdown -------------------------------------------------------------

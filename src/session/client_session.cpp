@@ -143,8 +143,12 @@ bool ClientSession::handleStartupPacket(int32_t code, std::string_view body) {
   }
   if (code == proto::kCancelRequestCode) {
     auto cancel = proto::parseCancelRequest(body);
-    if (cancel) {
-      worker_.forwardCancel(cancel->pid, cancel->secret);
+    // libpq's PQcancel returns when this connection closes, taking that to mean the
+    // server has the request. So it stays open until PostgreSQL has read the forwarded
+    // cancel; otherwise a late cancel could hit the client's next query.
+    if (cancel && worker_.forwardCancel(cancel->pid, cancel->secret, id_)) {
+      stream_.stopReading();
+      return false;
     }
     close(CloseReason::kCancelRequest);
     return false;
@@ -553,20 +557,49 @@ void ClientSession::onServerLost(const std::string& why) {
 // --- relaying (client -> server) ----------------------------------------------------------
 
 Action ClientSession::classify(char tag) {
+  // Count what PostgreSQL answers with ReadyForQuery: Query, FunctionCall and Sync. During
+  // COPY FROM STDIN the server ignores Sync and Flush (copyfromparse.c, "for the
+  // convenience of client libraries"), so those are not counted; see onCopyInStarted.
   switch (tag) {
     case 'X':
       return Action::kConsume;
     case 'Q':
-    case 'S':
     case 'F':
-      if (server_ != nullptr) {
-        server_->expectReadyForQuery();
-      }
+      syncs_since_execute_ = 0;
+      expectReadyForQuery();
       worker_.mutableStats().queries++;
+      return Action::kForward;
+    case 'E':
+      syncs_since_execute_ = 0;
+      return Action::kForward;
+    case 'S':
+      if (!copy_in_) {
+        ++syncs_since_execute_;
+        expectReadyForQuery();
+      }
+      return Action::kForward;
+    case 'c':
+    case 'f':
+      copy_in_ = false;
       return Action::kForward;
     default:
       return Action::kForward;
   }
+}
+
+void ClientSession::expectReadyForQuery() {
+  if (server_ != nullptr) {
+    server_->expectReadyForQuery();
+  }
+}
+
+void ClientSession::onCopyInStarted() {
+  copy_in_ = true;
+  // The Syncs sent after the Execute that started the COPY will be ignored.
+  if (server_ != nullptr) {
+    server_->forgetExpectedReadyForQuery(syncs_since_execute_);
+  }
+  syncs_since_execute_ = 0;
 }
 
 bool ClientSession::onMessage(char tag, std::string_view) {

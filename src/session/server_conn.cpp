@@ -206,7 +206,8 @@ Action ServerConn::classify(char tag) {
   switch (tag) {
     case 'Z':
     case 'S':
-    case 'E':
+    case 'G':
+    case 'W':
       return Action::kInspect;
     default:
       return Action::kForward;
@@ -224,6 +225,9 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
     case ServerState::kActive:
       if (tag == 'Z') {
         return onReadyForQuery(body);
+      }
+      if ((tag == 'G' || tag == 'W') && client_ != nullptr) {
+        client_->onCopyInStarted();
       }
       if (tag == 'S') {
         noteParameterStatus(body);

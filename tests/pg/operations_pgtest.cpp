@@ -226,7 +226,6 @@ TEST_CASE("a reload of a config with a bad value is refused and the old config s
   Conn fresh = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(fresh.get()) == CONNECTION_OK);
   CHECK(scalar(fresh.get(), "SELECT current_database()") == "appdb");
-  fresh.reset();
 
   // The same change without the bad value is taken: it was the bad value that was refused.
   restoreRegularConfig(pgpivot, moved);
@@ -237,6 +236,38 @@ TEST_CASE("a reload of a config with a bad value is refused and the old config s
            scalar(conn.get(), "SELECT current_database()") == "postgres";
   }));
   CHECK(scalar(held.get(), "SELECT 1") == "1");
+  CHECK(scalar(fresh.get(), "SELECT 1") == "1");
+}
+
+TEST_CASE("after a reload moves a database, servers to the old place are not handed out again",
+          "[pg][operations]") {
+  const auto& pg = pgServer();
+  Pgpivot::Options options;
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn held = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(held.get()) == CONNECTION_OK);
+
+  options.databases = {
+      {"appdb", "host=" + pg.host + " port=" + std::to_string(pg.port) + " dbname=postgres"}};
+  pgpivot.rewriteConfig(options);
+  pgpivot.signal(SIGHUP);
+  REQUIRE(eventually(kPatience, [&] {
+    Conn conn = connect(pgpivot.conninfo());
+    return PQstatus(conn.get()) == CONNECTION_OK &&
+           scalar(conn.get(), "SELECT current_database()") == "postgres";
+  }));
+  // A session keeps the server it has...
+  CHECK(scalar(held.get(), "SELECT current_database()") == "appdb");
+  held.reset();
+  // ...but once it leaves, that server (still on appdb) must not serve anyone else. Two
+  // sessions at once: one of them would get it (idle or still being reset) if it were kept.
+  Conn first = connect(pgpivot.conninfo());
+  Conn second = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(second.get()) == CONNECTION_OK);
+  CHECK(scalar(first.get(), "SELECT current_database()") == "postgres");
+  CHECK(scalar(second.get(), "SELECT current_database()") == "postgres");
 }
 
 TEST_CASE("SIGINT refuses new clients, waits for connected ones, then exits 0",

@@ -97,7 +97,11 @@ class Worker final {
   // Cancel keys handed to clients in BackendKeyData.
   void registerCancelKey(session::ClientSession& client);
   void unregisterCancelKey(session::ClientSession& client);
-  void forwardCancel(int32_t pid, int32_t secret);
+  // Forwards a cancel for the client holding key (pid, secret). Returns false when there
+  // is nothing to cancel; otherwise the requesting connection `requester_id` is closed
+  // once PostgreSQL has read the request (cancelDone).
+  [[nodiscard]] bool forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id);
+  void cancelDone(uint64_t requester_id);
   std::pair<int32_t, int32_t> newCancelKey();
 
   // Server connection counts per database and per user, for max_db_connections and

@@ -62,6 +62,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void onServerReleased();
   // The server reported a new value for a parameter (a SET); keep it for our next server.
   void noteServerParameter(std::string_view name, std::string_view value);
+  // The server entered COPY FROM STDIN (CopyInResponse or CopyBothResponse).
+  void onCopyInStarted();
   // Whether everything we sent the server ended at a message boundary.
   bool atMessageBoundary() const { return cursor_.body_left == 0; }
   // Server side of the link: bytes for the client arrived / pump resumed.
@@ -114,6 +116,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void authenticated();
   void requestServer();
   void sendWelcome(const ParamMap& server_params);
+  void expectReadyForQuery();
 
   // Authentication in progress: which exchange, and its data.
   struct AuthCleartext {};
@@ -138,6 +141,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   ServerConn* server_ = nullptr;
   RelayCursor cursor_;
   bool welcomed_ = false;
+  bool copy_in_ = false;
+  int syncs_since_execute_ = 0;
   bool over_client_limit_ = false;
   bool auth_query_pending_ = false;
   int32_t cancel_pid_ = 0;

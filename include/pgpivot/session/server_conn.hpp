@@ -5,6 +5,7 @@
 // what its state says.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -72,6 +73,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void unlinkClient() { client_ = nullptr; }
   // The client sent a message that PostgreSQL answers with ReadyForQuery.
   void expectReadyForQuery() { ++outstanding_; }
+  void forgetExpectedReadyForQuery(int count) { outstanding_ = std::max(0, outstanding_ - count); }
   int outstanding() const { return outstanding_; }
   proto::TxStatus txStatus() const { return tx_status_; }
   // Whether the connection sits at a protocol boundary where another client could use it.
