@@ -12,10 +12,10 @@
 #   /usr/share/man/man1/pgpivot.1.gz, man5/pgpivot.ini.5.gz
 #   /usr/share/doc/pgpivot/                    copyright, changelog, examples/
 #
-#   /var/log/pgpivot/                          empty; the maintainer scripts make it the
-#                                              pgpivot user's (and purge deletes it)
+#   /var/lib/pgpivot/, /var/log/pgpivot/       empty: the pgpivot user's home and logs
 #
-# The maintainer scripts also create the pgpivot user and its home /var/lib/pgpivot.
+# The maintainer scripts create the pgpivot user, give it those two directories (RPM's
+# file list does that for the .rpm), and on purge (.deb) delete them and /etc/pgpivot.
 #
 # Version: PROJECT_VERSION; the package release (Debian revision, RPM release) and the
 # maintainer come from the newest entry of packaging/debian/changelog, whose upstream
@@ -92,6 +92,7 @@ file(WRITE ${PGPIVOT_PKG_GEN}/conffiles
 install(FILES ${PGPIVOT_PKG_GEN}/etc/pgpivot.ini ${PGPIVOT_PKG_GEN}/etc/userlist.txt
         DESTINATION /etc/pgpivot)
 install(FILES ${PGPIVOT_PKG_SRC}/logrotate/pgpivot DESTINATION /etc/logrotate.d)
+install(DIRECTORY DESTINATION /var/lib/pgpivot)
 install(DIRECTORY DESTINATION /var/log/pgpivot)
 install(FILES ${PGPIVOT_PKG_SRC}/systemd/pgpivot.service DESTINATION lib/systemd/system)
 install(FILES ${PGPIVOT_PKG_GEN}/man/pgpivot.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
@@ -145,8 +146,8 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PGPIVOT_PKG_SRC}/debian/prerm
     ${PGPIVOT_PKG_SRC}/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# /var/log/pgpivot is in the package (so that RPM and dpkg both know whose it is); the
-# maintainer scripts give it to the pgpivot user.
+# /var/lib/pgpivot and /var/log/pgpivot are in the package so that dpkg knows whose they
+# are; dpkg cannot give them to a user that does not exist yet: postinst does.
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 
 # ---- CPack: RPM ---------------------------------------------------------------------------
@@ -170,12 +171,13 @@ set(CPACK_RPM_USER_FILELIST
     "%config(noreplace) %attr(0640,root,pgpivot) /etc/pgpivot/pgpivot.ini"
     "%config(noreplace) %attr(0640,root,pgpivot) /etc/pgpivot/userlist.txt"
     "%config(noreplace) /etc/logrotate.d/pgpivot"
+    "%dir %attr(0750,pgpivot,pgpivot) /var/lib/pgpivot"
     "%dir %attr(2750,pgpivot,adm) /var/log/pgpivot"
     "%license /usr/share/doc/pgpivot/copyright")
 # Directories other packages own (filesystem, systemd, man-db, logrotate).
 list(APPEND CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
      /etc/logrotate.d /usr/lib/systemd /usr/lib/systemd/system /usr/share/man
-     /usr/share/man/man1 /usr/share/man/man5 /var /var/log)
+     /usr/share/man/man1 /usr/share/man/man5 /var /var/lib /var/log)
 # The same file list as the .deb: no /usr/lib/.build-id links, no debuginfo package.
 set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none\n%define packager ${_pgpivot_maintainer}")
 

@@ -1,12 +1,6 @@
-# pgpivot %post: the home directory; the service is not started on a fresh install
-# (edit /etc/pgpivot/pgpivot.ini first, then `systemctl enable --now pgpivot`) unless
+# pgpivot %post: the service is not started on a fresh install (edit
+# /etc/pgpivot/pgpivot.ini first, then `systemctl enable --now pgpivot`) unless
 # PGPIVOT_ENABLE=1 is set in rpm's environment. $1 is 1 on install, 2 on upgrade.
-# (/var/log/pgpivot is in the package, with its owner.)
-if [ ! -d /var/lib/pgpivot ]; then
-  mkdir -p /var/lib/pgpivot
-  chown pgpivot:pgpivot /var/lib/pgpivot
-  chmod 0750 /var/lib/pgpivot
-fi
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null 2>&1 || :
   if [ "$1" -eq 1 ] && [ "${PGPIVOT_ENABLE:-0}" = 1 ]; then

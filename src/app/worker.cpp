@@ -68,8 +68,19 @@ Result<void> Worker::start() {
       return listened;
     }
   }
+  createForcedUserPools();
   thread_ = std::thread([this] { run(); });
   return {};
+}
+
+void Worker::createForcedUserPools() {
+  // A database with a fixed server login has one pool whatever the client, known from
+  // the start, so min_pool_size can warm it before the first client (as PgBouncer does).
+  for (const auto& [name, db] : config_->databases) {
+    if (name != "*" && !db.user.empty()) {
+      (void)poolFor(name, db.user);
+    }
+  }
 }
 
 void Worker::join() {
@@ -365,6 +376,7 @@ void Worker::applyReload(ConfigPtr config, AuthFilePtr auth_file) {
     }
     pool->applySettings(std::move(target), settingsFor(entry->second, key.second));
   }
+  createForcedUserPools();
   PGPIVOT_LOG_INFO("worker {}: configuration reloaded", index_);
 }
 

@@ -39,6 +39,7 @@ void Pool::applySettings(ServerTarget target, PoolSettings settings) {
   target_ = std::move(target);
   settings_ = settings;
   if (moved) {
+    ++generation_;
     // Idle connections point at the old place; active ones finish their clients first.
     closeIdleServers();
   }
@@ -142,7 +143,8 @@ void Pool::releaseServer(ServerConn& server, bool reusable) {
   const bool too_old = config.server_lifetime.count() > 0 &&
                        now - server.createdAt() >=
                            static_cast<uint64_t>(config.server_lifetime.count());
-  if (!reusable || too_old) {
+  const bool stale = server.generation() != generation_;
+  if (!reusable || too_old || stale) {
     server.close(reusable ? session::CloseReason::kServerLifetime
                           : session::CloseReason::kServerUnusable);
     return;
@@ -161,6 +163,12 @@ void Pool::releaseServer(ServerConn& server, bool reusable) {
 }
 
 void Pool::onServerReady(ServerConn& server) {
+  if (server.generation() != generation_) {
+    eraseFrom(opening_, &server);
+    eraseFrom(cleaning_, &server);
+    server.close(session::CloseReason::kServerUnusable);  // opened for the old target
+    return;
+  }
   if (eraseFrom(opening_, &server)) {
     welcome_params_ = server.params();  // a fresh login: the server's defaults
   }

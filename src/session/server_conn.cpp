@@ -57,6 +57,7 @@ ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id)
     : worker_(worker),
       pool_(pool),
       id_(id),
+      generation_(pool.generation()),
       stream_(worker.loop(), *this, worker.bufferSize(),
               isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
   created_at_ = last_used_at_ = state_since_ = worker_.now();

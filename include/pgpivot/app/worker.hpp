@@ -120,6 +120,7 @@ class Worker final {
   void beginShutdown(bool immediate);
   void maybeFinishShutdown();
   void freeRetired();
+  void createForcedUserPools();
   const config::DatabaseEntry* entryFor(const std::string& database) const;
   pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
   pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;

@@ -72,6 +72,9 @@ class Pool final {
   const PoolKey& key() const { return key_; }
   const ServerTarget& target() const { return target_; }
   const PoolSettings& settings() const { return settings_; }
+  // Bumped whenever the target moves (reload): servers opened for an older generation are
+  // never handed out again.
+  uint64_t generation() const { return generation_; }
   void applySettings(ServerTarget target, PoolSettings settings);
 
   // A client needs a server. It is linked now if one is idle, otherwise queued (FIFO) and
@@ -145,6 +148,7 @@ class Pool final {
   std::array<uint8_t, 32> scram_client_key_{};
   std::array<uint8_t, 32> scram_server_key_{};
   uint64_t last_login_failure_ms_ = 0;
+  uint64_t generation_ = 1;
   PoolStats stats_;
 };
 

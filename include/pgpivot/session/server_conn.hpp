@@ -93,6 +93,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   net::Stream& stream() { return stream_; }
   const std::string& logPrefix() const { return log_prefix_; }
   pool::Pool& pool() const { return pool_; }
+  uint64_t generation() const { return generation_; }
   // The server's unix socket path, or empty for TCP.
   std::string unixPath() const;
 
@@ -123,6 +124,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   app::Worker& worker_;
   pool::Pool& pool_;
   uint64_t id_;
+  uint64_t generation_;
   net::Stream stream_;
   ServerState state_ = ServerState::kResolving;
   ClientSession* client_ = nullptr;
