@@ -103,6 +103,35 @@ void Worker::postReload(ConfigPtr config, AuthFilePtr auth_file) {
   });
 }
 
+void Worker::postRoute(monitor::ClusterRoute route) {
+  mailbox_.post([this, route = std::move(route)] { applyRoute(route); });
+}
+
+void Worker::applyRoute(const monitor::ClusterRoute& route) {
+  const auto previous = routes_.find(route.cluster);
+  const bool moved =
+      previous == routes_.end() || previous->second.primary.has_value() != route.primary.has_value() ||
+      (route.primary && (previous->second.primary->host != route.primary->host ||
+                         previous->second.primary->port != route.primary->port));
+  routes_[route.cluster] = route;
+  for (auto& [key, pool] : pools_) {
+    const config::DatabaseEntry* db = entryFor(key.first);
+    if (db == nullptr || db->cluster != route.cluster) {
+      continue;
+    }
+    // No primary means nowhere to send anyone: hold them until there is one (or the
+    // pause times out).
+    pool->setPaused(route.paused || !route.primary, route.pause_timeout);
+    if (moved && route.primary) {
+      pool::ServerTarget target = targetFor(*db, key.second);
+      if (db->dbname.empty()) {
+        target.dbname = key.first;
+      }
+      pool->moveTo(std::move(target));
+    }
+  }
+}
+
 void Worker::postShutdown(bool immediate) {
   mailbox_.post([this, immediate] { beginShutdown(immediate); });
 }
@@ -163,10 +192,13 @@ pool::ServerTarget Worker::targetFor(const config::DatabaseEntry& db,
   target.host = db.host;
   target.port = db.port;
   if (!db.cluster.empty()) {
-    // TODO(failover): route to the cluster's current primary; until the health monitor
-    // lands, the first node listed is the primary.
+    // The health monitor's route decides; before its first word, the first node listed.
+    const auto route = routes_.find(db.cluster);
     const auto cluster = config_->clusters.find(db.cluster);
-    if (cluster != config_->clusters.end() && !cluster->second.nodes.empty()) {
+    if (route != routes_.end() && route->second.primary) {
+      target.host = route->second.primary->host;
+      target.port = route->second.primary->port;
+    } else if (cluster != config_->clusters.end() && !cluster->second.nodes.empty()) {
       target.host = cluster->second.nodes.front().host;
       target.port = cluster->second.nodes.front().port;
     }

@@ -65,6 +65,9 @@ void Pool::forgetWaiter(ClientSession& client) {
 }
 
 void Pool::serveWaiters() {
+  if (paused_) {
+    return;  // a failover is under way: nobody gets a server until it is over
+  }
   const uint64_t now = worker_.now();
   const auto& config = worker_.config();
   while (!waiting_.empty() && !idle_.empty()) {
@@ -219,6 +222,34 @@ void Pool::closeIdleServers() {
   }
 }
 
+void Pool::setPaused(bool paused, config::Millis pause_timeout) {
+  pause_timeout_ = pause_timeout;
+  if (paused == paused_) {
+    return;
+  }
+  paused_ = paused;
+  paused_since_ = worker_.now();
+  if (!paused_) {
+    serveWaiters();
+  }
+}
+
+void Pool::moveTo(ServerTarget target) {
+  target_ = std::move(target);
+  ++generation_;
+  closeIdleServers();
+  // Everything else still points at the old primary: close it. Copies, because closing
+  // edits the lists.
+  std::vector<ServerConn*> stale;
+  for (auto* list : {&opening_, &active_, &cleaning_}) {
+    stale.insert(stale.end(), list->begin(), list->end());
+  }
+  for (ServerConn* server : stale) {
+    server->close(session::CloseReason::kFailover);
+  }
+  serveWaiters();
+}
+
 void Pool::rememberScramKeys(const std::array<uint8_t, 32>& client_key,
                              const std::array<uint8_t, 32>& server_key) {
   scram_client_key_ = client_key;
@@ -266,6 +297,18 @@ void Pool::janitor(uint64_t now) {
     while (static_cast<int>(serverCount()) < settings_.min_pool_size &&
            waiting_.size() <= opening_.size() && mayOpenServer(now)) {
       openServer();
+    }
+  }
+  // A failover that takes too long: waiters get a clear error instead of hanging.
+  if (paused_ && pause_timeout_.count() > 0) {
+    while (!waiting_.empty() &&
+           older(std::max(waiting_.front()->waitStartedAt(), paused_since_), pause_timeout_)) {
+      ClientSession* client = waiting_.front();
+      waiting_.pop_front();
+      client->failWaiting(sqlstate::kCannotConnectNow,
+                          "pgpivot: failover in progress: no primary available within "
+                          "failover_pause_timeout",
+                          session::CloseReason::kQueryWaitTimeout);
     }
   }
   // reserve_pool_timeout may have passed for the oldest waiter.

@@ -73,6 +73,11 @@ void ClientSession::onStreamData(net::Stream&) {
       // Bytes wait in the buffer until a server is linked; stop reading once it is full.
       return;
     case ClientState::kIdle: {
+      if (!dropOrphanedBody() ||
+          (lost_transaction_ != LostTransaction::kNone && !answerLostTransaction())) {
+        stream_.startReading();
+        return;
+      }
       const std::string_view unparsed = stream_.buffer().unparsed();
       if (unparsed.empty()) {
         stream_.startReading();
@@ -527,31 +532,95 @@ void ClientSession::failWaiting(std::string_view state, const std::string& messa
   closeWithError(state, message, reason);
 }
 
-void ClientSession::onServerLost(const std::string& why) {
+void ClientSession::onServerLost(const std::string& why, bool failover) {
   ServerConn* server = server_;
   server_ = nullptr;
   if (state_ == ClientState::kClosing || server == nullptr) {
     return;
   }
   PGPIVOT_LOG_WARN("{} lost its server: {}", log_prefix_, why);
-  // A query in flight gets an error and ReadyForQuery, so the client's connection stays
-  // usable; its next query goes to a fresh server.
+  if (state_ == ClientState::kWaitingForServer) {
+    requestServer();  // it was still being prepared for us: ask for another
+    return;
+  }
+  // The session stays; what the client is told depends on what it was doing.
   if (server->outstanding() > 0) {
+    // A statement in flight: it may or may not have committed.
     std::string out;
-    proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure, why);
+    proto::writeErrorResponse(
+        out, proto::severity::kError,
+        failover ? sqlstate::kStatementCompletionUnknown : sqlstate::kConnectionFailure,
+        failover ? "pgpivot: failover: the primary was lost while a statement was running; it "
+                   "may or may not have committed"
+                 : why);
     proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
     stream_.writeOwned(std::move(out));
+  } else if (server->txStatus() != proto::TxStatus::kIdle) {
+    // Idle inside a transaction: it provably did not commit. The client learns it at its
+    // next statement, which must not silently run outside the transaction it expects.
+    lost_transaction_ = failover ? LostTransaction::kFailover : LostTransaction::kServerLost;
   }
+  copy_in_ = false;
+  syncs_since_execute_ = 0;
   // Bytes of a message half-forwarded to the dead server must not reach the next one.
   auto& buffer = stream_.buffer();
   if (!stream_.forwardInFlight()) {
-    const std::size_t drop = std::min(cursor_.body_left, buffer.received() - buffer.parsed());
     buffer.markParsedSent();
-    buffer.skipParsed(drop);
-    cursor_.body_left -= drop;
   }
   setState(ClientState::kIdle);
   stream_.startReading();
+}
+
+bool ClientSession::dropOrphanedBody() {
+  auto& buffer = stream_.buffer();
+  const std::size_t drop = std::min(cursor_.body_left, buffer.received() - buffer.parsed());
+  if (drop > 0) {
+    buffer.skipParsed(drop);
+    cursor_.body_left -= drop;
+  }
+  return cursor_.body_left == 0;
+}
+
+bool ClientSession::answerLostTransaction() {
+  // Consume the client's next statement (a Query, or extended messages up to Sync) and
+  // answer it with the error, as PostgreSQL answers statements in a failed transaction.
+  auto& buffer = stream_.buffer();
+  while (lost_transaction_ != LostTransaction::kNone) {
+    proto::FrameView frame;
+    std::size_t consumed = 0;
+    const proto::Decode decoded =
+        proto::nextFrame(buffer.unparsed(), worker_.limits(), frame, consumed);
+    if (decoded == proto::Decode::kInvalid) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
+                     CloseReason::kClientProtocolViolation);
+      return false;
+    }
+    if (decoded == proto::Decode::kNeedMore) {
+      buffer.compact();
+      stream_.startReading();
+      return false;
+    }
+    buffer.skipParsed(consumed);
+    if (frame.tag == 'X') {
+      close(CloseReason::kClientTerminate);
+      return false;
+    }
+    if (frame.tag != 'Q' && frame.tag != 'S' && frame.tag != 'F') {
+      continue;  // part of an extended-protocol batch: skipped until its Sync
+    }
+    const bool failover = lost_transaction_ == LostTransaction::kFailover;
+    lost_transaction_ = LostTransaction::kNone;
+    std::string out;
+    proto::writeErrorResponse(
+        out, proto::severity::kError,
+        failover ? sqlstate::kSerializationFailure : sqlstate::kConnectionFailure,
+        failover ? "pgpivot: failover: the transaction was aborted because the primary changed; "
+                   "it did not commit and may be retried"
+                 : "pgpivot: server connection lost: the transaction was rolled back");
+    proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
+    stream_.writeOwned(std::move(out));
+  }
+  return true;
 }
 
 // --- relaying (client -> server) ----------------------------------------------------------
@@ -631,7 +700,8 @@ void ClientSession::checkTimeouts(uint64_t now_ms) {
       }
       return;
     case ClientState::kWaitingForServer:
-      if (config.query_wait_timeout.count() > 0 &&
+      // During a failover the pool's failover_pause_timeout applies instead.
+      if (config.query_wait_timeout.count() > 0 && (pool_ == nullptr || !pool_->paused()) &&
           elapsed(wait_started_at_) >= static_cast<uint64_t>(config.query_wait_timeout.count())) {
         failWaiting(sqlstate::kProtocolViolation, "pgpivot: query_wait_timeout",
                     CloseReason::kQueryWaitTimeout);

@@ -38,6 +38,8 @@ std::string_view toString(CloseReason reason) {
       return "server not reusable";
     case CloseReason::kCancelRequest:
       return "cancel request";
+    case CloseReason::kFailover:
+      return "failover";
     case CloseReason::kShutdown:
       return "shutdown";
   }

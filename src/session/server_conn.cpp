@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include "pgpivot/app/worker.hpp"
@@ -210,9 +212,36 @@ Action ServerConn::classify(char tag) {
     case 'G':
     case 'W':
       return Action::kInspect;
+    case 'E':
+      return Action::kConsume;  // a FATAL is the server's last word, not the client's news
     default:
       return Action::kForward;
   }
+}
+
+bool ServerConn::onActiveError(std::string_view body) {
+  auto fields = proto::parseErrorFields(body);
+  const std::string_view severity =
+      fields ? (fields->severity_nonlocalized.empty() ? fields->severity
+                                                      : fields->severity_nonlocalized)
+             : std::string_view{};
+  if (fields && (severity == proto::severity::kFatal || severity == proto::severity::kPanic)) {
+    // The server is about to close. The client keeps its session, so it must not read
+    // "terminating connection"; onServerLost tells it what happened, once.
+    last_words_ = fmt::format("{} ({})", fields->message, fields->sqlstate);
+    return true;
+  }
+  if (client_ != nullptr) {
+    // Errors are rare: rebuilding the frame is cheaper than special-casing the pump.
+    std::string frame;
+    frame.reserve(body.size() + proto::kHeaderSize);
+    frame.push_back('E');
+    const uint32_t length = htonl(static_cast<uint32_t>(body.size() + 4));
+    frame.append(reinterpret_cast<const char*>(&length), 4);
+    frame.append(body);
+    client_->stream().writeOwned(std::move(frame));
+  }
+  return true;
 }
 
 bool ServerConn::onMessage(char tag, std::string_view body) {
@@ -226,6 +255,9 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
     case ServerState::kActive:
       if (tag == 'Z') {
         return onReadyForQuery(body);
+      }
+      if (tag == 'E') {
+        return onActiveError(body);
       }
       if ((tag == 'G' || tag == 'W') && client_ != nullptr) {
         client_->onCopyInStarted();
@@ -549,7 +581,9 @@ void ServerConn::onStreamEnd(net::Stream&, int status) {
   if (client_ != nullptr) {
     ClientSession* client = client_;
     client_ = nullptr;
-    client->onServerLost("pgpivot: server connection lost");
+    client->onServerLost(last_words_.empty()
+                             ? std::string("pgpivot: server connection lost")
+                             : "pgpivot: server connection lost: " + last_words_);
   }
   close(CloseReason::kServerEof);
 }
@@ -563,7 +597,10 @@ void ServerConn::close(CloseReason reason) {
   if (client_ != nullptr) {
     ClientSession* client = client_;
     client_ = nullptr;
-    client->onServerLost("pgpivot: server connection closed");
+    client->onServerLost(reason == CloseReason::kFailover
+                             ? "pgpivot: failover: the server connection was moved"
+                             : "pgpivot: server connection closed",
+                         reason == CloseReason::kFailover);
   }
   pool_.onServerClosed(*this);
   if (resolving_) {

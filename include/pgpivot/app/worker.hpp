@@ -19,6 +19,7 @@
 #include "pgpivot/auth/auth_file.hpp"
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/config/config.hpp"
+#include "pgpivot/monitor/route.hpp"
 #include "pgpivot/net/listener.hpp"
 #include "pgpivot/net/mailbox.hpp"
 #include "pgpivot/pool/pool.hpp"
@@ -59,6 +60,8 @@ class Worker final {
 
   // Any thread.
   void postReload(ConfigPtr config, AuthFilePtr auth_file);
+  // The health monitor moved a cluster's primary, or paused or resumed it.
+  void postRoute(monitor::ClusterRoute route);
   // Stop accepting; exit once every client has left (SIGINT) or at once (SIGTERM).
   void postShutdown(bool immediate);
   uint16_t boundPort() const { return bound_port_; }
@@ -117,6 +120,7 @@ class Worker final {
   void onConnection(uv_stream_t* server, bool is_unix);
   void onJanitorTick();
   void applyReload(ConfigPtr config, AuthFilePtr auth_file);
+  void applyRoute(const monitor::ClusterRoute& route);
   void beginShutdown(bool immediate);
   void maybeFinishShutdown();
   void freeRetired();
@@ -151,6 +155,7 @@ class Worker final {
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
   std::unordered_map<uint64_t, session::ClientSession*> clients_by_id_;
   auth::AuthQueryRunner auth_query_;
+  std::map<std::string, monitor::ClusterRoute> routes_;
   std::map<std::string, int> servers_per_db_;
   std::map<std::string, int> servers_per_user_;
   WorkerStats stats_;

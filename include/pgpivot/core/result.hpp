@@ -23,6 +23,9 @@ inline constexpr std::string_view kFeatureNotSupported = "0A000";
 inline constexpr std::string_view kQueryCanceled = "57014";
 inline constexpr std::string_view kInternalError = "XX000";
 inline constexpr std::string_view kConfigFileError = "F0000";
+inline constexpr std::string_view kSerializationFailure = "40001";
+inline constexpr std::string_view kStatementCompletionUnknown = "40003";
+inline constexpr std::string_view kReadOnlyTransaction = "25006";
 }  // namespace sqlstate
 
 struct Error {

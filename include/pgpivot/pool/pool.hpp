@@ -94,6 +94,14 @@ class Pool final {
   // Called by ServerConn when it is gone, whatever the reason.
   void onServerClosed(session::ServerConn& server);
 
+  // Failover routing. While paused, waiters queue and nothing is handed out or opened;
+  // waiters give up after `pause_timeout` with 57P03.
+  void setPaused(bool paused, config::Millis pause_timeout);
+  bool paused() const { return paused_; }
+  // Moves the pool to a new primary: servers on the old one are closed, including those
+  // linked to clients (who are told according to what they were doing).
+  void moveTo(ServerTarget target);
+
   // Timeouts and min_pool_size upkeep; `now_ms` is the loop time.
   void janitor(uint64_t now_ms);
   // Close idle servers (shutdown, reload of the target).
@@ -149,6 +157,9 @@ class Pool final {
   std::array<uint8_t, 32> scram_server_key_{};
   uint64_t last_login_failure_ms_ = 0;
   uint64_t generation_ = 1;
+  bool paused_ = false;
+  uint64_t paused_since_ = 0;
+  config::Millis pause_timeout_{30000};
   PoolStats stats_;
 };
 

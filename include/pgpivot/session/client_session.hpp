@@ -55,8 +55,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void onServerLinked(ServerConn& server);
   // Pool: no server can be had; tell the client why and close.
   void failWaiting(std::string_view sqlstate, const std::string& message, CloseReason reason);
-  // Our server died under us.
-  void onServerLost(const std::string& why);
+  // Our server died under us (or was taken away by a failover).
+  void onServerLost(const std::string& why, bool failover = false);
   // Transaction/statement mode: the server finished our transaction and goes back to the
   // pool; we stay logged in without one until our next message.
   void onServerReleased();
@@ -117,6 +117,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void requestServer();
   void sendWelcome(const ParamMap& server_params);
   void expectReadyForQuery();
+  bool dropOrphanedBody();
+  bool answerLostTransaction();
 
   // Authentication in progress: which exchange, and its data.
   struct AuthCleartext {};
@@ -142,6 +144,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   RelayCursor cursor_;
   bool welcomed_ = false;
   bool copy_in_ = false;
+  // A transaction that was open on a server we lost; the next statement gets the error.
+  enum class LostTransaction { kNone, kServerLost, kFailover };
+  LostTransaction lost_transaction_ = LostTransaction::kNone;
   int syncs_since_execute_ = 0;
   bool over_client_limit_ = false;
   bool auth_query_pending_ = false;

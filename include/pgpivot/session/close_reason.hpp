@@ -24,6 +24,7 @@ enum class CloseReason {
   kServerConnectTimeout,     // server_connect_timeout
   kServerUnusable,           // released in a state that cannot be reused
   kCancelRequest,            // a cancel connection, done
+  kFailover,                 // the server is on a node that is no longer the primary
   kShutdown,                 // pgpivot is stopping
 };
 

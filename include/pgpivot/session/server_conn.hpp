@@ -119,6 +119,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void loginFailed(std::string_view sqlstate, std::string message);
   void noteParameterStatus(std::string_view body);
   bool onReadyForQuery(std::string_view body);
+  bool onActiveError(std::string_view body);
   void releaseAfterTransaction();
 
   app::Worker& worker_;
@@ -138,6 +139,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool error_in_internal_query_ = false;
   bool release_pending_ = false;
   std::string internal_error_;
+  std::string last_words_;  // a FATAL the server sent before closing
   std::unique_ptr<auth::ScramClient> scram_;
   sockaddr_storage address_{};
   uint64_t created_at_ = 0;

@@ -1,0 +1,23 @@
+// What the health monitor tells the workers about one cluster: where writes go now, and
+// whether clients must wait (a failover is under way) or be refused (no safe primary).
+// An immutable value, posted to every worker's mailbox; workers never ask for it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "pgpivot/config/config.hpp"
+
+namespace pgpivot::monitor {
+
+struct ClusterRoute {
+  std::string cluster;
+  std::optional<config::NodeAddress> primary;  // nullopt: no node may take writes now
+  uint64_t epoch = 0;                          // bumped at every change of primary
+  bool paused = false;                         // hold new transactions (failover running)
+  config::Millis pause_timeout{30000};         // failover_pause_timeout
+  std::string reason;                          // why, for logs and errors
+};
+
+}  // namespace pgpivot::monitor
