@@ -19,7 +19,9 @@
 # Needs root. Safe for CI: it stops only the processes it started (by pid), unmounts what
 # it mounted, leaves the machine as it found it, and the whole run is bounded
 # (PGPIVOT_PKG_TEST_TIMEOUT seconds, default 1500). Ends with "packages: N passed, N failed".
+# PGPIVOT_PKG_TEST_KEEP=1 keeps the logs and packages of the run in /tmp/pgpivot-pkgtest.*.
 set -euo pipefail
+# shellcheck disable=SC2016 # '${Status}' and '${Version}' are dpkg-query's, not the shell's
 
 usage() {
   echo "usage: $0 BUILD_DIR [--chroot | --host]" >&2
@@ -114,6 +116,9 @@ cleanup() {
     [ "$proc_mounted" = 1 ] && umount "$root/proc"
     if grep -q " $root/" /proc/mounts; then
       echo "cleanup: something is still mounted below $root; not deleting $work" >&2
+    elif [ "${PGPIVOT_PKG_TEST_KEEP:-0}" = 1 ]; then
+      rm -rf "$root"
+      echo "kept $work"
     else
       rm -rf "$work"
     fi
@@ -126,7 +131,7 @@ cleanup() {
         failed=$((failed + 1))
       fi
     fi
-    rm -rf "$work"
+    if [ "${PGPIVOT_PKG_TEST_KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
   fi
   printf '\npackage test took %ds\n' "$((SECONDS - started))"
   [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
@@ -134,8 +139,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "FAIL interrupted" >&2; exit 130' INT
+trap 'echo "FAIL terminated (the time limit, PGPIVOT_PKG_TEST_TIMEOUT?)" >&2; exit 143' TERM
 
 # Host mode: purge what is left, delete the user if this run created it; true when the
 # machine is as it was.
@@ -224,7 +229,7 @@ rpm -qp --changelog "$rpm1" 2>/dev/null | grep -q "$version1" || fail "rpm chang
 ok "rpm scriptlets, changelog ($version1) and license"
 
 # ---- 3. the .rpm holds the paths of the .deb --------------------------------------------
-step "compare the .rpm's paths with the .deb's"
+step "the .rpm: the paths of the .deb; install, upgrade, erase"
 dpkg-deb -c "$deb1" | awk '{ p = $6; sub(/^\.\//, "/", p); sub(/\/$/, "", p)
   if (p != "" && p != "/") print substr($1, 1, 1), p }' | sort >"$work/deb.paths"
 rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm1" 2>/dev/null |
@@ -244,16 +249,39 @@ fi
 ok "same $(grep -vc '^d' "$work/deb.paths") files and $(grep -c '^d' "$work/rpm.paths") own directories"
 log "$(grep -v '^d' "$work/rpm.paths" | cut -c3- | sed 's/^/     /')"
 
+# RPM's own conffile handling, in a scratch rpm database: without the scriptlets (no RPM
+# system to run them in), as rpm -i, -U and -e treat %config(noreplace).
+rpmroot="$work/rpmroot"
+rpm_in_root() { rpm --root "$rpmroot" --nodeps --noscripts --force-debian "$@" >>"$work/rpm.log" 2>&1; }
+mkdir -p "$rpmroot"
+rpm --root "$rpmroot" --initdb
+rpm_in_root -i "$rpm1" || { cat "$work/rpm.log" >&2; fail "rpm -i"; }
+echo "; edited by test-packages.sh" >>"$rpmroot/etc/pgpivot/pgpivot.ini"
+cp "$rpmroot/etc/pgpivot/pgpivot.ini" "$work/rpm-edited.ini"
+rpm_in_root -U "$rpm2" || { cat "$work/rpm.log" >&2; fail "rpm -U"; }
+[ "$(rpm --root "$rpmroot" -q pgpivot)" = "$(rpm -qp --qf '%{NVRA}' "$rpm2" 2>/dev/null)" ] ||
+  fail "rpm -U: $(rpm --root "$rpmroot" -q pgpivot)"
+cmp -s "$work/rpm-edited.ini" "$rpmroot/etc/pgpivot/pgpivot.ini" || fail "rpm -U replaced the edited pgpivot.ini"
+[ -z "$(find "$rpmroot/etc" -name '*.rpmnew')" ] || fail "rpm -U left .rpmnew files"
+rpm_in_root -e pgpivot || { cat "$work/rpm.log" >&2; fail "rpm -e"; }
+[ ! -e "$rpmroot/usr/bin/pgpivot" ] || fail "rpm -e left /usr/bin/pgpivot"
+cmp -s "$work/rpm-edited.ini" "$rpmroot/etc/pgpivot/pgpivot.ini.rpmsave" ||
+  fail "rpm -e did not keep the edited pgpivot.ini as pgpivot.ini.rpmsave"
+ok "rpm -i, -U (edited %config kept), -e (edited %config kept as .rpmsave) in a scratch root"
+
 # ---- 4. lint -----------------------------------------------------------------------------
 step "lintian and rpmlint"
 # initial-upload-closes-no-bugs: a rule for uploads to Debian's archive (the first upload
 # closes an ITP bug); this package is not uploaded there.
-lintian_out=$(timeout 300 lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs \
-  "$deb1" 2>&1 | grep -v '^running with root privileges') || {
+lintian_rc=0
+timeout 300 lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs "$deb1" \
+  >"$work/lintian.out" 2>&1 || lintian_rc=$?
+lintian_out=$(grep -v '^running with root privileges' "$work/lintian.out" || true)
+if [ "$lintian_rc" != 0 ]; then
   printf '%s\n' "$lintian_out" >&2
   fail "lintian reports errors"
-}
-[ -n "$lintian_out" ] && printf '%s\n' "$lintian_out" | sed 's/^/     /'
+fi
+if [ -n "$lintian_out" ]; then printf '%s\n' "$lintian_out" | sed 's/^/     /'; fi
 ok "lintian: no errors, $(grep -c '^W:' <<<"$lintian_out" || true) warnings"
 if command -v rpmlint >/dev/null; then
   rpmlint_out=$(timeout 300 rpmlint -c "$src/packaging/rpm/rpmlint.toml" "$rpm1" 2>&1) || {
@@ -409,9 +437,9 @@ IFS=: read -r _ _ uid _ _ home shell < <(on_target getent passwd pgpivot) || fai
 [ "$uid" -lt 1000 ] && [ "$home" = /var/lib/pgpivot ] && [[ $shell == */nologin ]] ||
   fail "pgpivot user: uid $uid, home $home, shell $shell"
 ok "system user pgpivot (uid $uid, home $home, shell $shell)"
-expect_stat() { # PATH "OWNER:GROUP MODE"
+expect_stat() { # PATH "OWNER:GROUP MODE", names as the target knows them
   local got
-  got=$(stat -c '%U:%G %a' "$(t "$1")")
+  got=$(on_target stat -c '%U:%G %a' "$1")
   [ "$got" = "$2" ] || fail "$1 is $got, expected $2"
 }
 expect_stat /var/log/pgpivot "pgpivot:adm 2750"
@@ -522,7 +550,7 @@ start_pgpivot() {
     sleep 0.1
   done
   wait_notify READY=1 $((ready + 1))
-  [ "$(stat -c %U "/proc/$pgpivot_pid")" = pgpivot ] || fail "pgpivot does not run as pgpivot"
+  [ "$(stat -c %u "/proc/$pgpivot_pid")" = "$uid" ] || fail "pgpivot does not run as pgpivot"
   [ "$(readlink "/proc/$pgpivot_pid/exe")" = "$(t /usr/bin/pgpivot)" ] || fail "not the installed binary"
 }
 stop_pgpivot() {
@@ -620,6 +648,17 @@ status=$(on_target dpkg-query -W -f='${Status}' pgpivot 2>/dev/null || true)
 leftover=$(find "$(t /etc/systemd/system)" "$(t /var/lib/systemd)" -name 'pgpivot*' 2>/dev/null || true)
 [ -z "$leftover" ] || fail "dpkg --purge left $leftover"
 ok "dpkg --purge: /etc/pgpivot, logs, home and systemd state gone"
+
+step "PGPIVOT_ENABLE=1 enables the service on a first install"
+wants=/etc/systemd/system/multi-user.target.wants/pgpivot.service
+timeout 300 env PGPIVOT_ENABLE=1 "${target[@]}" dpkg -i "$deb1_on_target" >"$work/enable.log" 2>&1 \
+  </dev/null || { cat "$work/enable.log" >&2; fail "PGPIVOT_ENABLE=1 dpkg -i"; }
+[ -L "$(t "$wants")" ] || fail "PGPIVOT_ENABLE=1 did not enable pgpivot.service"
+timeout 300 "${target[@]}" dpkg --purge pgpivot >>"$work/enable.log" 2>&1 </dev/null ||
+  { cat "$work/enable.log" >&2; fail "dpkg --purge"; }
+leftover=$(find "$(t /etc/systemd/system)" "$(t /var/lib/systemd)" -name 'pgpivot*' 2>/dev/null || true)
+[ -z "$leftover" ] || fail "dpkg --purge left $leftover"
+ok "PGPIVOT_ENABLE=1 dpkg -i: enabled ($wants); purge: no systemd state left"
 
 if [ "$mode" = host ]; then
   restore_host || fail "the machine differs from before the test"

@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "pgpivot/app/worker.hpp"
 #include "pgpivot/config/parser.hpp"
 #include "pgpivot/log/log.hpp"
+#include "pgpivot/pool/shared_limits.hpp"
 
 namespace pgpivot::app {
 
@@ -206,28 +208,49 @@ int runProcess(const ProcessOptions& options) {
   log::setup({std::max(options.verbose, config.verbose), options.quiet, config.logfile});
   signal(SIGPIPE, SIG_IGN);
 
-  if (config.workers > 1) {
-    PGPIVOT_LOG_WARN("workers = {}: this build runs one worker (multi-worker pools land with "
-                     "transaction pooling)",
-                     config.workers);
+  // One worker per core unless configured (DESIGN.md: workers, default = cores).
+  const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+  const std::size_t count =
+      config.workers > 0 ? static_cast<std::size_t>(config.workers) : static_cast<std::size_t>(cores);
+  pool::SharedLimits shared;
+  std::vector<Worker*> peers;
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < count; ++i) {
+    workers.push_back(
+        std::make_unique<Worker>(static_cast<int>(i), loaded.config, loaded.auth_file, shared, peers));
+    peers.push_back(workers.back().get());
   }
-  auto worker = std::make_unique<Worker>(0, loaded.config, loaded.auth_file);
-  // Block the signals the supervisor handles so the worker thread never receives them.
+  // Block the signals the supervisor handles so worker threads never receive them.
   sigset_t handled;
   sigemptyset(&handled);
   sigaddset(&handled, SIGHUP);
   sigaddset(&handled, SIGINT);
   sigaddset(&handled, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
-  auto started = worker->start();
+  uint16_t port = config.listen_port;
+  Result<void> started;
+  std::size_t running = 0;
+  for (auto& worker : workers) {
+    // Every worker binds the same port (SO_REUSEPORT when there are several); only the
+    // first takes the unix socket.
+    started = worker->start(port, running == 0);
+    if (!started) {
+      break;
+    }
+    port = worker->boundPort();
+    ++running;
+  }
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   if (!started) {
     PGPIVOT_LOG_ERROR("{}", started.error().message);
-    worker->postShutdown(true);
-    worker->join();
+    for (std::size_t i = 0; i < running; ++i) {
+      workers[i]->postShutdown(true);
+      workers[i]->join();
+    }
     return 1;
   }
-  PGPIVOT_LOG_INFO("pgpivot {} listening on port {}", PGPIVOT_VERSION, worker->boundPort());
+  PGPIVOT_LOG_INFO("pgpivot {} listening on port {} with {} worker(s)", PGPIVOT_VERSION, port,
+                   workers.size());
 
   if (!options.user.empty() && !switchUser(options.user)) {
     return 1;
@@ -240,9 +263,11 @@ int runProcess(const ProcessOptions& options) {
     }
   }
 
-  Supervisor supervisor(options, loaded.config, {worker.get()});
+  Supervisor supervisor(options, loaded.config, peers);
   supervisor.run();
-  worker->join();
+  for (auto& worker : workers) {
+    worker->join();
+  }
   if (!config.pidfile.empty()) {
     ::unlink(config.pidfile.c_str());
   }

@@ -28,14 +28,19 @@ void retire(std::unordered_map<T*, std::unique_ptr<T>>& live,
 
 }  // namespace
 
-Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file)
-    : index_(index), config_(std::move(config)), auth_file_(std::move(auth_file)) {
+Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file, pool::SharedLimits& shared,
+               const std::vector<Worker*>& peers)
+    : index_(index),
+      config_(std::move(config)),
+      auth_file_(std::move(auth_file)),
+      shared_(shared),
+      peers_(peers) {
   limits_.max_message_length = config_->max_packet_size;
 }
 
 Worker::~Worker() { join(); }
 
-Result<void> Worker::start() {
+Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_loop_init(&loop_);
   if (mailbox_.init(&loop_) != 0) {
     return fail(sqlstate::kInternalError, "cannot create the worker mailbox");
@@ -53,16 +58,15 @@ Result<void> Worker::start() {
   listener_ = std::make_unique<net::Listener>(
       &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix); });
   const auto& config = *config_;
-  uint16_t port = config.listen_port;
   for (const auto& address : config.listen_addr) {
-    auto listened = listener_->listenTcp(address, port, config.listen_backlog, config.workers > 1);
+    auto listened = listener_->listenTcp(address, port, config.listen_backlog, peers_.size() > 1);
     if (!listened) {
       return listened;
     }
     port = listener_->boundPort();
   }
   bound_port_ = port;
-  if (!config.unix_socket_dir.empty()) {
+  if (unix_socket && !config.unix_socket_dir.empty()) {
     auto listened = listener_->listenUnix(config.unix_socket_dir, port, config.listen_backlog);
     if (!listened) {
       return listened;
@@ -151,8 +155,10 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix) {
   clients_by_id_.emplace(ref.id(), &ref);
   stats_.clients_accepted++;
   stats_.clients_current = clients_.size();
-  const bool over_limit = static_cast<int>(clients_.size()) > config_->max_client_conn;
-  ref.start(over_limit);
+  // max_client_conn counts every worker's clients. One over the limit is still accepted,
+  // to be told so with 53300 once its start-up packet arrives.
+  const bool admitted = pool::SharedLimits::tryAcquire(shared_.clients(), config_->max_client_conn);
+  ref.start(!admitted);
 }
 
 // --- pools --------------------------------------------------------------------------------
@@ -240,14 +246,36 @@ pool::PoolSettings Worker::settingsFor(const config::DatabaseEntry& db,
   return settings;
 }
 
-session::ServerConn& Worker::createServer(pool::Pool& pool) {
-  auto server = std::make_unique<session::ServerConn>(*this, pool, next_id_++);
+session::ServerConn& Worker::createServer(pool::Pool& pool, pool::ServerSlot slot) {
+  auto server = std::make_unique<session::ServerConn>(*this, pool, next_id_++, std::move(slot));
   session::ServerConn& ref = *server;
   servers_.emplace(&ref, std::move(server));
-  servers_per_db_[pool.key().database]++;
-  servers_per_user_[pool.key().user]++;
   stats_.servers_current = servers_.size();
   return ref;
+}
+
+void Worker::askPeersForIdleServer(const pool::PoolKey& key) {
+  if (peers_.size() < 2) {
+    return;
+  }
+  const uint64_t now = uv_now(&loop_);
+  uint64_t& last = last_idle_ask_[{key.database, key.user}];
+  if (last != 0 && now - last < 100) {
+    return;
+  }
+  last = now;
+  for (Worker* peer : peers_) {
+    if (peer != this) {
+      peer->mailbox_.post([peer, key] { peer->releaseIdleFor(key); });
+    }
+  }
+}
+
+void Worker::releaseIdleFor(const pool::PoolKey& key) {
+  const auto it = pools_.find({key.database, key.user});
+  if (it != pools_.end()) {
+    (void)it->second->closeOneIdleServer();
+  }
 }
 
 void Worker::retireClient(session::ClientSession& client) {
@@ -257,11 +285,6 @@ void Worker::retireClient(session::ClientSession& client) {
 }
 
 void Worker::retireServer(session::ServerConn& server) {
-  const auto it = servers_.find(&server);
-  if (it != servers_.end()) {
-    servers_per_db_[server.pool().key().database]--;
-    servers_per_user_[server.pool().key().user]--;
-  }
   retire(servers_, retired_servers_, server);
   stats_.servers_current = servers_.size();
 }
@@ -346,6 +369,23 @@ void Worker::unregisterCancelKey(session::ClientSession& client) {
 }
 
 bool Worker::forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id) {
+  // The key says which worker owns the session (newCancelKey).
+  const auto owner = static_cast<std::size_t>((static_cast<uint32_t>(pid) >> 24) & 0x3f);
+  if (owner != static_cast<std::size_t>(index_) && owner < peers_.size()) {
+    Worker* peer = peers_[owner];
+    const int me = index_;
+    peer->mailbox_.post([peer, pid, secret, me, requester_id] {
+      if (!peer->startCancel(pid, secret, me, requester_id)) {
+        peer->notifyCancelDone(me, requester_id);
+      }
+    });
+    return true;
+  }
+  return startCancel(pid, secret, index_, requester_id);
+}
+
+bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker,
+                         uint64_t requester_id) {
   const auto it = cancel_keys_.find(pid);
   if (it == cancel_keys_.end() || it->second->cancelSecret() != secret) {
     PGPIVOT_LOG_DEBUG("cancel request for an unknown key ignored");
@@ -357,13 +397,25 @@ bool Worker::forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id) {
   }
   const bool unix_socket = !server->unixPath().empty();
   auto cancel = std::make_unique<session::CancelForwarder>(
-      *this, server->backendPid(), server->backendSecret(), unix_socket, requester_id);
+      *this, server->backendPid(), server->backendSecret(), unix_socket, requester_worker,
+      requester_id);
   session::CancelForwarder& ref = *cancel;
   cancels_.emplace(&ref, std::move(cancel));
   stats_.cancels_forwarded++;
   PGPIVOT_LOG_DEBUG("{} forwarding cancel", it->second->logPrefix());
   ref.start(server->address(), server->unixPath());
   return true;
+}
+
+void Worker::notifyCancelDone(int requester_worker, uint64_t requester_id) {
+  if (requester_worker == index_) {
+    cancelDone(requester_id);
+    return;
+  }
+  if (requester_worker >= 0 && static_cast<std::size_t>(requester_worker) < peers_.size()) {
+    Worker* peer = peers_[static_cast<std::size_t>(requester_worker)];
+    peer->mailbox_.post([peer, requester_id] { peer->cancelDone(requester_id); });
+  }
 }
 
 void Worker::cancelDone(uint64_t requester_id) {

@@ -249,15 +249,73 @@ Result<void> setFailoverMode(ClusterEntry& c, std::string_view v) {
   return {};
 }
 
-// The detection thresholds each profile stands for belong to the cluster module; here only
-// the name is checked.
+const DetectionProfile* findProfile(std::string_view name) {
+  if (name == "fast") {
+    return &kProfileFast;
+  }
+  if (name == "default") {
+    return &kProfileDefault;
+  }
+  if (name == "safe") {
+    return &kProfileSafe;
+  }
+  return nullptr;
+}
+
+// Only the name here: applyClusterLine then copies the profile's thresholds into the ones
+// the section did not set explicitly (applyProfile).
 Result<void> setProfile(ClusterEntry& c, std::string_view v) {
   const std::string profile = toLower(trim(v));
-  if (profile != "fast" && profile != "default" && profile != "safe") {
+  if (findProfile(profile) == nullptr) {
     return fail(sqlstate::kConfigFileError, "expected a profile: fast, default, safe");
   }
   c.profile = profile;
   return {};
+}
+
+// A duration; kAllowZero says whether 0 (usually "off") is meaningful for the key.
+template <auto kMember, bool kAllowZero>
+Result<void> setClusterDuration(ClusterEntry& c, std::string_view v) {
+  auto d = parseDuration(v);
+  if (!d) {
+    return tl::unexpected(d.error());
+  }
+  if (!kAllowZero && d->count() == 0) {
+    return fail(sqlstate::kConfigFileError, "must be greater than 0");
+  }
+  c.*kMember = *d;
+  return {};
+}
+
+template <auto kMember, int64_t kLo, int64_t kHi>
+Result<void> setClusterInt(ClusterEntry& c, std::string_view v) {
+  auto n = parseInteger(v, kLo, kHi);
+  if (!n) {
+    return tl::unexpected(n.error());
+  }
+  c.*kMember = static_cast<int>(*n);
+  return {};
+}
+
+Result<void> setMaxLag(ClusterEntry& c, std::string_view v) {
+  auto n = parseSize(v, 0, std::numeric_limits<int64_t>::max());
+  if (!n) {
+    return tl::unexpected(n.error());
+  }
+  c.max_lag_on_failover = *n;
+  return {};
+}
+
+Result<void> setLockPileupAction(ClusterEntry& c, std::string_view v) {
+  const std::string word = toLower(trim(v));
+  for (const auto action : {LockPileupAction::kAlert, LockPileupAction::kCancelBlocker,
+                            LockPileupAction::kTerminateBlocker}) {
+    if (word == toString(action)) {
+      c.lock_pileup_action = action;
+      return {};
+    }
+  }
+  return fail(sqlstate::kConfigFileError, "expected alert, cancel_blocker or terminate_blocker");
 }
 
 template <auto kMember>
@@ -273,19 +331,58 @@ Result<void> setProbe(ClusterEntry& c, std::string_view v) {
   return {};
 }
 
+constexpr int64_t kMaxFailoversPerHour = 100;
+
 using C = ClusterEntry;
 const ClusterKey kClusterKeys[] = {
+    {"crash_recovery_grace", setClusterDuration<&C::crash_recovery_grace, true>},
+    {"dead_after", setClusterDuration<&C::dead_after, false>},
+    {"failover_cooldown", setClusterDuration<&C::failover_cooldown, true>},
     {"failover_log", setText<&C::failover_log, C>},
     {"failover_mode", setFailoverMode},
+    {"failover_pause_timeout", setClusterDuration<&C::failover_pause_timeout, false>},
     {"fence_command", setText<&C::fence_command, C>},
+    {"lock_pileup_action", setLockPileupAction},
+    {"lock_pileup_grace", setClusterDuration<&C::lock_pileup_grace, true>},
+    {"lock_waiters_warn", setClusterInt<&C::lock_waiters_warn, 1, kMaxCount>},
+    {"max_failovers_per_hour", setClusterInt<&C::max_failovers_per_hour, 1, kMaxFailoversPerHour>},
+    {"max_lag_on_failover", setMaxLag},
     {"monitor_dbname", setText<&C::monitor_dbname, C>},
     {"monitor_password", setText<&C::monitor_password, C>},
     {"monitor_user", setText<&C::monitor_user, C>},
     {"nodes", setNodes},
+    {"oldest_lock_wait_warn", setClusterDuration<&C::oldest_lock_wait_warn, false>},
     {"probe_interval", setProbe<&C::probe_interval>},
     {"probe_timeout", setProbe<&C::probe_timeout>},
     {"profile", setProfile},
+    {"search_primary_timeout", setClusterDuration<&C::search_primary_timeout, false>},
+    {"state_file", setText<&C::state_file, C>},
+    {"unresponsive_after", setClusterDuration<&C::unresponsive_after, false>},
+    {"write_stuck_after", setClusterDuration<&C::write_stuck_after, false>},
 };
+
+// The profile's thresholds go into every threshold the section has not set itself (a key
+// counts as set once its line was read, even with a bad value: that error is reported and
+// the profile must not hide it). Called after `profile = ...`, so the order of the lines
+// does not matter: a threshold read later simply overwrites what the profile put there.
+void applyProfile(ParseContext& ctx, ClusterEntry& cluster) {
+  const DetectionProfile* profile = findProfile(cluster.profile);
+  if (profile == nullptr) {
+    return;
+  }
+  const auto unset = [&](std::string_view key) {
+    return ctx.config.sources.count("cluster." + cluster.name + "." + std::string(key)) == 0;
+  };
+  if (unset("dead_after")) {
+    cluster.dead_after = profile->dead_after;
+  }
+  if (unset("unresponsive_after")) {
+    cluster.unresponsive_after = profile->unresponsive_after;
+  }
+  if (unset("write_stuck_after")) {
+    cluster.write_stuck_after = profile->write_stuck_after;
+  }
+}
 
 }  // namespace
 
@@ -320,6 +417,9 @@ void applyClusterLine(ParseContext& ctx, ClusterEntry& cluster, std::string_view
     return;
   }
   ctx.failed.erase(source);
+  if (name == "profile") {
+    applyProfile(ctx, cluster);
+  }
 }
 
 }  // namespace pgpivot::config

@@ -31,7 +31,10 @@ Pool::Pool(app::Worker& worker, PoolKey key, ServerTarget target, PoolSettings s
     : worker_(worker),
       key_(std::move(key)),
       target_(std::move(target)),
-      settings_(settings) {}
+      settings_(settings),
+      pool_servers_(&worker.sharedLimits().counter("pool:" + key_.database + "/" + key_.user)),
+      db_servers_(&worker.sharedLimits().counter("db:" + key_.database)),
+      user_servers_(&worker.sharedLimits().counter("user:" + key_.user)) {}
 
 void Pool::applySettings(ServerTarget target, PoolSettings settings) {
   const bool moved = target.host != target_.host || target.port != target_.port ||
@@ -88,16 +91,15 @@ void Pool::serveWaiters() {
     linkServer(*server, *client);
   }
   // Open connections for waiters that no connection in progress will cover.
-  while (waiting_.size() > opening_.size() + cleaning_.size() && mayOpenServer(now)) {
-    openServer();
+  while (waiting_.size() > opening_.size() + cleaning_.size() && openServerIfAllowed(now)) {
   }
 }
 
-bool Pool::mayOpenServer(uint64_t now) const {
+std::optional<ServerSlot> Pool::reserveSlot(uint64_t now) {
   const auto& config = worker_.config();
   if (last_login_failure_ms_ != 0 &&
       now - last_login_failure_ms_ < static_cast<uint64_t>(config.server_login_retry.count())) {
-    return false;  // do not hammer a server that just refused us
+    return std::nullopt;  // do not hammer a server that just refused us
   }
   int limit = settings_.pool_size;
   if (!waiting_.empty() && settings_.reserve_pool_size > 0 &&
@@ -105,27 +107,48 @@ bool Pool::mayOpenServer(uint64_t now) const {
           static_cast<uint64_t>(settings_.reserve_pool_timeout.count())) {
     limit += settings_.reserve_pool_size;
   }
-  if (static_cast<int>(serverCount()) >= limit) {
-    return false;
+  // The limits hold across workers: reserve in the shared counters, all or nothing.
+  if (!SharedLimits::tryAcquire(*pool_servers_, limit)) {
+    if (!waiting_.empty()) {
+      worker_.askPeersForIdleServer(key_);  // another worker may sit on idle ones
+    }
+    return std::nullopt;
   }
-  if (settings_.max_db_connections > 0 &&
-      worker_.serversForDatabase(key_.database) >= settings_.max_db_connections) {
-    return false;
+  if (!SharedLimits::tryAcquire(*db_servers_, settings_.max_db_connections)) {
+    SharedLimits::release(*pool_servers_);
+    return std::nullopt;
   }
-  if (settings_.max_user_connections > 0 &&
-      worker_.serversForUser(key_.user) >= settings_.max_user_connections) {
-    return false;
+  if (!SharedLimits::tryAcquire(*user_servers_, settings_.max_user_connections)) {
+    SharedLimits::release(*pool_servers_);
+    SharedLimits::release(*db_servers_);
+    return std::nullopt;
   }
-  return true;
+  return ServerSlot(pool_servers_, db_servers_, user_servers_);
 }
 
-void Pool::openServer() {
-  ServerConn& server = worker_.createServer(*this);
+bool Pool::openServerIfAllowed(uint64_t now) {
+  std::optional<ServerSlot> slot = reserveSlot(now);
+  if (!slot) {
+    return false;
+  }
+  ServerConn& server = worker_.createServer(*this, std::move(*slot));
   opening_.push_back(&server);
   stats_.servers_opened++;
   // Log in with no client parameters, so the server's ParameterStatus values are its
   // defaults: the welcome for later clients, and what each client's SETs start from.
   server.open(session::ParamMap{});
+  return true;
+}
+
+bool Pool::closeOneIdleServer() {
+  if (idle_.empty() || !waiting_.empty()) {
+    return false;
+  }
+  // The least recently used one: the front, since the back is handed out first.
+  ServerConn* server = idle_.front();
+  idle_.erase(idle_.begin());
+  server->close(session::CloseReason::kServerIdleTimeout);
+  return true;
 }
 
 void Pool::linkServer(ServerConn& server, ClientSession& client) {
@@ -280,7 +303,7 @@ void Pool::janitor(uint64_t now) {
   std::vector<ServerConn*> expired;
   for (ServerConn* server : idle_) {
     const bool idle_too_long = older(server->lastUsedAt(), config.server_idle_timeout) &&
-                               static_cast<int>(serverCount() - expired.size()) >
+                               pool_servers_->load() - static_cast<int>(expired.size()) >
                                    settings_.min_pool_size;
     if (idle_too_long || older(server->createdAt(), config.server_lifetime)) {
       expired.push_back(server);
@@ -294,9 +317,8 @@ void Pool::janitor(uint64_t now) {
   }
   // min_pool_size: only where pgpivot can log in without a client (a password is known).
   if (settings_.min_pool_size > 0 && !target_.password.empty()) {
-    while (static_cast<int>(serverCount()) < settings_.min_pool_size &&
-           waiting_.size() <= opening_.size() && mayOpenServer(now)) {
-      openServer();
+    while (pool_servers_->load() < settings_.min_pool_size &&
+           waiting_.size() <= opening_.size() && openServerIfAllowed(now)) {
     }
   }
   // A failover that takes too long: waiters get a clear error instead of hanging.

@@ -6,10 +6,11 @@
 namespace pgpivot::session {
 
 CancelForwarder::CancelForwarder(app::Worker& worker, int32_t pid, int32_t secret,
-                                 bool unix_socket, uint64_t requester_id)
+                                 bool unix_socket, int requester_worker, uint64_t requester_id)
     : worker_(worker),
       pid_(pid),
       secret_(secret),
+      requester_worker_(requester_worker),
       requester_id_(requester_id),
       stream_(worker.loop(), *this, 256,
               unix_socket ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {}
@@ -45,7 +46,7 @@ void CancelForwarder::onStreamEnd(net::Stream&, int) { stream_.close(); }
 
 void CancelForwarder::onStreamClosed(net::Stream&) {
   // PostgreSQL has read the request (or cannot be reached): now the client may go on.
-  worker_.cancelDone(requester_id_);
+  worker_.notifyCancelDone(requester_worker_, requester_id_);
   worker_.retireCancel(*this);
 }
 

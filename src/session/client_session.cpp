@@ -741,6 +741,9 @@ void ClientSession::close(CloseReason reason) {
   }
   const ClientState was = state_;
   setState(ClientState::kClosing);
+  if (!over_client_limit_) {
+    pool::SharedLimits::release(worker_.sharedLimits().clients());  // our max_client_conn slot
+  }
   if (worker_.config().log_disconnections && welcomed_) {
     PGPIVOT_LOG_INFO("{} closing: {}", log_prefix_, toString(reason));
   } else {

@@ -55,11 +55,12 @@ std::string_view toString(ServerState state) {
   return "?";
 }
 
-ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id)
+ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id, pool::ServerSlot slot)
     : worker_(worker),
       pool_(pool),
       id_(id),
       generation_(pool.generation()),
+      slot_(std::move(slot)),
       stream_(worker.loop(), *this, worker.bufferSize(),
               isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
   created_at_ = last_used_at_ = state_since_ = worker_.now();
@@ -602,6 +603,7 @@ void ServerConn::close(CloseReason reason) {
                              : "pgpivot: server connection closed",
                          reason == CloseReason::kFailover);
   }
+  slot_.release();  // the limits count open connections: this one no longer is
   pool_.onServerClosed(*this);
   if (resolving_) {
     uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));

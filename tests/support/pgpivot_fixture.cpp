@@ -147,6 +147,9 @@ std::string Pgpivot::render(const Options& options) const {
       {"default_pool_size", "20"},
       {"max_client_conn", "500"},
       {"verbose", "1"},
+      // One worker unless a test asks for more: several tests check which backend a
+      // client lands on, and pools are per worker.
+      {"workers", "1"},
   };
   for (const auto& [key, value] : options.settings) {
     settings[key] = value;

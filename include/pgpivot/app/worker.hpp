@@ -48,14 +48,19 @@ struct WorkerStats {
 
 class Worker final {
  public:
-  Worker(int index, ConfigPtr config, AuthFilePtr auth_file);
+  // `peers` lists every worker (this one included) by index; it is filled before any
+  // worker starts and not changed afterwards.
+  Worker(int index, ConfigPtr config, AuthFilePtr auth_file, pool::SharedLimits& shared,
+         const std::vector<Worker*>& peers);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
 
   // Binds the listeners on the calling thread's loop (so bind errors reach start-up) and
-  // then runs the loop on a new thread.
-  [[nodiscard]] Result<void> start();
+  // then runs the loop on a new thread. `port` overrides listen_port (workers after the
+  // first bind the port the first one got); `unix_socket` says whether this worker also
+  // listens on the unix socket (only one may).
+  [[nodiscard]] Result<void> start(uint16_t port, bool unix_socket);
   void join();
 
   // Any thread.
@@ -86,7 +91,11 @@ class Worker final {
   // Null when the database is not configured (and no "*" entry exists).
   pool::Pool* poolFor(const std::string& database, const std::string& user);
 
-  session::ServerConn& createServer(pool::Pool& pool);
+  session::ServerConn& createServer(pool::Pool& pool, pool::ServerSlot slot);
+  pool::SharedLimits& sharedLimits() { return shared_; }
+  // A pool here waits for a slot: ask the other workers to close an idle server of the
+  // same (database, user) if they have one (rate-limited).
+  void askPeersForIdleServer(const pool::PoolKey& key);
   // Called from a session's onStreamClosed: freed after the current callback returns.
   void retireClient(session::ClientSession& client);
   void retireServer(session::ServerConn& server);
@@ -104,13 +113,10 @@ class Worker final {
   // is nothing to cancel; otherwise the requesting connection `requester_id` is closed
   // once PostgreSQL has read the request (cancelDone).
   [[nodiscard]] bool forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id);
-  void cancelDone(uint64_t requester_id);
+  // The cancel a connection of worker `requester_worker` asked for is done.
+  void notifyCancelDone(int requester_worker, uint64_t requester_id);
   std::pair<int32_t, int32_t> newCancelKey();
 
-  // Server connection counts per database and per user, for max_db_connections and
-  // max_user_connections.
-  int& serversForDatabase(const std::string& database) { return servers_per_db_[database]; }
-  int& serversForUser(const std::string& user) { return servers_per_user_[user]; }
   std::size_t clientCount() const { return clients_.size(); }
 
   WorkerStats& mutableStats() { return stats_; }
@@ -125,6 +131,9 @@ class Worker final {
   void maybeFinishShutdown();
   void freeRetired();
   void createForcedUserPools();
+  bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id);
+  void cancelDone(uint64_t requester_id);
+  void releaseIdleFor(const pool::PoolKey& key);
   const config::DatabaseEntry* entryFor(const std::string& database) const;
   pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
   pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;
@@ -156,8 +165,9 @@ class Worker final {
   std::unordered_map<uint64_t, session::ClientSession*> clients_by_id_;
   auth::AuthQueryRunner auth_query_;
   std::map<std::string, monitor::ClusterRoute> routes_;
-  std::map<std::string, int> servers_per_db_;
-  std::map<std::string, int> servers_per_user_;
+  pool::SharedLimits& shared_;
+  const std::vector<Worker*>& peers_;
+  std::map<std::pair<std::string, std::string>, uint64_t> last_idle_ask_;
   WorkerStats stats_;
 };
 

@@ -18,6 +18,9 @@ using Millis = std::chrono::milliseconds;
 enum class PoolMode { kSession, kTransaction, kStatement };
 enum class AuthType { kTrust, kAny, kPlain, kMd5, kScramSha256, kCert, kHba };
 enum class FailoverMode { kFollow, kPromote, kManual };
+// What pgpivot does to the root blocker of a lock pile-up once it has lasted
+// lock_pileup_grace: only report it, cancel its query, or terminate its session.
+enum class LockPileupAction { kAlert, kCancelBlocker, kTerminateBlocker };
 
 std::string_view toString(PoolMode mode);
 std::string_view toString(AuthType type);
@@ -50,6 +53,17 @@ struct UserEntry {
   int line = 0;
 };
 
+// The detection thresholds a cluster's `profile` stands for (research §7.2). A threshold set
+// explicitly in the section wins over its profile, wherever the two lines are.
+struct DetectionProfile {
+  Millis dead_after;          // refused/reset for this long: DOWN:DEAD
+  Millis unresponsive_after;  // every probe timing out for this long: DOWN:UNRESPONSIVE
+  Millis write_stuck_after;   // heartbeat writes failing (server-side cause) this long
+};
+inline constexpr DetectionProfile kProfileFast{Millis{3000}, Millis{5000}, Millis{10000}};
+inline constexpr DetectionProfile kProfileDefault{Millis{5000}, Millis{10000}, Millis{20000}};
+inline constexpr DetectionProfile kProfileSafe{Millis{10000}, Millis{30000}, Millis{60000}};
+
 struct NodeAddress {
   std::string host;
   uint16_t port = 5432;
@@ -68,8 +82,38 @@ struct ClusterEntry {
   Millis probe_timeout{1000};
   std::string failover_log;  // empty: the main log
   std::string fence_command;
+
+  // --- detection (the cluster module's NodeHealth) -----------------------------------
+  Millis dead_after = kProfileDefault.dead_after;
+  Millis unresponsive_after = kProfileDefault.unresponsive_after;
+  Millis write_stuck_after = kProfileDefault.write_stuck_after;
+  Millis crash_recovery_grace{30000};  // 57P03 "starting up" pauses the failure clock this long
+  int lock_waiters_warn = 10;          // DEGRADED:LOCKS at this many lock waiters...
+  Millis oldest_lock_wait_warn{5000};  // ...or when the oldest lock wait is this old
+  LockPileupAction lock_pileup_action = LockPileupAction::kAlert;
+  Millis lock_pileup_grace{60000};  // how long a pile-up lasts before the action is taken
+
+  // --- failover decision (the cluster module's FailoverMachine) -----------------------
+  int64_t max_lag_on_failover = 1024 * 1024;  // bytes of WAL a candidate may miss (Patroni's)
+  Millis failover_cooldown{600000};           // no automatic failover this soon after one
+  int max_failovers_per_hour = 2;
+  Millis search_primary_timeout{60000};  // follow mode: wait this long for a new primary
+  Millis failover_pause_timeout{30000};  // clients wait this long for a primary, then 57P03
+  std::string state_file;  // epoch, timeline, fenced nodes; empty: kept in memory only
   int line = 0;
 };
+
+inline std::string_view toString(LockPileupAction action) {
+  switch (action) {
+    case LockPileupAction::kAlert:
+      return "alert";
+    case LockPileupAction::kCancelBlocker:
+      return "cancel_blocker";
+    case LockPileupAction::kTerminateBlocker:
+      return "terminate_blocker";
+  }
+  return "alert";
+}
 
 // Where a setting was written, so validate() and reload can name file:line. Keys of
 // Config::sources: "listen_port" for [pgpivot] keys, "databases.NAME", "users.NAME",

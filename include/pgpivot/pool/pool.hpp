@@ -9,11 +9,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/core/result.hpp"
+#include "pgpivot/pool/shared_limits.hpp"
 #include "pgpivot/session/params.hpp"
 
 namespace pgpivot::app {
@@ -106,6 +108,8 @@ class Pool final {
   void janitor(uint64_t now_ms);
   // Close idle servers (shutdown, reload of the target).
   void closeIdleServers();
+  // Another worker's clients wait for a slot this worker holds idle: give one back.
+  bool closeOneIdleServer();
 
   // SCRAM keys recovered from a client's login, to log in to the server as that user when
   // only the SCRAM secret is known (PgBouncer does the same).
@@ -137,8 +141,8 @@ class Pool final {
 
  private:
   void serveWaiters();
-  bool mayOpenServer(uint64_t now_ms) const;
-  void openServer();
+  std::optional<ServerSlot> reserveSlot(uint64_t now_ms);
+  bool openServerIfAllowed(uint64_t now_ms);
   void linkServer(session::ServerConn& server, session::ClientSession& client);
   void failWaiters(const Error& error);
 
@@ -146,6 +150,9 @@ class Pool final {
   PoolKey key_;
   ServerTarget target_;
   PoolSettings settings_;
+  SharedLimits::Counter* pool_servers_;  // process-wide counts (shared_limits.hpp)
+  SharedLimits::Counter* db_servers_;
+  SharedLimits::Counter* user_servers_;
   std::deque<session::ClientSession*> waiting_;
   std::vector<session::ServerConn*> opening_;
   std::vector<session::ServerConn*> idle_;

@@ -17,7 +17,7 @@ class CancelForwarder final : public net::StreamOwner {
  public:
   // `on_done` is called from onStreamClosed so the owner can free this object.
   CancelForwarder(app::Worker& worker, int32_t pid, int32_t secret, bool unix_socket,
-                  uint64_t requester_id);
+                  int requester_worker, uint64_t requester_id);
   void start(const sockaddr_storage& address, const std::string& unix_path);
 
   void onStreamData(net::Stream& stream) override;
@@ -29,6 +29,7 @@ class CancelForwarder final : public net::StreamOwner {
   app::Worker& worker_;
   int32_t pid_;
   int32_t secret_;
+  int requester_worker_;
   uint64_t requester_id_;
   net::Stream stream_;
 };

@@ -13,6 +13,7 @@
 
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/net/stream.hpp"
+#include "pgpivot/pool/shared_limits.hpp"
 #include "pgpivot/proto/constants.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
@@ -48,7 +49,7 @@ std::string_view toString(ServerState state);
 
 class ServerConn final : public net::StreamOwner, public RelayHandler {
  public:
-  ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id);
+  ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id, pool::ServerSlot slot);
   ServerConn(const ServerConn&) = delete;
   ServerConn& operator=(const ServerConn&) = delete;
   ~ServerConn();
@@ -126,6 +127,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   pool::Pool& pool_;
   uint64_t id_;
   uint64_t generation_;
+  pool::ServerSlot slot_;  // this connection's share of the process-wide limits
   net::Stream stream_;
   ServerState state_ = ServerState::kResolving;
   ClientSession* client_ = nullptr;

@@ -1,0 +1,155 @@
+#include "support/cluster_fixture.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace pgpivot::test {
+
+namespace {
+
+std::string sourceDir() { return PGPIVOT_SOURCE_DIR_FOR_TESTS; }
+
+// Runs a shell command; returns its stdout, fails the test on a non-zero exit.
+std::string shell(const std::string& command, bool must_succeed = true) {
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, n);
+  }
+  const int status = ::pclose(pipe);
+  if (must_succeed && status != 0) {
+    FAIL("command failed (" << status << "): " << command << "\n" << output);
+  }
+  while (!output.empty() && output.back() == '\n') {
+    output.pop_back();
+  }
+  return output;
+}
+
+std::vector<pid_t> childrenOf(pid_t parent) {
+  std::vector<pid_t> children;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return children;
+  }
+  while (dirent* entry = ::readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
+    if (pid <= 0) {
+      continue;
+    }
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close_paren = line.rfind(')');
+    if (close_paren == std::string::npos) {
+      continue;
+    }
+    std::istringstream rest(line.substr(close_paren + 2));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent) {
+      children.push_back(pid);
+    }
+  }
+  ::closedir(proc);
+  return children;
+}
+
+}  // namespace
+
+TwoNodeCluster::TwoNodeCluster() {
+  char pattern[] = "/tmp/pgpivot-cluster.XXXXXX";
+  const char* dir = ::mkdtemp(pattern);
+  REQUIRE(dir != nullptr);
+  dir_ = dir;
+  const std::string script = sourceDir() + "/scripts/cluster.sh";
+  shell("bash " + script + " start " + dir_ + " >/dev/null 2>&1 || (cat " + dir_ +
+        "/*/server.log >&2; exit 1)");
+  std::ifstream env(dir_ + "/cluster.env");
+  std::string line;
+  while (std::getline(env, line)) {
+    const auto eq = line.find('=');
+    const std::string key = line.substr(0, eq);
+    const std::string value = line.substr(eq + 1);
+    if (key == "CLUSTER_PRIMARY_DATA") {
+      primary_data_ = value;
+    } else if (key == "CLUSTER_PRIMARY_PORT") {
+      primary_port_ = std::stoi(value);
+    } else if (key == "CLUSTER_STANDBY_DATA") {
+      standby_data_ = value;
+    } else if (key == "CLUSTER_STANDBY_PORT") {
+      standby_port_ = std::stoi(value);
+    }
+  }
+  REQUIRE(primary_port_ > 0);
+  REQUIRE(standby_port_ > 0);
+  shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_create_test_roles " +
+        primary_data_ + " " + std::to_string(primary_port_) + "'");
+  shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_wait_replayed " +
+        primary_data_ + " " + std::to_string(primary_port_) + " " + standby_data_ + " " +
+        std::to_string(standby_port_) + " 30'");
+}
+
+TwoNodeCluster::~TwoNodeCluster() {
+  freezePrimary(false);  // a stopped process cannot be shut down
+  shell("bash " + sourceDir() + "/scripts/cluster.sh destroy " + dir_ + " >/dev/null 2>&1", false);
+}
+
+pid_t TwoNodeCluster::postmasterPid(const std::string& data) const {
+  std::ifstream pidfile(data + "/postmaster.pid");
+  pid_t pid = -1;
+  if (!(pidfile >> pid)) {
+    return -1;
+  }
+  return pid;
+}
+
+void TwoNodeCluster::killPrimary() {
+  const pid_t pid = postmasterPid(primary_data_);
+  REQUIRE(pid > 0);
+  ::kill(pid, SIGKILL);
+}
+
+void TwoNodeCluster::freezePrimary(bool frozen) {
+  const pid_t pid = postmasterPid(primary_data_);
+  if (pid <= 0) {
+    return;
+  }
+  const int signum = frozen ? SIGSTOP : SIGCONT;
+  ::kill(pid, signum);
+  for (const pid_t child : childrenOf(pid)) {
+    ::kill(child, signum);
+  }
+}
+
+void TwoNodeCluster::promoteStandby() {
+  shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_promote " +
+        standby_data_ + " " + std::to_string(standby_port_) + "' >/dev/null");
+}
+
+std::string TwoNodeCluster::clusterSection(const std::string& extra) const {
+  std::string section = "[cluster.main]\nnodes = 127.0.0.1:" + std::to_string(primary_port_) +
+                        ", 127.0.0.1:" + std::to_string(standby_port_) +
+                        "\nmonitor_user = pgpivot_trust\nmonitor_dbname = postgres\n";
+  return section + extra;
+}
+
+std::string TwoNodeCluster::query(int port, const std::string& data, const std::string& sql) const {
+  return shell("runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -A -t -h " + data +
+                   " -p " + std::to_string(port) + " -U postgres -d postgres -c \"" + sql + "\"",
+               false);
+}
+
+}  // namespace pgpivot::test
