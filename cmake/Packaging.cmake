@@ -50,9 +50,10 @@ endforeach()
 
 # ---- hardening of the shipped binary ------------------------------------------------------
 # What Debian's dpkg-buildflags adds and lintian looks for: _FORTIFY_SOURCE (optimized
-# builds only: glibc warns without optimization) and full RELRO (-z relro -z now).
+# builds only: glibc warns without optimization; not with the sanitizers, which replace
+# the same functions) and full RELRO (-z relro -z now).
 option(PGPIVOT_HARDENING "Build with _FORTIFY_SOURCE=2 and full RELRO" ON)
-if(PGPIVOT_HARDENING)
+if(PGPIVOT_HARDENING AND NOT PGPIVOT_SANITIZE)
   foreach(_target pgpivot_core pgpivot)
     target_compile_options(${_target} PRIVATE
       "$<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE;-D_FORTIFY_SOURCE=2>")

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2016,SC2015
+# (SC2016: '${Status}' is dpkg-query's format, not the shell's. SC2015: `a && b || fail`.)
 # The package test: builds pgpivot's .deb and .rpm from BUILD_DIR, lints them, checks their
 # metadata and that they hold the same paths, then installs the .deb, runs the installed
 # pgpivot as the pgpivot user against a throwaway PostgreSQL, upgrades it in place to a
@@ -21,7 +23,6 @@
 # (PGPIVOT_PKG_TEST_TIMEOUT seconds, default 1500). Ends with "packages: N passed, N failed".
 # PGPIVOT_PKG_TEST_KEEP=1 keeps the logs and packages of the run in /tmp/pgpivot-pkgtest.*.
 set -euo pipefail
-# shellcheck disable=SC2016 # '${Status}' and '${Version}' are dpkg-query's, not the shell's
 
 usage() {
   echo "usage: $0 BUILD_DIR [--chroot | --host]" >&2

@@ -13,7 +13,9 @@ bool isSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+char upper(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
@@ -206,7 +208,9 @@ constexpr std::array kCommands{
     CommandSpec{"DRILL", CommandKind::kDrill, Arity::kRequired, "cluster"},
 };
 
-bool isName(const Token& t) { return t.kind == Token::Kind::kWord || t.kind == Token::Kind::kIdent; }
+bool isName(const Token& t) {
+  return t.kind == Token::Kind::kWord || t.kind == Token::Kind::kIdent;
+}
 
 // Client ids are shown in decimal (id) and in hex (ptr); take either.
 std::optional<uint64_t> parseClientId(std::string_view text) {
@@ -278,8 +282,8 @@ class StatementParser {
       command.target = at(next).text;
       ++next;
     } else if (spec.arity == Arity::kRequired) {
-      return syntaxError(std::string(spec.name) + " needs a " + std::string(spec.what) +
-                         ": '" + std::string(text_) + "'");
+      return syntaxError(std::string(spec.name) + " needs a " + std::string(spec.what) + ": '" +
+                         std::string(text_) + "'");
     }
     if (spec.to_node && next < count() && at(next).kind == Token::Kind::kWord &&
         iequals(at(next).text, "TO")) {
@@ -308,10 +312,9 @@ class StatementParser {
 
   // SET key = value | SET key TO value; the value is the rest of the statement.
   Result<Statement> parseSet(Command command) const {
-    const bool has_separator =
-        count() >= 3 && isName(at(1)) &&
-        (at(2).kind == Token::Kind::kEquals ||
-         (at(2).kind == Token::Kind::kWord && iequals(at(2).text, "TO")));
+    const bool has_separator = count() >= 3 && isName(at(1)) &&
+                               (at(2).kind == Token::Kind::kEquals ||
+                                (at(2).kind == Token::Kind::kWord && iequals(at(2).text, "TO")));
     if (!has_separator || count() < 4) {
       return syntaxError("SET needs key = value: '" + std::string(text_) + "'");
     }

@@ -39,6 +39,9 @@ void writeError(std::string& out, const Error& error) {
 
 }  // namespace
 
+Console::Console(AdminBackend& backend) : backend_(backend) {}
+Console::~Console() = default;
+
 std::optional<std::string> Console::execute(std::string_view query, const Caller& caller,
                                             ReplySink& sink) {
   auto statements = parseQuery(query);

@@ -20,7 +20,9 @@ namespace {
 
 using Label = std::pair<std::string_view, std::string_view>;
 
-double seconds(int64_t us) { return static_cast<double>(us) / 1e6; }
+double seconds(int64_t us) {
+  return static_cast<double>(us) / 1e6;
+}
 
 void appendEscaped(std::string& out, std::string_view text, bool quote_too) {
   for (const char c : text) {
@@ -38,11 +40,13 @@ void appendEscaped(std::string& out, std::string_view text, bool quote_too) {
 
 void appendNumber(std::string& out, double value) {
   char buf[32];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::fixed);
   out.append(buf, ec == std::errc{} ? end : buf);
 }
 
-void appendNumber(std::string& out, int64_t value) { out += std::to_string(value); }
+void appendNumber(std::string& out, int64_t value) {
+  out += std::to_string(value);
+}
 
 // Writes one family; the header only goes out with the first sample, so a family with
 // no rows leaves no trace.
@@ -159,8 +163,8 @@ void renderStats(std::string& out, const std::vector<StatsRow>& stats) {
   const std::array<Counter, 7> counters{{
       {"pgpivot_transactions_total", "Transactions pooled", &StatTotals::xact_count, false},
       {"pgpivot_queries_total", "Queries pooled", &StatTotals::query_count, false},
-      {"pgpivot_received_bytes_total", "Bytes received from clients",
-       &StatTotals::bytes_received, false},
+      {"pgpivot_received_bytes_total", "Bytes received from clients", &StatTotals::bytes_received,
+       false},
       {"pgpivot_sent_bytes_total", "Bytes sent to clients", &StatTotals::bytes_sent, false},
       {"pgpivot_transaction_seconds_total", "Time spent in transactions on a server",
        &StatTotals::xact_time_us, true},
@@ -232,8 +236,7 @@ void renderClusters(std::string& out, const std::vector<ClusterRow>& clusters) {
   for (const ClusterRow& c : clusters) {
     failovers.sample({{"cluster", c.name}}, c.failovers);
   }
-  Family time(out, "pgpivot_cluster_failover_seconds_total", kCounter,
-              "Time spent failing over");
+  Family time(out, "pgpivot_cluster_failover_seconds_total", kCounter, "Time spent failing over");
   for (const ClusterRow& c : clusters) {
     time.sample({{"cluster", c.name}}, seconds(c.failover_time_us));
   }
@@ -244,7 +247,8 @@ void renderClusters(std::string& out, const std::vector<ClusterRow>& clusters) {
   }
 }
 
-void renderNodes(std::string& out, const std::vector<NodeRow>& nodes) {
+// Role and health as label-valued "state set" gauges, plus 0/1 gauges to alert on.
+void renderNodeStates(std::string& out, const std::vector<NodeRow>& nodes) {
   Family health(out, "pgpivot_node_health", kGauge,
                 "Health of a node as the monitor judges it; always 1");
   Family up(out, "pgpivot_node_up", kGauge, "1 unless the node is down");
@@ -263,6 +267,9 @@ void renderNodes(std::string& out, const std::vector<NodeRow>& nodes) {
     primary.sample({{"cluster", n.cluster}, {"node", n.node}},
                    int64_t{n.role == "primary" ? 1 : 0});
   }
+}
+
+void renderNodeGauges(std::string& out, const std::vector<NodeRow>& nodes) {
   Family lag(out, "pgpivot_node_replication_lag_bytes", kGauge,
              "Bytes of WAL the node is behind the primary");
   for (const NodeRow& n : nodes) {
@@ -286,8 +293,8 @@ void renderNodes(std::string& out, const std::vector<NodeRow>& nodes) {
       {"pgpivot_node_lock_waiters", "Sessions waiting on a lock", &NodeRow::lock_waiters, false},
       {"pgpivot_node_oldest_lock_wait_seconds", "Age of the oldest lock wait",
        &NodeRow::oldest_lock_wait_us, true},
-      {"pgpivot_node_blocked_backends", "Backends blocked by another",
-       &NodeRow::blocked_backends, false},
+      {"pgpivot_node_blocked_backends", "Backends blocked by another", &NodeRow::blocked_backends,
+       false},
       {"pgpivot_node_active_backends", "Backends running a query", &NodeRow::active_backends,
        false},
       {"pgpivot_node_stalled_queries", "pgpivot's queries with no reply for too long",
@@ -323,7 +330,8 @@ std::string renderMetrics(const Snapshot& snapshot) {
   renderStats(out, snapshot.stats);
   renderDatabases(out, snapshot.databases);
   renderClusters(out, snapshot.clusters);
-  renderNodes(out, snapshot.nodes);
+  renderNodeStates(out, snapshot.nodes);
+  renderNodeGauges(out, snapshot.nodes);
   return out;
 }
 

@@ -108,8 +108,7 @@ struct MetricsServer::Connection {
 
   void armTimer(uint64_t ms) {
     uv_timer_start(
-        &timer,
-        [](uv_timer_t* t) noexcept { static_cast<Connection*>(t->data)->close(); }, ms, 0);
+        &timer, [](uv_timer_t* t) noexcept { static_cast<Connection*>(t->data)->close(); }, ms, 0);
   }
 
   void close() {
@@ -327,26 +326,28 @@ void MetricsServer::respond(uint64_t connection_id, int status, std::string_view
   c.phase = Connection::Phase::kWriting;
   uv_buf_t buf = uv_buf_init(c.response.data(), static_cast<unsigned>(c.response.size()));
   c.write_req.data = &c;
-  const int rc = uv_write(&c.write_req, c.stream(), &buf, 1, [](uv_write_t* req, int write_status) noexcept {
-    auto* self = static_cast<Connection*>(req->data);
-    if (self->phase == Connection::Phase::kClosing) {
-      return;  // cancelled by close()
-    }
-    self->shutdown_req.data = self;
-    if (write_status != 0 ||
-        uv_shutdown(&self->shutdown_req, self->stream(), [](uv_shutdown_t*, int) noexcept {}) !=
-            0) {
-      self->close();
-      return;
-    }
-    self->phase = Connection::Phase::kDraining;
-    self->armTimer(kDrainLingerMs);
-  });
+  const int rc =
+      uv_write(&c.write_req, c.stream(), &buf, 1, [](uv_write_t* req, int write_status) noexcept {
+        auto* self = static_cast<Connection*>(req->data);
+        if (self->phase == Connection::Phase::kClosing) {
+          return;  // cancelled by close()
+        }
+        self->shutdown_req.data = self;
+        if (write_status != 0 || uv_shutdown(&self->shutdown_req, self->stream(),
+                                             [](uv_shutdown_t*, int) noexcept {}) != 0) {
+          self->close();
+          return;
+        }
+        self->phase = Connection::Phase::kDraining;
+        self->armTimer(kDrainLingerMs);
+      });
   if (rc != 0) {
     c.close();
   }
 }
 
-void MetricsServer::forget(uint64_t connection_id) { connections_.erase(connection_id); }
+void MetricsServer::forget(uint64_t connection_id) {
+  connections_.erase(connection_id);
+}
 
 }  // namespace pgpivot::admin

@@ -9,18 +9,22 @@
 namespace pgpivot::admin {
 namespace {
 
-int64_t delta(int64_t earlier, int64_t later) { return later > earlier ? later - earlier : 0; }
+int64_t delta(int64_t earlier, int64_t later) {
+  return later > earlier ? later - earlier : 0;
+}
 
 int64_t perSecond(int64_t earlier, int64_t later, double seconds) {
   return seconds > 0 ? static_cast<int64_t>(static_cast<double>(delta(earlier, later)) / seconds)
                      : 0;
 }
 
-int64_t mean(int64_t total, int64_t count) { return count > 0 ? total / count : 0; }
+int64_t mean(int64_t total, int64_t count) {
+  return count > 0 ? total / count : 0;
+}
 
 // Settings a running process cannot change: they shape sockets or threads made at start.
 constexpr std::array<std::string_view, 10> kFixedAtStart{
-    "admin_listen_addr", "admin_port", "listen_addr", "listen_backlog", "listen_port",
+    "admin_listen_addr", "admin_port", "listen_addr", "listen_backlog",  "listen_port",
     "metrics_port",      "pidfile",    "pkt_buf",     "unix_socket_dir", "workers",
 };
 
@@ -54,8 +58,8 @@ std::vector<ConfigRow> configRows(const config::Config& config) {
     if (d != defaults.end()) {
       row.default_value = d->value;
     }
-    row.changeable = std::find(kFixedAtStart.begin(), kFixedAtStart.end(), setting.name) ==
-                     kFixedAtStart.end();
+    row.changeable =
+        std::find(kFixedAtStart.begin(), kFixedAtStart.end(), setting.name) == kFixedAtStart.end();
     rows.push_back(std::move(row));
   }
   return rows;

@@ -17,6 +17,7 @@
 #include "pgpivot/app/worker.hpp"
 #include "pgpivot/config/parser.hpp"
 #include "pgpivot/log/log.hpp"
+#include "pgpivot/monitor/health_monitor.hpp"
 #include "pgpivot/pool/shared_limits.hpp"
 
 namespace pgpivot::app {
@@ -263,8 +264,18 @@ int runProcess(const ProcessOptions& options) {
     }
   }
 
+  // The health monitor watches every [cluster.*] on its own thread and tells the workers
+  // where each cluster's primary is.
+  monitor::HealthMonitor health(loaded.config, [&peers](const monitor::ClusterRoute& route) {
+    for (Worker* worker : peers) {
+      worker->postRoute(route);
+    }
+  });
+  health.start();
+
   Supervisor supervisor(options, loaded.config, peers);
   supervisor.run();
+  health.stop();
   for (auto& worker : workers) {
     worker->join();
   }

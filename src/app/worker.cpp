@@ -239,6 +239,7 @@ pool::PoolSettings Worker::settingsFor(const config::DatabaseEntry& db,
   settings.min_pool_size = db.min_pool_size.value_or(config.min_pool_size);
   settings.reserve_pool_size = db.reserve_pool_size.value_or(config.reserve_pool_size);
   settings.reserve_pool_timeout = config.reserve_pool_timeout;
+  settings.cluster_managed = !db.cluster.empty();
   settings.max_db_connections = db.max_db_connections.value_or(config.max_db_connections);
   settings.max_user_connections = user != nullptr && user->max_user_connections
                                       ? *user->max_user_connections

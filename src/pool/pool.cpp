@@ -97,9 +97,13 @@ void Pool::serveWaiters() {
 
 std::optional<ServerSlot> Pool::reserveSlot(uint64_t now) {
   const auto& config = worker_.config();
-  if (last_login_failure_ms_ != 0 &&
-      now - last_login_failure_ms_ < static_cast<uint64_t>(config.server_login_retry.count())) {
-    return std::nullopt;  // do not hammer a server that just refused us
+  // Do not hammer a server that just refused us. A cluster's pool retries sooner: the
+  // monitor is already deciding whether the node is gone.
+  const int64_t retry = settings_.cluster_managed
+                            ? std::min<int64_t>(config.server_login_retry.count(), 500)
+                            : config.server_login_retry.count();
+  if (last_login_failure_ms_ != 0 && now - last_login_failure_ms_ < static_cast<uint64_t>(retry)) {
+    return std::nullopt;
   }
   int limit = settings_.pool_size;
   if (!waiting_.empty() && settings_.reserve_pool_size > 0 &&
@@ -211,8 +215,12 @@ void Pool::onServerLoginFailed(ServerConn& server, const Error& error) {
   if (last_login_failure_ms_ == 0) {
     last_login_failure_ms_ = 1;
   }
-  // Waiters would only wait for a connection that is not coming: tell them now.
-  if (opening_.empty()) {
+  // Waiters would only wait for a connection that is not coming: tell them now. Not in a
+  // cluster when the node is unreachable: a failover may be about to give them a primary
+  // (they still have query_wait_timeout and failover_pause_timeout).
+  const bool awaiting_failover =
+      settings_.cluster_managed && error.sqlstate == sqlstate::kConnectionFailure;
+  if (opening_.empty() && !awaiting_failover) {
     failWaiters(error);
   }
 }

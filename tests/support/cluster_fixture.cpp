@@ -97,6 +97,10 @@ TwoNodeCluster::TwoNodeCluster() {
   REQUIRE(standby_port_ > 0);
   shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_create_test_roles " +
         primary_data_ + " " + std::to_string(primary_port_) + "'");
+  waitReplayed();
+}
+
+void TwoNodeCluster::waitReplayed() {
   shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_wait_replayed " +
         primary_data_ + " " + std::to_string(primary_port_) + " " + standby_data_ + " " +
         std::to_string(standby_port_) + " 30'");

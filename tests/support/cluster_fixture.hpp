@@ -23,6 +23,9 @@ class TwoNodeCluster {
 
   // The postmaster's pid of a node (from postmaster.pid), or -1.
   pid_t postmasterPid(const std::string& data) const;
+  // Waits until the standby has replayed everything the primary wrote (asynchronous
+  // replication: what is not replayed is lost when the primary dies).
+  void waitReplayed();
   // kill -9 of the first primary's postmaster (its backends exit on their own).
   void killPrimary();
   // SIGSTOP / SIGCONT of the first primary's postmaster and every child it has.

@@ -77,16 +77,16 @@ class Completion final {
 // backend should complete it. Unless noted, the answer is CommandComplete with the
 // command's name as tag. A `target` left empty where it is optional means "all".
 enum class CommandKind {
-  kPause,      // target: database or all. Stop giving out servers; complete once every
-               // server of those pools is released (clients in transactions finish first).
-  kResume,     // target: database or all. Undo PAUSE and SUSPEND; complete at once.
-               // Error 55000 if nothing is paused.
-  kDisable,    // target: database (required). Refuse new clients of it; complete at once.
-  kEnable,     // target: database (required). Undo DISABLE.
-  kReconnect,  // target: database or all. Close each server when it is next released;
-               // complete at once.
-  kKill,       // target: database (required). Close its clients and servers at once and
-               // pause it; complete once they are gone.
+  kPause,       // target: database or all. Stop giving out servers; complete once every
+                // server of those pools is released (clients in transactions finish first).
+  kResume,      // target: database or all. Undo PAUSE and SUSPEND; complete at once.
+                // Error 55000 if nothing is paused.
+  kDisable,     // target: database (required). Refuse new clients of it; complete at once.
+  kEnable,      // target: database (required). Undo DISABLE.
+  kReconnect,   // target: database or all. Close each server when it is next released;
+                // complete at once.
+  kKill,        // target: database (required). Close its clients and servers at once and
+                // pause it; complete once they are gone.
   kKillClient,  // client_id. Close that client at once. Error 42704 if there is none.
   kSuspend,     // Flush socket buffers and stop reading; complete once flushed.
   kWaitClose,   // target: database or all. Complete once every server that RECONNECT or a
@@ -110,10 +110,10 @@ enum class CommandKind {
 
 struct Command {
   CommandKind kind = CommandKind::kPause;
-  std::string target;   // database, cluster or node; see CommandKind
-  std::string to_node;  // SWITCHOVER/FAILOVER ... TO node
-  std::string key;      // SET
-  std::string value;    // SET, unquoted
+  std::string target;      // database, cluster or node; see CommandKind
+  std::string to_node;     // SWITCHOVER/FAILOVER ... TO node
+  std::string key;         // SET
+  std::string value;       // SET, unquoted
   uint64_t client_id = 0;  // KILL_CLIENT
   std::string caller;      // user name of the admin who sent it, for the log
 };

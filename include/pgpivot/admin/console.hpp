@@ -45,9 +45,10 @@ class ReplySink {
 // first, or drain it).
 class Console final {
  public:
-  explicit Console(AdminBackend& backend) : backend_(backend) {}
+  explicit Console(AdminBackend& backend);
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
+  ~Console();
 
   // Runs every command of `query` (the body of a Query message). Returns the complete
   // answer if it was ready before returning; otherwise std::nullopt, and the answer goes

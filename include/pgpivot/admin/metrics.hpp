@@ -87,8 +87,7 @@ class MetricsServer final {
 
   void onConnection();
   void onRequest(Connection& connection);
-  void respond(uint64_t connection_id, int status, std::string_view content_type,
-               std::string body);
+  void respond(uint64_t connection_id, int status, std::string_view content_type, std::string body);
   void forget(uint64_t connection_id);
 
   uv_loop_t* loop_;

@@ -158,13 +158,13 @@ std::vector<ConfigRow> configRows(const config::Config& config);
 // One [cluster.NAME] and its failover state machine: SHOW CLUSTERS.
 struct ClusterRow {
   std::string name;
-  std::string state;    // e.g. "healthy", "suspect", "failing_over", "fenced", "manual"
-  std::string primary;  // "host:port" of the node traffic goes to, empty if none
+  std::string state;          // e.g. "healthy", "suspect", "failing_over", "fenced", "manual"
+  std::string primary;        // "host:port" of the node traffic goes to, empty if none
   std::string failover_mode;  // "follow", "promote", "manual"
   std::string profile;        // "fast", "default", "safe"
   int64_t nodes = 0;
   int64_t healthy_nodes = 0;
-  bool paused = false;  // new transactions are held (failover in progress or PAUSE)
+  bool paused = false;                // new transactions are held (failover in progress or PAUSE)
   int64_t failovers = 0;              // completed failovers and switchovers since start
   int64_t failover_time_us = 0;       // total time spent failing over since start
   int64_t last_failover_time_us = 0;  // Unix time the last one started, 0 if never
@@ -195,12 +195,12 @@ struct NodeRow {
 struct FailoverStepRow {
   uint64_t run_id = 0;  // numbers one run; every step of the run carries it
   std::string cluster;
-  std::string kind;         // "failover", "switchover", "drill"
-  int64_t time_us = 0;      // Unix time of the step
-  int64_t elapsed_us = 0;   // since the run started
-  std::string step;         // e.g. "detect", "pause", "fence", "promote", "verify", "resume"
-  std::string result;       // "ok", "failed", "skipped", "running"
-  std::string detail;       // reason and evidence, one line
+  std::string kind;        // "failover", "switchover", "drill"
+  int64_t time_us = 0;     // Unix time of the step
+  int64_t elapsed_us = 0;  // since the run started
+  std::string step;        // e.g. "detect", "pause", "fence", "promote", "verify", "resume"
+  std::string result;      // "ok", "failed", "skipped", "running"
+  std::string detail;      // reason and evidence, one line
 };
 
 // --- Process ---------------------------------------------------------------------------

@@ -54,6 +54,9 @@ struct PoolSettings {
   config::Millis reserve_pool_timeout{5000};
   int max_db_connections = 0;
   int max_user_connections = 0;
+  // A [cluster.*] database: the health monitor decides where the primary is, so a refused
+  // connection makes waiters wait for its verdict instead of failing at once.
+  bool cluster_managed = false;
 };
 
 struct PoolStats {

@@ -152,8 +152,7 @@ inline std::vector<Answer> decode(std::string_view bytes) {
       case 'N': {
         auto fields = proto::parseErrorFields(f.body);
         REQUIRE(fields.has_value());
-        current.notices.push_back(std::string(fields->message) + "|" +
-                                  std::string(fields->detail));
+        current.notices.push_back(std::string(fields->message) + "|" + std::string(fields->detail));
         break;
       }
       case 'C': {

@@ -16,8 +16,7 @@ struct Fixture {
   Console console{backend};
 };
 
-TEST_CASE("PgBouncer's commands reach the backend with their arguments and tags",
-          "[unit][admin]") {
+TEST_CASE("PgBouncer's commands reach the backend with their arguments and tags", "[unit][admin]") {
   struct Case {
     std::string query;
     CommandKind kind;
@@ -128,13 +127,12 @@ TEST_CASE("SWITCHOVER and FAILOVER take an optional TO node and report a timelin
 }
 
 TEST_CASE("malformed or unknown commands are 42601 and run nothing", "[unit][admin]") {
-  const auto query = GENERATE(as<std::string>{}, "SHOW FOO", "SELECT 1", "BOGUS", "SHOW",
-                              "SHOW POOLS extra", "PAUSE a b", "DISABLE", "KILL",
-                              "KILL_CLIENT", "KILL_CLIENT abc", "KILL_CLIENT 0", "SET verbose",
-                              "SET verbose =", "SET = 1", "SUSPEND now", "SWITCHOVER",
-                              "SWITCHOVER main TO", "FENCE", "DRILL", "'quoted'",
-                              "SHOW POOLS; BOGUS", "SET x = 'unterminated",
-                              "RESUME \"unterminated", "SHOW POOLS /* open comment");
+  const auto query =
+      GENERATE(as<std::string>{}, "SHOW FOO", "SELECT 1", "BOGUS", "SHOW", "SHOW POOLS extra",
+               "PAUSE a b", "DISABLE", "KILL", "KILL_CLIENT", "KILL_CLIENT abc", "KILL_CLIENT 0",
+               "SET verbose", "SET verbose =", "SET = 1", "SUSPEND now", "SWITCHOVER",
+               "SWITCHOVER main TO", "FENCE", "DRILL", "'quoted'", "SHOW POOLS; BOGUS",
+               "SET x = 'unterminated", "RESUME \"unterminated", "SHOW POOLS /* open comment");
   CAPTURE(query);
   Fixture f;
   const Answer a = runOne(f.console, query);
@@ -146,7 +144,8 @@ TEST_CASE("malformed or unknown commands are 42601 and run nothing", "[unit][adm
 
 TEST_CASE("an unknown command names itself and points at SHOW HELP", "[unit][admin]") {
   Fixture f;
-  CHECK(runOne(f.console, "show foo").error == "pgpivot: invalid command 'show foo', use SHOW HELP");
+  CHECK(runOne(f.console, "show foo").error ==
+        "pgpivot: invalid command 'show foo', use SHOW HELP");
 }
 
 TEST_CASE("stats users may SHOW but nothing else (42501)", "[unit][admin]") {
@@ -179,8 +178,7 @@ TEST_CASE("several commands in one Query each get a result, in order", "[unit][a
 
 TEST_CASE("comments and whitespace are ignored", "[unit][admin]") {
   Fixture f;
-  const auto answers =
-      run(f.console, "-- what is going on?\n  SHOW /* all of them */ POOLS ;\n\t");
+  const auto answers = run(f.console, "-- what is going on?\n  SHOW /* all of them */ POOLS ;\n\t");
   REQUIRE(answers.size() == 1);
   CHECK(answers[0].tag == "SHOW");
 }
@@ -217,8 +215,8 @@ TEST_CASE("an answer that is not ready goes to the sink later, after every comma
   Fixture f;
   f.backend.hold = true;
   RecordingSink sink;
-  auto bytes = f.console.execute("PAUSE appdb; SHOW POOLS; RESUME appdb", Caller{"admin", true},
-                                 sink);
+  auto bytes =
+      f.console.execute("PAUSE appdb; SHOW POOLS; RESUME appdb", Caller{"admin", true}, sink);
   CHECK_FALSE(bytes.has_value());
   CHECK(f.console.pendingCount() == 1);
   REQUIRE(f.backend.heldCount() == 1);  // SHOW POOLS waits for PAUSE
@@ -252,8 +250,7 @@ TEST_CASE("a session that leaves while its command runs gets no reply", "[unit][
   CHECK(sink.replies.empty());
 }
 
-TEST_CASE("a completion the backend drops answers with an internal error",
-          "[unit][admin][async]") {
+TEST_CASE("a completion the backend drops answers with an internal error", "[unit][admin][async]") {
   Fixture f;
   f.backend.hold = true;
   RecordingSink sink;

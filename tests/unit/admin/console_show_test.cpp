@@ -149,16 +149,14 @@ void requireTypes(const Answer& a, const Names& text_columns) {
   }
 }
 
-TEST_CASE("SHOW POOLS has PgBouncer's columns and splits maxwait into s and us",
-          "[unit][admin]") {
+TEST_CASE("SHOW POOLS has PgBouncer's columns and splits maxwait into s and us", "[unit][admin]") {
   Fixture f;
   const Answer a = runOne(f.console, "SHOW POOLS");
   CHECK(a.tag == "SHOW");
-  CHECK(a.columnNames() ==
-        Names{"database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req",
-              "cl_waiting_cancel_req", "sv_active", "sv_active_cancel", "sv_being_canceled",
-              "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait", "maxwait_us",
-              "pool_mode"});
+  CHECK(a.columnNames() == Names{"database", "user", "cl_active", "cl_waiting",
+                                 "cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",
+                                 "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used",
+                                 "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode"});
   requireTypes(a, {"database", "user", "pool_mode"});
   REQUIRE(a.rows.size() == 1);
   CHECK(a.cell(0, "database") == "appdb");
@@ -171,12 +169,28 @@ TEST_CASE("SHOW POOLS has PgBouncer's columns and splits maxwait into s and us",
   CHECK_FALSE(f.backend.snapshot_requests[0].clients);
 }
 
-const Names kConnNames{"type",         "user",      "database",   "state",    "addr",
-                       "port",         "local_addr", "local_port", "connect_time",
-                       "request_time", "wait",      "wait_us",    "close_needed", "ptr",
-                       "link",         "remote_pid", "tls",       "application_name", "id"};
-const Names kConnText{"type", "user", "database", "state", "addr", "local_addr",
-                      "connect_time", "request_time", "ptr", "link", "tls", "application_name"};
+const Names kConnNames{"type",
+                       "user",
+                       "database",
+                       "state",
+                       "addr",
+                       "port",
+                       "local_addr",
+                       "local_port",
+                       "connect_time",
+                       "request_time",
+                       "wait",
+                       "wait_us",
+                       "close_needed",
+                       "ptr",
+                       "link",
+                       "remote_pid",
+                       "tls",
+                       "application_name",
+                       "id"};
+const Names kConnText{"type", "user",       "database",     "state",
+                      "addr", "local_addr", "connect_time", "request_time",
+                      "ptr",  "link",       "tls",          "application_name"};
 
 TEST_CASE("SHOW CLIENTS and SHOW SERVERS list connections with ids KILL_CLIENT takes",
           "[unit][admin]") {
@@ -203,9 +217,10 @@ TEST_CASE("SHOW CLIENTS and SHOW SERVERS list connections with ids KILL_CLIENT t
   CHECK(servers.cell(0, "link") == "0x2a");
 }
 
-TEST_CASE("SHOW SOCKETS lists clients then servers with buffer columns; ACTIVE_SOCKETS "
-          "only busy ones",
-          "[unit][admin]") {
+TEST_CASE(
+    "SHOW SOCKETS lists clients then servers with buffer columns; ACTIVE_SOCKETS "
+    "only busy ones",
+    "[unit][admin]") {
   Fixture f;
   Names names(kConnNames.begin(), kConnNames.end() - 1);
   for (const char* extra : {"recv_pos", "pkt_pos", "pkt_remain", "send_pos", "send_remain",
@@ -228,11 +243,11 @@ TEST_CASE("SHOW STATS, STATS_TOTALS, STATS_AVERAGES and TOTALS use PgBouncer's n
           "[unit][admin]") {
   Fixture f;
   const Answer stats = runOne(f.console, "SHOW STATS");
-  CHECK(stats.columnNames() ==
-        Names{"database", "total_xact_count", "total_query_count", "total_received",
-              "total_sent", "total_xact_time", "total_query_time", "total_wait_time",
-              "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time",
-              "avg_query_time", "avg_wait_time"});
+  CHECK(stats.columnNames() == Names{"database", "total_xact_count", "total_query_count",
+                                     "total_received", "total_sent", "total_xact_time",
+                                     "total_query_time", "total_wait_time", "avg_xact_count",
+                                     "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time",
+                                     "avg_query_time", "avg_wait_time"});
   requireTypes(stats, {"database"});
   REQUIRE(stats.rows.size() == 2);
   CHECK(stats.cell(0, "total_received") == "4096");
@@ -257,15 +272,15 @@ TEST_CASE("SHOW STATS, STATS_TOTALS, STATS_AVERAGES and TOTALS use PgBouncer's n
   CHECK(sum.rows[11][1] == "20000");
 }
 
-TEST_CASE("SHOW DATABASES has PgBouncer's columns, NULL where PgBouncer has NULL, and the "
-          "cluster",
-          "[unit][admin]") {
+TEST_CASE(
+    "SHOW DATABASES has PgBouncer's columns, NULL where PgBouncer has NULL, and the "
+    "cluster",
+    "[unit][admin]") {
   Fixture f;
   const Answer a = runOne(f.console, "SHOW DATABASES");
   CHECK(a.columnNames() == Names{"name", "host", "port", "database", "force_user", "pool_size",
-                                 "min_pool_size", "reserve_pool", "pool_mode",
-                                 "max_connections", "current_connections", "paused",
-                                 "disabled", "cluster"});
+                                 "min_pool_size", "reserve_pool", "pool_mode", "max_connections",
+                                 "current_connections", "paused", "disabled", "cluster"});
   requireTypes(a, {"name", "host", "database", "force_user", "pool_mode", "cluster"});
   REQUIRE(a.rows.size() == 1);
   CHECK(a.cell(0, "force_user") == std::nullopt);
@@ -317,27 +332,26 @@ TEST_CASE("SHOW VERSION and SHOW HELP need no backend", "[unit][admin]") {
 TEST_CASE("SHOW CLUSTERS, NODES and FAILOVERS show the failover state", "[unit][admin]") {
   Fixture f;
   const Answer clusters = runOne(f.console, "SHOW CLUSTERS");
-  CHECK(clusters.columnNames() ==
-        Names{"cluster", "state", "primary", "failover_mode", "profile", "nodes",
-              "healthy_nodes", "paused", "failovers", "failover_time_ms", "last_failover"});
+  CHECK(clusters.columnNames() == Names{"cluster", "state", "primary", "failover_mode", "profile",
+                                        "nodes", "healthy_nodes", "paused", "failovers",
+                                        "failover_time_ms", "last_failover"});
   CHECK(clusters.cell(0, "failover_time_ms") == "3200");
   CHECK(clusters.cell(0, "primary") == "10.0.0.1:5432");
 
   const Answer nodes = runOne(f.console, "SHOW NODES");
-  CHECK(nodes.columnNames() ==
-        Names{"cluster", "node", "role", "health", "fenced", "timeline", "lsn", "lag_bytes",
-              "last_probe", "probe_latency_us", "lock_waiters", "oldest_lock_wait_ms",
-              "blocked_backends", "active_backends", "stalled_queries", "server_version"});
-  requireTypes(nodes, {"cluster", "node", "role", "health", "lsn", "last_probe",
-                       "server_version"});
+  CHECK(nodes.columnNames() == Names{"cluster", "node", "role", "health", "fenced", "timeline",
+                                     "lsn", "lag_bytes", "last_probe", "probe_latency_us",
+                                     "lock_waiters", "oldest_lock_wait_ms", "blocked_backends",
+                                     "active_backends", "stalled_queries", "server_version"});
+  requireTypes(nodes, {"cluster", "node", "role", "health", "lsn", "last_probe", "server_version"});
   REQUIRE(nodes.rows.size() == 2);
   CHECK(nodes.cell(0, "lag_bytes") == "128");
   CHECK(nodes.cell(1, "lag_bytes") == std::nullopt);
   CHECK(nodes.cell(0, "oldest_lock_wait_ms") == "2000");
 
   const Answer failovers = runOne(f.console, "SHOW FAILOVERS");
-  CHECK(failovers.columnNames() == Names{"id", "cluster", "kind", "time", "elapsed_ms", "step",
-                                         "result", "detail"});
+  CHECK(failovers.columnNames() ==
+        Names{"id", "cluster", "kind", "time", "elapsed_ms", "step", "result", "detail"});
   CHECK(failovers.cell(0, "elapsed_ms") == "1500");
   CHECK(failovers.cell(0, "step") == "promote");
 }
@@ -345,8 +359,7 @@ TEST_CASE("SHOW CLUSTERS, NODES and FAILOVERS show the failover state", "[unit][
 TEST_CASE("SHOW DNS_HOSTS and DNS_ZONES answer empty tables", "[unit][admin]") {
   Fixture f;
   CHECK(runOne(f.console, "SHOW DNS_HOSTS").columnNames() == Names{"hostname", "ttl", "addrs"});
-  CHECK(runOne(f.console, "SHOW DNS_ZONES").columnNames() ==
-        Names{"zonename", "serial", "count"});
+  CHECK(runOne(f.console, "SHOW DNS_ZONES").columnNames() == Names{"zonename", "serial", "count"});
 }
 
 TEST_CASE("every SHOW asks the backend only for what it shows", "[unit][admin]") {

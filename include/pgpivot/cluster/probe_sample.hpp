@@ -1,0 +1,112 @@
+// What one probe of one node returned (research §7.1): L, the stats query on a kept
+// monitor connection; C, a fresh connection; W, the heartbeat write on the primary. The
+// I/O side (HealthMonitor) runs the probes with libpq and fills these; the classifier
+// (node_health.hpp) reads them. parseStatsRow turns the L query's text columns
+// (PQgetvalue) into a ProbeSample. No I/O here, and no judgement: that is NodeHealth's.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pgpivot/core/result.hpp"
+
+namespace pgpivot::cluster {
+
+// How a probe ended. kError carries the server's SQLSTATE (57P01 "terminating
+// connection", 57P03 "the database system is starting up", 25006 read-only, ...).
+enum class ProbeOutcome : uint8_t {
+  kOk,
+  kTimeout,     // no answer within the probe's client-side deadline (then cancelled)
+  kRefused,     // ECONNREFUSED: nothing listens, the postmaster is gone
+  kReset,       // the connection broke (ECONNRESET, EOF, "server closed the connection")
+  kAuthFailed,  // the server answered and refused the monitor's login (28P01, 28000)
+  kError,       // the server answered with an ErrorResponse: see sqlstate
+};
+std::string_view toString(ProbeOutcome outcome);
+
+// L: the stats query (probe_sql.hpp kStatsQuery), one row. The fields after `latency_ms`
+// are meaningful only when outcome == kOk. LSNs are byte positions (0/0 = 0 = unknown).
+struct ProbeSample {
+  ProbeOutcome outcome = ProbeOutcome::kOk;
+  std::string sqlstate;  // kError, kAuthFailed
+  std::string error;     // the server's or libpq's message, for the event log
+  uint64_t at_ms = 0;    // monotonic time the probe was *sent*
+  uint32_t latency_ms = 0;
+
+  bool in_recovery = false;
+  uint32_t timeline = 0;  // primary: from its WAL file name; standby: received/replayed TLI
+  std::string system_identifier;
+  int32_t server_version_num = 0;
+  uint64_t current_lsn = 0;  // primary only
+  uint64_t receive_lsn = 0;  // standby only
+  uint64_t replay_lsn = 0;   // standby only
+  bool replay_paused = false;
+  bool wal_receiver_streaming = false;  // standby: pg_stat_wal_receiver.status = streaming
+  std::optional<uint64_t> last_msg_receipt_age_ms;  // standby: now() - last_msg_receipt_time
+  bool default_read_only = false;                   // default_transaction_read_only = on
+  bool can_read_all_stats = true;  // without pg_read_all_stats the backend counts read 0
+  int32_t max_connections = 0;
+  int32_t active_backends = 0;     // client backends running a statement
+  int32_t blocked_backends = 0;    // ...of which waiting on a heavyweight lock
+  int32_t io_waiters = 0;          // ...of which waiting on I/O (WALWrite, DataFileSync, ...)
+  int32_t syncrep_waiters = 0;     // commits waiting for a synchronous standby (IPC/SyncRep)
+  int32_t idle_in_tx_holders = 0;  // sessions idle inside a transaction
+  uint64_t oldest_idle_in_tx_ms = 0;
+  int32_t lock_waiters = 0;  // backends with an ungranted lock (pg_locks)
+  uint64_t oldest_lock_wait_ms = 0;
+  int64_t deadlocks = 0;   // pg_stat_database, cumulative (resets after a crash!)
+  int64_t xact_total = 0;  // commits + rollbacks, cumulative
+  int32_t streaming_standbys = 0;  // primary: pg_stat_replication rows streaming
+  int32_t sync_standbys = 0;       // ...of which sync or quorum
+
+  [[nodiscard]] bool ok() const { return outcome == ProbeOutcome::kOk; }
+  // When the answer arrived (monotonic).
+  [[nodiscard]] uint64_t doneMs() const { return at_ms + latency_ms; }
+};
+
+// C: a fresh connection (startup, authentication, `SELECT 1`). 57P03 ("starting up",
+// "in recovery mode", "not yet accepting connections") is the crash-recovery signal and
+// 53300 (too many connections) a saturated node.
+struct ConnectSample {
+  ProbeOutcome outcome = ProbeOutcome::kOk;
+  std::string sqlstate;
+  std::string error;
+  uint64_t at_ms = 0;
+  uint32_t latency_ms = 0;
+
+  [[nodiscard]] bool ok() const { return outcome == ProbeOutcome::kOk; }
+  [[nodiscard]] uint64_t doneMs() const { return at_ms + latency_ms; }
+};
+
+// W: the heartbeat write (probe_sql.hpp kHeartbeatUpsert) on the believed primary.
+// 25006 means read-only (a standby, or fenced with default_transaction_read_only), 55P03
+// our own lock_timeout (locks, not a stuck server), 53100 disk full.
+struct WriteSample {
+  ProbeOutcome outcome = ProbeOutcome::kOk;
+  std::string sqlstate;
+  std::string error;
+  uint64_t at_ms = 0;
+  uint32_t latency_ms = 0;
+
+  [[nodiscard]] bool ok() const { return outcome == ProbeOutcome::kOk; }
+  [[nodiscard]] uint64_t doneMs() const { return at_ms + latency_ms; }
+};
+
+// One result row by column name; a NULL is nullopt. Fill it from PQfname/PQgetisnull/
+// PQgetvalue. Columns the parser does not know are ignored.
+using ColumnRow = std::map<std::string, std::optional<std::string>, std::less<>>;
+
+// The L query's row as a ProbeSample with outcome kOk. Fails, naming the column, when a
+// column is missing or malformed; NULL is accepted where the query yields NULL on one of
+// the two roles (LSNs, WAL receiver fields).
+[[nodiscard]] Result<ProbeSample> parseStatsRow(const ColumnRow& row, uint64_t at_ms,
+                                                uint32_t latency_ms);
+
+// PostgreSQL's pg_lsn text form "16/B374D848" <-> a byte position.
+[[nodiscard]] std::optional<uint64_t> parseLsn(std::string_view text);
+std::string formatLsn(uint64_t lsn);
+
+}  // namespace pgpivot::cluster

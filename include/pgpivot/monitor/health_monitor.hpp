@@ -1,0 +1,50 @@
+// The health monitor: its own thread and libuv loop (never a worker's), one libpq probe
+// connection per node of every [cluster.*], driven without blocking (PgProbe). It finds
+// the primary, notices when it dies or stops being primary, follows the node that takes
+// over, and tells the workers where writes go (ClusterRoute) through their mailboxes.
+// Every decision goes to the failover event log as one JSON object per line.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pgpivot/config/config.hpp"
+#include "pgpivot/monitor/route.hpp"
+#include "pgpivot/net/mailbox.hpp"
+
+namespace pgpivot::monitor {
+
+class ClusterWatch;
+
+class HealthMonitor final {
+ public:
+  using Publish = std::function<void(const ClusterRoute&)>;
+
+  // `publish` is called on the monitor's thread; it must only post to mailboxes.
+  HealthMonitor(std::shared_ptr<const config::Config> config, Publish publish);
+  HealthMonitor(const HealthMonitor&) = delete;
+  HealthMonitor& operator=(const HealthMonitor&) = delete;
+  ~HealthMonitor();
+
+  // Starts the thread (nothing to do when the config has no cluster).
+  void start();
+  // Any thread: stop probing, close every connection, join.
+  void stop();
+
+ private:
+  void run();
+
+  std::shared_ptr<const config::Config> config_;
+  Publish publish_;
+  uv_loop_t loop_{};
+  net::Mailbox mailbox_;
+  std::vector<std::unique_ptr<ClusterWatch>> clusters_;
+  std::thread thread_;
+};
+
+}  // namespace pgpivot::monitor
