@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build asan test test-fast demo bench format clean
+.PHONY: all deps build asan test test-fast demo bench package package-test format clean
 
 all: build
 
@@ -35,6 +35,16 @@ demo: build
 
 bench: build
 	bench/run.sh $(BUILD)
+
+# The .deb and .rpm packages (CPack), in $(BUILD)/.
+package: build
+	cd $(BUILD) && cpack
+
+# Both packages built, linted and compared; the .deb installed into a fresh Debian root
+# (debootstrap), run as the pgpivot user against a throwaway PostgreSQL, upgraded, removed
+# and purged. packaging/test-packages.sh says more.
+package-test: build
+	packaging/test-packages.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -6,7 +6,9 @@ packages=(
   build-essential cmake pkg-config
   libuv1-dev libssl-dev libpq-dev libspdlog-dev libfmt-dev libinih-dev libcli11-dev
   libexpected-dev catch2
+  libhttp-parser-dev libsystemd-dev
   postgresql-15 postgresql-client-15 pgbouncer
+  rpm lintian rpmlint debootstrap logrotate
 )
 missing=()
 for p in "${packages[@]}"; do

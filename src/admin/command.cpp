@@ -185,8 +185,8 @@ struct CommandSpec {
   std::string_view name;
   CommandKind kind;
   Arity arity;
-  std::string_view what;  // what the name is, for messages
-  bool to_node = false;   // accepts "TO node" after the name
+  std::string_view what;         // what the name is, for messages
+  Arity to_node = Arity::kNone;  // "TO node" after the name
 };
 constexpr std::array kCommands{
     CommandSpec{"PAUSE", CommandKind::kPause, Arity::kOptional, "database"},
@@ -201,11 +201,15 @@ constexpr std::array kCommands{
     CommandSpec{"RELOAD", CommandKind::kReload, Arity::kNone, ""},
     CommandSpec{"SET", CommandKind::kSet, Arity::kRequired, "key = value"},
     CommandSpec{"SHUTDOWN", CommandKind::kShutdown, Arity::kNone, ""},
-    CommandSpec{"SWITCHOVER", CommandKind::kSwitchover, Arity::kRequired, "cluster", true},
-    CommandSpec{"FAILOVER", CommandKind::kFailover, Arity::kRequired, "cluster", true},
+    CommandSpec{"SWITCHOVER", CommandKind::kSwitchover, Arity::kRequired, "cluster",
+                Arity::kOptional},
+    CommandSpec{"FAILOVER", CommandKind::kFailover, Arity::kRequired, "cluster", Arity::kOptional},
     CommandSpec{"FENCE", CommandKind::kFence, Arity::kRequired, "node (host:port)"},
     CommandSpec{"UNFENCE", CommandKind::kUnfence, Arity::kRequired, "node (host:port)"},
     CommandSpec{"DRILL", CommandKind::kDrill, Arity::kRequired, "cluster"},
+    CommandSpec{"SET_PRIMARY", CommandKind::kSetPrimary, Arity::kRequired, "cluster",
+                Arity::kRequired},
+    CommandSpec{"RESUME_CLUSTER", CommandKind::kResumeCluster, Arity::kRequired, "cluster"},
 };
 
 bool isName(const Token& t) {
@@ -285,9 +289,10 @@ class StatementParser {
       return syntaxError(std::string(spec.name) + " needs a " + std::string(spec.what) + ": '" +
                          std::string(text_) + "'");
     }
-    if (spec.to_node && next < count() && at(next).kind == Token::Kind::kWord &&
-        iequals(at(next).text, "TO")) {
-      if (next + 1 >= count() || !isName(at(next + 1))) {
+    const bool has_to = spec.to_node != Arity::kNone && next < count() &&
+                        at(next).kind == Token::Kind::kWord && iequals(at(next).text, "TO");
+    if (has_to || (spec.to_node == Arity::kRequired && next == count())) {
+      if (!has_to || next + 1 >= count() || !isName(at(next + 1))) {
         return syntaxError(std::string(spec.name) + " ... TO needs a node (host:port): '" +
                            std::string(text_) + "'");
       }

@@ -5,7 +5,7 @@
 //   KILL db | KILL_CLIENT id | SUSPEND | WAIT_CLOSE [db] | RELOAD | SHUTDOWN
 //   SET key = value | SET key TO value
 //   SWITCHOVER cluster [TO node] | FAILOVER cluster [TO node] | FENCE node
-//   UNFENCE node | DRILL cluster
+//   UNFENCE node | DRILL cluster | SET_PRIMARY cluster TO node | RESUME_CLUSTER cluster
 //
 // Keywords are case-insensitive. A name is a bare word (anything up to whitespace, ';',
 // '=' or a quote, kept as written) or a "double-quoted" identifier ("" for a quote). SET

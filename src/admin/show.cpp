@@ -180,7 +180,7 @@ constexpr std::array kNodeColumns{
 
 // SHOW FAILOVERS and the reports of SWITCHOVER/FAILOVER/DRILL.
 constexpr std::array kFailoverColumns{
-    Column{"id", kInt8},         Column{"cluster"}, Column{"kind"},   Column{"time"},
+    Column{"failover_id"},       Column{"cluster"}, Column{"kind"},   Column{"time"},
     Column{"elapsed_ms", kInt8}, Column{"step"},    Column{"result"}, Column{"detail"},
 };
 
@@ -405,7 +405,7 @@ void renderNodes(std::string& out, const Snapshot& s) {
 }
 
 void failoverCells(Table& t, const FailoverStepRow& f) {
-  t.number(static_cast<int64_t>(f.run_id)).text(f.cluster).text(f.kind);
+  t.text(f.failover_id).text(f.cluster).text(f.kind);
   t.text(formatTimestamp(f.time_us)).number(f.elapsed_us / 1000);
   t.text(f.step).text(f.result).text(f.detail);
 }
@@ -440,7 +440,9 @@ constexpr std::string_view kHelp =
     "\n\tFAILOVER <cluster> [TO <node>]"
     "\n\tFENCE <node>"
     "\n\tUNFENCE <node>"
-    "\n\tDRILL <cluster>";
+    "\n\tDRILL <cluster>"
+    "\n\tSET_PRIMARY <cluster> TO <node>"
+    "\n\tRESUME_CLUSTER <cluster>";
 
 }  // namespace
 

@@ -10,13 +10,17 @@
 
 #include <cstdio>
 #include <fstream>
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "pgpivot/app/systemd_notify.hpp"
 #include "pgpivot/app/worker.hpp"
 #include "pgpivot/config/parser.hpp"
 #include "pgpivot/log/log.hpp"
+#include "pgpivot/net/mailbox.hpp"
 #include "pgpivot/monitor/health_monitor.hpp"
 #include "pgpivot/pool/shared_limits.hpp"
 
@@ -30,9 +34,13 @@ struct Loaded {
   AuthFilePtr auth_file;
 };
 
-Loaded loadAll(const std::string& path, bool at_startup) {
+Loaded loadAll(const std::string& path, bool at_startup,
+               std::vector<std::string>* collected = nullptr) {
   auto result = config::loadConfig(path);
   for (const auto& diagnostic : result.diagnostics) {
+    if (collected != nullptr) {
+      collected->push_back(diagnostic.toString());
+    }
     if (at_startup) {
       std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
     } else if (diagnostic.level == config::Diagnostic::Level::kError) {
@@ -57,6 +65,9 @@ Loaded loadAll(const std::string& path, bool at_startup) {
       }
     }
     if (!auth_file) {
+      if (collected != nullptr) {
+        collected->push_back(auth_file.error().message);
+      }
       if (at_startup) {
         std::fprintf(stderr, "%s\n", auth_file.error().message.c_str());
       } else {
@@ -113,9 +124,11 @@ class Supervisor {
 
   void run() {
     uv_loop_init(&loop_);
+    (void)mailbox_.init(&loop_);
     watch(sighup_, SIGHUP);
     watch(sigint_, SIGINT);
     watch(sigterm_, SIGTERM);
+    notifyReady();  // only now: a SIGHUP before watch() would have ended the process
     uv_timer_init(&loop_, &done_timer_);
     done_timer_.data = this;
     uv_timer_start(
@@ -137,23 +150,34 @@ class Supervisor {
 
   void onSignal(int signum) {
     if (signum == SIGHUP) {
-      reload();
+      notifyReloading();
+      (void)reload();
+      notifyReady();
       return;
     }
     const bool immediate = signum == SIGTERM;
+    notifyStopping();
     PGPIVOT_LOG_INFO("got {}: {}", signum == SIGTERM ? "SIGTERM" : "SIGINT",
                      immediate ? "shutting down now" : "waiting for clients, then shutting down");
-    for (Worker* worker : workers_) {
-      worker->postShutdown(immediate);
-    }
+    shutdown(immediate);
   }
 
-  void reload() {
-    PGPIVOT_LOG_INFO("got SIGHUP: reloading {}", options_.config_path);
-    Loaded loaded = loadAll(options_.config_path, false);
+
+ public:
+  // The admin console's RELOAD and SHUTDOWN, from any worker thread.
+  void post(std::function<void()> task) { mailbox_.post(std::move(task)); }
+
+  Result<std::vector<std::string>> reload() {
+    PGPIVOT_LOG_INFO("reloading {}", options_.config_path);
+    std::vector<std::string> warnings;
+    Loaded loaded = loadAll(options_.config_path, false, &warnings);
     if (!loaded.config) {
       PGPIVOT_LOG_ERROR("reload refused: the new configuration has errors; keeping the old one");
-      return;
+      std::string message = "pgpivot: reload refused, the old configuration stays:";
+      for (const auto& warning : warnings) {
+        message += "\n" + warning;
+      }
+      return fail(sqlstate::kConfigFileError, message);
     }
     if (loaded.config->listen_addr != config_->listen_addr ||
         loaded.config->listen_port != config_->listen_port ||
@@ -165,7 +189,16 @@ class Supervisor {
     for (Worker* worker : workers_) {
       worker->postReload(loaded.config, loaded.auth_file);
     }
+    return warnings;
   }
+
+  void shutdown(bool immediate) {
+    for (Worker* worker : workers_) {
+      worker->postShutdown(immediate);
+    }
+  }
+
+ private:
 
   void poll() {
     for (Worker* worker : workers_) {
@@ -174,6 +207,7 @@ class Supervisor {
       }
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&done_timer_), nullptr);
+    mailbox_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
@@ -187,6 +221,7 @@ class Supervisor {
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
   uv_timer_t done_timer_{};
+  net::Mailbox mailbox_;
 };
 
 }  // namespace
@@ -220,6 +255,17 @@ int runProcess(const ProcessOptions& options) {
     workers.push_back(
         std::make_unique<Worker>(static_cast<int>(i), loaded.config, loaded.auth_file, shared, peers));
     peers.push_back(workers.back().get());
+  }
+  // The admin console's RELOAD and SHUTDOWN run on the supervisor's thread; their
+  // answers are called there and hop back to the asking worker (AdminService).
+  Supervisor supervisor(options, loaded.config, peers);
+  ProcessHooks hooks;
+  hooks.reload = [&supervisor](std::function<void(Result<std::vector<std::string>>)> done) {
+    supervisor.post([&supervisor, done = std::move(done)] { done(supervisor.reload()); });
+  };
+  hooks.shutdown = [&supervisor] { supervisor.post([&supervisor] { supervisor.shutdown(false); }); };
+  for (auto& worker : workers) {
+    worker->setProcessHooks(&hooks);
   }
   // Block the signals the supervisor handles so worker threads never receive them.
   sigset_t handled;
@@ -273,7 +319,6 @@ int runProcess(const ProcessOptions& options) {
   });
   health.start();
 
-  Supervisor supervisor(options, loaded.config, peers);
   supervisor.run();
   health.stop();
   for (auto& worker : workers) {

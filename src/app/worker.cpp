@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include <chrono>
+
 #include "pgpivot/log/log.hpp"
 #include "pgpivot/session/cancel.hpp"
 #include "pgpivot/session/client_session.hpp"
@@ -35,6 +37,11 @@ Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file, pool::SharedL
       auth_file_(std::move(auth_file)),
       shared_(shared),
       peers_(peers) {
+  // Connection ids are unique across workers (KILL_CLIENT takes them).
+  next_id_ = (static_cast<uint64_t>(index) << 40) + 1;
+  start_wall_us_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
   limits_.max_message_length = config_->max_packet_size;
 }
 
@@ -55,8 +62,9 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_check_start(&reaper_,
                  [](uv_check_t* c) noexcept { static_cast<Worker*>(c->data)->freeRetired(); });
 
-  listener_ = std::make_unique<net::Listener>(
-      &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix); });
+  listener_ = std::make_unique<net::Listener>(&loop_, [this](uv_stream_t* server, bool is_unix) {
+    onConnection(server, is_unix, false);
+  });
   const auto& config = *config_;
   for (const auto& address : config.listen_addr) {
     auto listened = listener_->listenTcp(address, port, config.listen_backlog, peers_.size() > 1);
@@ -72,8 +80,45 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
       return listened;
     }
   }
+  if (unix_socket) {
+    auto endpoints = startAdminEndpoints();
+    if (!endpoints) {
+      return endpoints;
+    }
+  }
   createForcedUserPools();
   thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+Result<void> Worker::startAdminEndpoints() {
+  const auto& config = *config_;
+  if (config.admin_port != 0) {
+    admin_listener_ = std::make_unique<net::Listener>(
+        &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix, true); });
+    auto listened = admin_listener_->listenTcp(config.admin_listen_addr, config.admin_port,
+                                               config.listen_backlog, false);
+    if (!listened) {
+      return listened;
+    }
+  }
+  if (config.metrics_port != 0) {
+    metrics_server_ = std::make_unique<admin::MetricsServer>(&loop_, [this](admin::MetricsReply reply) {
+      auto shared = std::make_shared<admin::MetricsReply>(std::move(reply));
+      admin_service_.snapshot(
+          admin::metricsParts(),
+          admin::Completion<admin::Snapshot>([shared](Result<admin::Snapshot> snapshot) {
+            shared->send(snapshot ? admin::renderMetrics(*snapshot)
+                                  : "# pgpivot: " + snapshot.error().message + "\n");
+          }));
+    });
+    const std::string address =
+        config.admin_listen_addr.empty() ? std::string("127.0.0.1") : config.admin_listen_addr;
+    auto listened = metrics_server_->listen(address, config.metrics_port);
+    if (!listened) {
+      return listened;
+    }
+  }
   return {};
 }
 
@@ -142,7 +187,7 @@ void Worker::postShutdown(bool immediate) {
 
 // --- accepting ----------------------------------------------------------------------------
 
-void Worker::onConnection(uv_stream_t* server, bool is_unix) {
+void Worker::onConnection(uv_stream_t* server, bool is_unix, bool admin_port) {
   auto client = std::make_unique<session::ClientSession>(
       *this, next_id_++, is_unix ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp);
   if (client->accept(server) != 0) {
@@ -151,6 +196,9 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix) {
     return;
   }
   session::ClientSession& ref = *client;
+  if (admin_port) {
+    ref.markAdminPort();
+  }
   clients_.emplace(&ref, std::move(client));
   clients_by_id_.emplace(ref.id(), &ref);
   stats_.clients_accepted++;
@@ -470,6 +518,12 @@ void Worker::beginShutdown(bool immediate) {
     shutting_down_ = true;
     if (listener_) {
       listener_->close();
+    }
+    if (admin_listener_) {
+      admin_listener_->close();
+    }
+    if (metrics_server_) {
+      metrics_server_->close();
     }
   }
   if (immediate) {

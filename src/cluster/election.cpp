@@ -217,9 +217,11 @@ Election elect(std::span<const NodeView> nodes, const ElectionInput& input) {
 PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& routing) {
   PrimarySearch out;
   const std::string_view sysid = routing.system_identifier;
+  // A fenced node is out whatever its timeline: it is an old primary (fenced by
+  // pgpivot) or the loser of an operator's SET PRIMARY.
   uint32_t top = 0;
   for (const NodeView& n : nodes) {
-    if (writable(n, sysid)) {
+    if (writable(n, sysid) && !n.fenced) {
       top = std::max(top, n.stats->timeline);
     }
   }
@@ -228,7 +230,7 @@ PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& r
     if (!writable(n, sysid)) {
       continue;
     }
-    if (n.stats->timeline < top || n.stats->timeline < routing.min_timeline) {
+    if (n.fenced || n.stats->timeline < top || n.stats->timeline < routing.min_timeline) {
       out.old_primaries.push_back(n.index);
     } else {
       at_top.push_back(&n);
@@ -266,10 +268,6 @@ PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& r
   }
   const NodeView& x = *at_top.front();
   const uint32_t tli = x.stats->timeline;
-  if (x.fenced) {
-    out.reason = std::string(x.name) + " is writable but fenced";
-    return out;
-  }
   const bool expected = !routing.expected_primary.empty() && x.name == routing.expected_primary;
   if (!expected && !routing.expected_primary.empty() && tli <= routing.min_timeline) {
     out.reason = std::string(x.name) + " is writable on timeline " + std::to_string(tli) +

@@ -219,7 +219,9 @@ void NodeHealth::onWrite(const WriteSample& s) {
     return;
   }
   w_misconfigured_ = setupError(s.outcome, s.sqlstate);
-  if (w_misconfigured_) {
+  if (w_misconfigured_ || s.sqlstate == "25006") {
+    // About pgpivot's setup, or about the node's role (NOT_PRIMARY's business): the
+    // node answered, its health is not in question.
     noteContact(s.doneMs());
     return;
   }

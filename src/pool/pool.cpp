@@ -68,7 +68,7 @@ void Pool::forgetWaiter(ClientSession& client) {
 }
 
 void Pool::serveWaiters() {
-  if (paused_) {
+  if (paused_ || admin_paused_) {
     return;  // a failover is under way: nobody gets a server until it is over
   }
   const uint64_t now = worker_.now();
@@ -263,6 +263,22 @@ void Pool::setPaused(bool paused, config::Millis pause_timeout) {
   if (!paused_) {
     serveWaiters();
   }
+}
+
+void Pool::setAdminPaused(bool paused) {
+  admin_paused_ = paused;
+  if (!paused) {
+    serveWaiters();
+  }
+}
+
+void Pool::reconnect() {
+  ++generation_;  // released servers of an older generation are closed
+  closeIdleServers();
+}
+
+uint64_t Pool::oldestWaitStart() const {
+  return waiting_.empty() ? 0 : waiting_.front()->waitStartedAt();
 }
 
 void Pool::moveTo(ServerTarget target) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "pgpivot/app/worker.hpp"
@@ -30,6 +31,8 @@ std::string_view toString(ClientState state) {
       return "active";
     case ClientState::kIdle:
       return "idle";
+    case ClientState::kAdmin:
+      return "admin";
     case ClientState::kClosing:
       return "closing";
   }
@@ -102,6 +105,9 @@ void ClientSession::onStreamData(net::Stream&) {
       }
       return;
     }
+    case ClientState::kAdmin:
+      readAdmin();
+      return;
     case ClientState::kClosing:
       return;
   }
@@ -224,10 +230,23 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
                    CloseReason::kTooManyClients);
     return false;
   }
+  // The admin console: the virtual database "pgpivot" (alias "pgbouncer", as PgBouncer
+  // users expect), or any database on the admin port.
+  admin_ = on_admin_port_ || database_ == "pgpivot" || database_ == "pgbouncer";
+  if (admin_) {
+    beginAuthentication();
+    return false;
+  }
   pool_ = worker_.poolFor(database_, user_);
   if (pool_ == nullptr) {
     closeWithError(sqlstate::kInvalidCatalogName,
                    fmt::format("pgpivot: no such database: {}", database_),
+                   CloseReason::kLoginFailed);
+    return false;
+  }
+  if (worker_.databaseDisabled(database_)) {
+    closeWithError(sqlstate::kCannotConnectNow,
+                   fmt::format("pgpivot: database \"{}\" is disabled (DISABLE)", database_),
                    CloseReason::kLoginFailed);
     return false;
   }
@@ -281,7 +300,9 @@ void ClientSession::onAuthQueryResult(auth::AuthQueryResult result) {
   }
   // The server login of this pool can use the same secret (md5 directly, SCRAM through
   // the keys this client's proof reveals).
-  pool_->learnServerPassword(**result);
+  if (pool_ != nullptr) {
+    pool_->learnServerPassword(**result);
+  }
   challenge(**result);
   readAuthentication();
 }
@@ -444,7 +465,9 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
                    CloseReason::kLoginFailed);
     return false;
   }
-  pool_->rememberScramKeys(scram->server->clientKey(), scram->server->serverKey());
+  if (pool_ != nullptr) {
+    pool_->rememberScramKeys(scram->server->clientKey(), scram->server->serverKey());
+  }
   proto::writeAuthenticationSaslFinal(out, *server_final);
   stream_.writeOwned(std::move(out));
   authenticated();
@@ -454,6 +477,10 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
 void ClientSession::authenticated() {
   auth_ = std::monostate{};
   PGPIVOT_LOG_DEBUG("{} authenticated", log_prefix_);
+  if (admin_) {
+    startAdmin();
+    return;
+  }
   // In transaction and statement mode a client needs a server only for its transactions;
   // once the pool knows what a server says at login, the client is welcomed at once.
   if (pool_->settings().mode != config::PoolMode::kSession && pool_->hasWelcome()) {
@@ -464,6 +491,96 @@ void ClientSession::authenticated() {
     return;
   }
   requestServer();
+}
+
+// --- admin console ------------------------------------------------------------------------
+
+void ClientSession::startAdmin() {
+  const auto& config = worker_.config();
+  const auto listed = [this](const std::vector<std::string>& users) {
+    return std::find(users.begin(), users.end(), user_) != users.end();
+  };
+  admin_caller_.user = user_;
+  admin_caller_.admin = listed(config.admin_users);
+  if (!admin_caller_.admin && !listed(config.stats_users)) {
+    worker_.mutableStats().login_failures++;
+    closeWithError(sqlstate::kInvalidAuthorization,
+                   fmt::format("pgpivot: user \"{}\" is not allowed to use the admin console "
+                               "(admin_users, stats_users)",
+                               user_),
+                   CloseReason::kLoginFailed);
+    return;
+  }
+  // What psql needs to know about the "server" it talks to.
+  ParamMap params = {{"server_version", "15.0 (pgpivot " PGPIVOT_VERSION ")"},
+                     {"server_encoding", "UTF8"},
+                     {"client_encoding", "UTF8"},
+                     {"DateStyle", "ISO, MDY"},
+                     {"TimeZone", "UTC"},
+                     {"IntervalStyle", "postgres"},
+                     {"integer_datetimes", "on"},
+                     {"standard_conforming_strings", "on"},
+                     {"application_name", ""},
+                     {"is_superuser", admin_caller_.admin ? "on" : "off"},
+                     {"session_authorization", user_}};
+  wanted_params_.clear();
+  sendWelcome(params);
+  setState(ClientState::kAdmin);
+  readAdmin();
+}
+
+void ClientSession::readAdmin() {
+  auto& buffer = stream_.buffer();
+  while (state_ == ClientState::kAdmin && !admin_query_pending_) {
+    proto::FrameView frame;
+    std::size_t consumed = 0;
+    const proto::Decode decoded =
+        proto::nextFrame(buffer.unparsed(), worker_.limits(), frame, consumed);
+    if (decoded == proto::Decode::kInvalid) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    if (decoded == proto::Decode::kNeedMore) {
+      buffer.compact();
+      stream_.startReading();
+      return;
+    }
+    buffer.skipParsed(consumed);
+    if (frame.tag == 'X') {
+      close(CloseReason::kClientTerminate);
+      return;
+    }
+    if (frame.tag != 'Q') {
+      closeWithError(sqlstate::kFeatureNotSupported,
+                     "pgpivot: the admin console only takes simple queries",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    auto sql = proto::parseQuery(frame.body);
+    if (!sql) {
+      closeWithError(sqlstate::kProtocolViolation, "pgpivot: malformed Query message",
+                     CloseReason::kClientProtocolViolation);
+      return;
+    }
+    std::optional<std::string> answer = worker_.console().execute(*sql, admin_caller_, *this);
+    if (!answer) {
+      admin_query_pending_ = true;  // onAdminReply finishes it
+      stream_.stopReading();
+      return;
+    }
+    onAdminReply(std::move(*answer));
+  }
+}
+
+void ClientSession::onAdminReply(std::string bytes) {
+  admin_query_pending_ = false;
+  if (state_ == ClientState::kClosing) {
+    return;
+  }
+  proto::writeReadyForQuery(bytes, proto::TxStatus::kIdle);
+  stream_.writeOwned(std::move(bytes));
+  readAdmin();
 }
 
 // --- waiting and linking ------------------------------------------------------------------
@@ -636,7 +753,7 @@ Action ClientSession::classify(char tag) {
     case 'F':
       syncs_since_execute_ = 0;
       expectReadyForQuery();
-      worker_.mutableStats().queries++;
+      pool_->mutableStats().queries++;
       return Action::kForward;
     case 'E':
       syncs_since_execute_ = 0;
@@ -716,6 +833,7 @@ void ClientSession::checkTimeouts(uint64_t now_ms) {
                        CloseReason::kClientIdleTimeout);
       }
       return;
+    case ClientState::kAdmin:
     case ClientState::kClosing:
       return;
   }
@@ -741,6 +859,10 @@ void ClientSession::close(CloseReason reason) {
   }
   const ClientState was = state_;
   setState(ClientState::kClosing);
+  if (pool_ != nullptr) {
+    pool_->mutableStats().bytes_in += stream_.bytesIn();
+    pool_->mutableStats().bytes_out += stream_.bytesOut();
+  }
   if (!over_client_limit_) {
     pool::SharedLimits::release(worker_.sharedLimits().clients());  // our max_client_conn slot
   }
@@ -762,6 +884,10 @@ void ClientSession::close(CloseReason reason) {
   }
   if (welcomed_) {
     worker_.unregisterCancelKey(*this);
+  }
+  if (admin_query_pending_) {
+    worker_.console().cancel(*this);
+    admin_query_pending_ = false;
   }
   // Flush our last words (an ErrorResponse) before the handle closes.
   stream_.close();

@@ -293,6 +293,9 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
     --outstanding_;
   }
   last_used_at_ = worker_.now();
+  if (tx_status_ == proto::TxStatus::kIdle) {
+    pool_.mutableStats().transactions++;
+  }
   const config::PoolMode mode = pool_.settings().mode;
   if (mode == config::PoolMode::kSession || outstanding_ > 0 || client_ == nullptr ||
       !client_->atMessageBoundary()) {

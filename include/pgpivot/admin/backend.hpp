@@ -9,10 +9,13 @@
 // (the answer was at hand) or later, on the same loop thread the call was made on.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,22 +33,29 @@ inline constexpr std::string_view kUndefinedObject = "42704";
 inline constexpr std::string_view kInvalidParameterValue = "22023";
 }  // namespace code
 
-// A one-shot callback, invoked on the loop thread of the call that issued it. Move-only.
+template <class T>
+class Completion;
+
+// What a Completion<T> can wrap: anything callable with Result<T>, copyable or not.
+template <class F, class T>
+concept CompletionCallable =
+    std::invocable<F&, Result<T>> && !std::same_as<std::decay_t<F>, Completion<T>>;
+
+// A one-shot callback, invoked on the loop thread of the call that issued it. Move-only,
+// and so is what it wraps: a lambda may capture a MetricsReply or a unique_ptr.
 // Dropping it without invoking it answers with an internal error, so a backend bug shows
 // up as an ErrorResponse instead of a client that waits forever. Whoever created it (the
 // Console) must outlive it.
 template <class T>
 class Completion final {
  public:
-  using Fn = std::function<void(Result<T>)>;
-
-  explicit Completion(Fn fn) : fn_(std::move(fn)) {}
-  Completion(Completion&& other) noexcept : fn_(std::move(other.fn_)) { other.fn_ = nullptr; }
+  template <CompletionCallable<T> F>
+  explicit Completion(F fn) : fn_(std::make_unique<Callable<F>>(std::move(fn))) {}
+  Completion(Completion&& other) noexcept = default;
   Completion& operator=(Completion&& other) noexcept {
     if (this != &other) {
       dropped();
       fn_ = std::move(other.fn_);
-      other.fn_ = nullptr;
     }
     return *this;
   }
@@ -56,21 +66,31 @@ class Completion final {
   // Delivers the answer; a second call does nothing.
   void operator()(Result<T> result) {
     if (fn_) {
-      Fn fn = std::move(fn_);
-      fn_ = nullptr;
-      fn(std::move(result));
+      auto fn = std::move(fn_);  // empty before the call: the callee may destroy *this
+      fn->call(std::move(result));
     }
   }
-  [[nodiscard]] bool pending() const { return static_cast<bool>(fn_); }
+  [[nodiscard]] bool pending() const { return fn_ != nullptr; }
 
  private:
+  struct CallableBase {
+    virtual ~CallableBase() = default;
+    virtual void call(Result<T>&& result) = 0;
+  };
+  template <class F>
+  struct Callable final : CallableBase {
+    explicit Callable(F f) : fn(std::move(f)) {}
+    void call(Result<T>&& result) override { fn(std::move(result)); }
+    F fn;
+  };
+
   void dropped() {
     if (fn_) {
       (*this)(tl::unexpected(Error{pgpivot::sqlstate::kInternalError,
                                    "pgpivot: internal error: the request was dropped"}));
     }
   }
-  Fn fn_;
+  std::unique_ptr<CallableBase> fn_;
 };
 
 // Commands other than SHOW. Each kind says which Command fields it uses and when the
@@ -99,13 +119,17 @@ enum class CommandKind {
   kShutdown,    // Stop the process (PgBouncer: at once). Complete before closing clients
                 // if possible, so the caller sees SHUTDOWN.
   // pgpivot's own; until the failover module lands the backend may answer 0A000.
-  kSwitchover,  // target: cluster, to_node: optional. Planned, safe: pause, wait for the
-                // standby to catch up, promote, resume. Answer: CommandOutput::report.
-  kFailover,    // target: cluster, to_node: optional. Forced. Answer: report.
-  kFence,       // target: node ("host:port"). Stop routing to it and close connections.
-  kUnfence,     // target: node. Undo FENCE.
-  kDrill,       // target: cluster. Run the failover procedure as a planned switchover and
-                // report its timeline and verdict; a failed check stops before promoting.
+  kSwitchover,     // target: cluster, to_node: optional. Planned, safe: pause, wait for the
+                   // standby to catch up, promote, resume. Answer: CommandOutput::report.
+  kFailover,       // target: cluster, to_node: optional. Forced. Answer: report.
+  kFence,          // target: node ("host:port"). Stop routing to it and close connections.
+  kUnfence,        // target: node. Undo FENCE.
+  kDrill,          // target: cluster. Run the failover procedure as a planned switchover and
+                   // report its timeline and verdict; a failed check stops before promoting.
+  kSetPrimary,     // target: cluster, to_node (required). The operator names the primary
+                   // (ends a split brain); route to it after validating it.
+  kResumeCluster,  // target: cluster. Leave a state that waits for an operator (split
+                   // brain, partition, wait-operator) and rediscover the primary.
 };
 
 struct Command {

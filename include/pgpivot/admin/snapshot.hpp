@@ -193,7 +193,7 @@ struct NodeRow {
 // One step of a failover, switchover or drill: SHOW FAILOVERS lists the history, and
 // SWITCHOVER/FAILOVER/DRILL report the steps of their own run.
 struct FailoverStepRow {
-  uint64_t run_id = 0;  // numbers one run; every step of the run carries it
+  std::string failover_id;  // names one run; every step of the run carries it
   std::string cluster;
   std::string kind;        // "failover", "switchover", "drill"
   int64_t time_us = 0;     // Unix time of the step

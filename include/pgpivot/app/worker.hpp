@@ -10,12 +10,16 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "pgpivot/admin/console.hpp"
+#include "pgpivot/admin/metrics.hpp"
+#include "pgpivot/app/admin_service.hpp"
 #include "pgpivot/auth/auth_file.hpp"
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/config/config.hpp"
@@ -65,6 +69,13 @@ class Worker final {
 
   // Any thread.
   void postReload(ConfigPtr config, AuthFilePtr auth_file);
+  // Runs `task` on this worker's loop (any thread).
+  void post(std::function<void()> task) { mailbox_.post(std::move(task)); }
+  const std::vector<Worker*>& peers() const { return peers_; }
+  // Set once by the process before start().
+  void setProcessHooks(const ProcessHooks* hooks) { hooks_ = hooks; }
+  const ProcessHooks* processHooks() const { return hooks_; }
+
   // The health monitor moved a cluster's primary, or paused or resumed it.
   void postRoute(monitor::ClusterRoute route);
   // Stop accepting; exit once every client has left (SIGINT) or at once (SIGTERM).
@@ -121,9 +132,21 @@ class Worker final {
 
   WorkerStats& mutableStats() { return stats_; }
 
+  // --- admin console (on the worker loop) -------------------------------------------------
+  admin::Console& console() { return console_; }
+  // This worker's share of a snapshot; AdminService sums every worker's.
+  admin::Snapshot collectSnapshot(const admin::Parts& parts);
+  // Carries out an admin command on this worker's pools and sessions. `found` counts
+  // what it touched (KILL_CLIENT: whether the client was here).
+  void applyAdminCommand(const admin::Command& command, int& found);
+  bool databaseDisabled(const std::string& database) const {
+    return disabled_databases_.count(database) > 0;
+  }
+
  private:
   void run();
-  void onConnection(uv_stream_t* server, bool is_unix);
+  void onConnection(uv_stream_t* server, bool is_unix, bool admin_port);
+  [[nodiscard]] Result<void> startAdminEndpoints();
   void onJanitorTick();
   void applyReload(ConfigPtr config, AuthFilePtr auth_file);
   void applyRoute(const monitor::ClusterRoute& route);
@@ -147,6 +170,8 @@ class Worker final {
   uv_check_t reaper_{};
   net::Mailbox mailbox_;
   std::unique_ptr<net::Listener> listener_;
+  std::unique_ptr<net::Listener> admin_listener_;         // admin_port, first worker only
+  std::unique_ptr<admin::MetricsServer> metrics_server_;  // metrics_port, first worker only
   std::thread thread_;
   uint16_t bound_port_ = 0;
   bool shutting_down_ = false;
@@ -169,6 +194,12 @@ class Worker final {
   const std::vector<Worker*>& peers_;
   std::map<std::pair<std::string, std::string>, uint64_t> last_idle_ask_;
   WorkerStats stats_;
+  const ProcessHooks* hooks_ = nullptr;
+  std::set<std::string> disabled_databases_;
+  std::set<std::string> admin_paused_;  // "" = every database
+  uint64_t start_wall_us_ = 0;
+  AdminService admin_service_{*this};
+  admin::Console console_{admin_service_};
 };
 
 }  // namespace pgpivot::app

@@ -32,7 +32,7 @@ struct NodeView {
   const ProbeSample* stats = nullptr;
   NodeState state = NodeState::kUnknown;
   bool fenced = false;
-  std::optional<uint64_t> writable_since;  // NodeHealth::writableSinceMs
+  std::optional<uint64_t> writable_since = {};  // NodeHealth::writableSinceMs
 };
 
 // ---- witness -------------------------------------------------------------------------
@@ -67,12 +67,12 @@ Witness judgeWitness(std::span<const NodeView> nodes, std::size_t primary,
 // ---- election ------------------------------------------------------------------------
 
 struct ElectionInput {
-  std::optional<std::size_t> old_primary;  // never a candidate
+  std::optional<std::size_t> old_primary = {};  // never a candidate
   uint32_t timeline = 0;      // the old primary's: candidates must be on it
   uint64_t primary_lsn = 0;   // the old primary's last known WAL position; 0: unknown
   uint64_t max_lag = 0;       // max_lag_on_failover, bytes
   std::string_view system_identifier;
-  std::optional<std::size_t> target;  // an operator's choice: only it may win
+  std::optional<std::size_t> target = {};  // an operator's choice: only it may win
   bool ignore_lag = false;            // the operator named the target and accepts loss
 };
 
@@ -114,13 +114,13 @@ struct PrimarySearch {
   std::string reason;                      // why no primary, for the event log
 };
 
-// Writable = fresh, not in recovery, same system identifier. Among writable nodes the
-// newest timeline wins and the others are old primaries (a timeline is a fencing token:
-// each promotion starts a new one). Accepted only when:
+// Writable = fresh, not in recovery, same system identifier. Among writable nodes that
+// are not fenced the newest timeline wins; the others, and every fenced writable node,
+// are old primaries (a timeline is a fencing token: each promotion starts a new one).
+// Accepted only when:
 //  - it is alone on that timeline (two nodes that were writable at the same time there
 //    are a split brain; two whose writable spans do not overlap yet are left undecided
 //    until the next samples),
-//  - it is not fenced,
 //  - its timeline is >= routing.min_timeline, and strictly newer when it is not the
 //    expected primary: a second node on the routed timeline is a fork (two standbys
 //    promoted from one primary both take the next timeline number), not a successor,

@@ -114,7 +114,7 @@ class FailoverMachine final {
     uint64_t id = 0;
     bool done = false;
     ActionStatus status = ActionStatus::kOk;
-    std::string error;
+    std::string error = {};
   };
 
   // ---- plumbing (failover.cpp) -------------------------------------------------------
@@ -196,6 +196,7 @@ class FailoverMachine final {
   std::optional<uint64_t> pause_acked_ms_;
   bool pause_timeout_reported_ = false;
   uint64_t resume_id_ = 0;
+  bool resume_acked_ = false;
   bool writes_refused_ = false;
   Pending pending_;
   uint64_t search_started_ms_ = 0;
@@ -210,6 +211,7 @@ class FailoverMachine final {
   bool syncrep_alerted_ = false;
   std::vector<std::optional<uint64_t>> readmit_since_;
   std::vector<bool> hidden_primary_alerted_;
+  std::vector<bool> old_primary_refenced_;  // fenced again in this writable episode
   std::vector<bool> write_probe_on_;
 
   uint64_t next_action_id_ = 1;

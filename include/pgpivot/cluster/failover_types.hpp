@@ -130,18 +130,20 @@ struct AdminReply {
 // One line of the failover event log (research §7.7). Empty strings are left out of the
 // JSON; the event log adds ts, proxy and cluster.
 struct Event {
-  std::string event;  // "state_change", "probe_verdict", "witness", "election", ...
+  std::string event = {};  // "state_change", "probe_verdict", "witness", "election", ...
   uint64_t mono_ms = 0;
   uint64_t epoch = 0;
-  std::string failover_id;
-  std::string from, to;
-  std::string node, role;
-  std::string reason;
-  Evidence evidence;
-  std::string sql;
-  std::optional<uint64_t> duration_ms;
-  std::string result;
-  std::string error;
+  std::string failover_id = {};
+  std::string from = {};
+  std::string to = {};
+  std::string node = {};
+  std::string role = {};
+  std::string reason = {};
+  Evidence evidence = {};
+  std::string sql = {};
+  std::optional<uint64_t> duration_ms = {};
+  std::string result = {};
+  std::string error = {};
 };
 
 // What one call into the machine produced.

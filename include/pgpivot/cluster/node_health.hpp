@@ -95,6 +95,8 @@ class NodeHealth final {
   bool evaluate(uint64_t now_ms, const NodeContext& context);
   [[nodiscard]] const NodeVerdict& verdict() const { return verdict_; }
 
+  // Some L or C sample arrived (an answer or a failure).
+  [[nodiscard]] bool heard() const { return l_.seen || c_.seen; }
   // The newest successful L sample, or null.
   [[nodiscard]] const ProbeSample* stats() const { return last_ok_stats_ ? &*last_ok_stats_ : nullptr; }
   // The newest L sample was a success.

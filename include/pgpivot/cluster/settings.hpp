@@ -55,10 +55,14 @@ struct Settings {
   config::LockPileupAction lock_pileup_action = config::LockPileupAction::kAlert;
   uint64_t lock_pileup_grace_ms = 60000;
   uint64_t blocker_report_interval_ms = 10000;
+  // A fenced node streaming as a standby on the newest timeline this long is re-admitted
+  // (as a standby, and so as a future candidate) (§7.4).
+  uint64_t readmit_after_ms = 60000;
 
   // --- state timeouts (§7.5) -----------------------------------------------------------
   uint64_t discover_timeout_ms = 10000;
   uint64_t pause_timeout_ms = 2000;   // PAUSING -> go on without the ack
+  uint64_t drain_timeout_ms = 10000;  // switchover: transactions in flight must finish
   uint64_t fence_timeout_ms = 5000;
   uint64_t elect_timeout_ms = 5000;
   uint64_t catchup_timeout_ms = 10000;  // switchover: candidate replays everything

@@ -66,6 +66,10 @@ struct PoolStats {
   uint64_t wait_timeouts = 0;
   uint64_t total_wait_ms = 0;
   uint64_t max_wait_ms = 0;
+  uint64_t queries = 0;       // Query and FunctionCall messages, and Syncs
+  uint64_t transactions = 0;  // ReadyForQuery 'I' after work: transactions completed
+  uint64_t bytes_in = 0;      // from clients that have left (live ones are added on read)
+  uint64_t bytes_out = 0;
 };
 
 class Pool final {
@@ -102,7 +106,14 @@ class Pool final {
   // Failover routing. While paused, waiters queue and nothing is handed out or opened;
   // waiters give up after `pause_timeout` with 57P03.
   void setPaused(bool paused, config::Millis pause_timeout);
-  bool paused() const { return paused_; }
+  bool paused() const { return paused_ || admin_paused_; }
+  // PAUSE/RESUME from the admin console, independent of a failover's pause.
+  void setAdminPaused(bool paused);
+  // RECONNECT: every server is closed when next released, idle ones now.
+  void reconnect();
+  PoolStats& mutableStats() { return stats_; }
+  // When the oldest waiter started waiting (loop ms), 0 without waiters.
+  uint64_t oldestWaitStart() const;
   // Moves the pool to a new primary: servers on the old one are closed, including those
   // linked to clients (who are told according to what they were doing).
   void moveTo(ServerTarget target);
@@ -168,6 +179,7 @@ class Pool final {
   uint64_t last_login_failure_ms_ = 0;
   uint64_t generation_ = 1;
   bool paused_ = false;
+  bool admin_paused_ = false;
   uint64_t paused_since_ = 0;
   config::Millis pause_timeout_{30000};
   PoolStats stats_;

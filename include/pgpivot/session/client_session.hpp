@@ -9,6 +9,7 @@
 #include <string>
 #include <variant>
 
+#include "pgpivot/admin/console.hpp"
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/auth/scram.hpp"
 #include "pgpivot/net/stream.hpp"
@@ -32,13 +33,16 @@ enum class ClientState {
   kAuthenticating,    // password exchange with pgpivot
   kWaitingForServer,  // queued in its pool; login not finished yet if not welcomed
   kActive,            // linked to a server, relaying in both directions
-  kIdle,              // logged in, no server (after its server was lost)
+  kIdle,              // logged in, no server (transaction mode, or its server was lost)
+  kAdmin,             // logged in to the admin console: Query in, console answer out
   kClosing,           // closing; owned by the worker until the handle is closed
 };
 
 std::string_view toString(ClientState state);
 
-class ClientSession final : public net::StreamOwner, public RelayHandler {
+class ClientSession final : public net::StreamOwner,
+                            public RelayHandler,
+                            public admin::ReplySink {
  public:
   ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind);
   ClientSession(const ClientSession&) = delete;
@@ -46,6 +50,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   ~ClientSession();
 
   [[nodiscard]] int accept(uv_stream_t* listener);
+  // Accepted on the admin port: every login is a console login.
+  void markAdminPort() { on_admin_port_ = true; }
   void start(bool over_client_limit);
 
   // Pool: this server is being prepared for us (SETs for our parameters); we may still
@@ -98,6 +104,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   Action classify(char tag) override;
   bool onMessage(char tag, std::string_view body) override;
 
+  // admin::ReplySink
+  void onAdminReply(std::string bytes) override;
+
   // StreamOwner
   void onStreamData(net::Stream& stream) override;
   void onStreamEnd(net::Stream& stream, int status) override;
@@ -114,6 +123,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void readAuthentication();
   bool handlePasswordMessage(std::string_view body);
   void authenticated();
+  void startAdmin();
+  void readAdmin();
   void requestServer();
   void sendWelcome(const ParamMap& server_params);
   void expectReadyForQuery();
@@ -150,6 +161,10 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   int syncs_since_execute_ = 0;
   bool over_client_limit_ = false;
   bool auth_query_pending_ = false;
+  bool admin_ = false;
+  bool on_admin_port_ = false;
+  bool admin_query_pending_ = false;
+  admin::Caller admin_caller_;
   int32_t cancel_pid_ = 0;
   int32_t cancel_secret_ = 0;
   uint64_t connected_at_ = 0;

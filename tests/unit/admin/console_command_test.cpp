@@ -41,6 +41,7 @@ TEST_CASE("PgBouncer's commands reach the backend with their arguments and tags"
       {"FENCE 10.0.0.1:5432", CommandKind::kFence, "10.0.0.1:5432", "FENCE"},
       {"UNFENCE 10.0.0.1:5432", CommandKind::kUnfence, "10.0.0.1:5432", "UNFENCE"},
       {"DRILL main", CommandKind::kDrill, "main", "DRILL"},
+      {"RESUME_CLUSTER main", CommandKind::kResumeCluster, "main", "RESUME_CLUSTER"},
   }));
   CAPTURE(c.query);
   Fixture f;
@@ -93,7 +94,7 @@ TEST_CASE("SWITCHOVER and FAILOVER take an optional TO node and report a timelin
   f.backend.on_run = [](const Command&) {
     FailoverReport report;
     FailoverStepRow step;
-    step.run_id = 9;
+    step.failover_id = "f-0009";
     step.cluster = "main";
     step.kind = "switchover";
     step.step = "promote";
@@ -124,14 +125,21 @@ TEST_CASE("SWITCHOVER and FAILOVER take an optional TO node and report a timelin
   (void)runOne(f.console, "failover main");
   CHECK(f.backend.commands[1].kind == CommandKind::kFailover);
   CHECK(f.backend.commands[1].to_node.empty());
+
+  (void)runOne(f.console, "SET_PRIMARY main TO 10.0.0.2:5432");
+  CHECK(f.backend.commands[2].kind == CommandKind::kSetPrimary);
+  CHECK(f.backend.commands[2].target == "main");
+  CHECK(f.backend.commands[2].to_node == "10.0.0.2:5432");
 }
 
 TEST_CASE("malformed or unknown commands are 42601 and run nothing", "[unit][admin]") {
   const auto query =
       GENERATE(as<std::string>{}, "SHOW FOO", "SELECT 1", "BOGUS", "SHOW", "SHOW POOLS extra",
                "PAUSE a b", "DISABLE", "KILL", "KILL_CLIENT", "KILL_CLIENT abc", "KILL_CLIENT 0",
-               "SET verbose", "SET verbose =", "SET = 1", "SUSPEND now", "SWITCHOVER",
-               "SWITCHOVER main TO", "FENCE", "DRILL", "'quoted'", "SHOW POOLS; BOGUS",
+               "KILL_CLIENT 18446744073709551616", "KILL_CLIENT 0xZZ", "SET verbose",
+               "SET verbose =", "SET = 1", "SUSPEND now", "SWITCHOVER", "SWITCHOVER main TO",
+               "FENCE", "DRILL", "'quoted'", "SET_PRIMARY main", "SET_PRIMARY main 10.0.0.2:5432",
+               "RESUME_CLUSTER", "SWITCHOVER main TO a b", "SHOW POOLS; BOGUS",
                "SET x = 'unterminated", "RESUME \"unterminated", "SHOW POOLS /* open comment");
   CAPTURE(query);
   Fixture f;

@@ -122,7 +122,7 @@ Snapshot sampleSnapshot() {
   s.nodes.push_back(down);
 
   FailoverStepRow step;
-  step.run_id = 1;
+  step.failover_id = "f-0001";
   step.cluster = "main";
   step.kind = "switchover";
   step.time_us = 1'700'000'000'000'000;
@@ -351,7 +351,7 @@ TEST_CASE("SHOW CLUSTERS, NODES and FAILOVERS show the failover state", "[unit][
 
   const Answer failovers = runOne(f.console, "SHOW FAILOVERS");
   CHECK(failovers.columnNames() ==
-        Names{"id", "cluster", "kind", "time", "elapsed_ms", "step", "result", "detail"});
+        Names{"failover_id", "cluster", "kind", "time", "elapsed_ms", "step", "result", "detail"});
   CHECK(failovers.cell(0, "elapsed_ms") == "1500");
   CHECK(failovers.cell(0, "step") == "promote");
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "admin_fakes.hpp"
 #include "pgpivot/admin/metrics.hpp"
 
 namespace pgpivot::admin {
@@ -203,6 +204,30 @@ TEST_CASE("a provider may answer later on the loop, or drop the reply (503)",
     CHECK(statusLine(exchange(t.port(), "GET /metrics HTTP/1.1\r\n\r\n")) ==
           "HTTP/1.1 503 Service Unavailable");
   }
+}
+
+TEST_CASE("wired as the application does: provider -> backend snapshot -> renderMetrics",
+          "[unit][admin][http]") {
+  test::FakeBackend backend;
+  PoolRow pool;
+  pool.database = "appdb";
+  pool.user = "alice";
+  pool.cl_waiting = 4;
+  backend.data.pools.push_back(pool);
+  ServerThread t([&backend](MetricsReply reply) {
+    backend.snapshot(metricsParts(),
+                     Completion<Snapshot>([reply = std::move(reply)](Result<Snapshot> s) mutable {
+                       if (s) {
+                         reply.send(renderMetrics(*s));
+                       }  // else: the reply is dropped and the scraper gets 503
+                     }));
+  });
+  const std::string r = exchange(t.port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  CHECK(statusLine(r) == "HTTP/1.1 200 OK");
+  CHECK(
+      bodyOf(r).find(
+          R"(pgpivot_pool_client_connections{database="appdb",user="alice",state="waiting"} 4)") !=
+      std::string::npos);
 }
 
 TEST_CASE("a silent client is closed after the timeout", "[unit][admin][http]") {

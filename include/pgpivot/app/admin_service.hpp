@@ -1,0 +1,43 @@
+// The admin console's and the metrics endpoint's view of the running process: implements
+// admin::AdminBackend for one worker. A snapshot asks every worker (through its mailbox)
+// for its own rows and sums them on the asking worker's loop; commands are carried out
+// on every worker the same way. Process-level commands (RELOAD, SHUTDOWN) go to the
+// supervisor through the hooks it installs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "pgpivot/admin/backend.hpp"
+
+namespace pgpivot::app {
+
+class Worker;
+
+// Set by the process; called on a worker's loop, must not block (they post elsewhere).
+struct ProcessHooks {
+  // Re-read config and auth file; `done` is called on the caller's loop with the
+  // diagnostics (warnings) or the error.
+  std::function<void(std::function<void(Result<std::vector<std::string>>)> done)> reload;
+  std::function<void()> shutdown;
+};
+
+class AdminService final : public admin::AdminBackend {
+ public:
+  explicit AdminService(Worker& worker) : worker_(worker) {}
+
+  void snapshot(const admin::Parts& parts, admin::Completion<admin::Snapshot> done) override;
+  void run(const admin::Command& command, admin::Completion<admin::CommandOutput> done) override;
+
+ private:
+  void runOnEveryWorker(const admin::Command& command,
+                        admin::Completion<admin::CommandOutput> done);
+  Worker& worker_;
+};
+
+// Sums `part` into `total` (pools by database/user, stats by database, lists by name,
+// databases by name; connection rows appended).
+void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part);
+
+}  // namespace pgpivot::app

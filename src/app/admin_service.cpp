@@ -1,0 +1,232 @@
+#include "pgpivot/app/admin_service.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/log/log.hpp"
+
+namespace pgpivot::app {
+
+namespace {
+
+template <class Row, class Key>
+void sumInto(std::vector<Row>& total, std::vector<Row>&& part, Key key,
+             void (*add)(Row&, const Row&)) {
+  for (auto& row : part) {
+    bool merged = false;
+    for (auto& existing : total) {
+      if (key(existing) == key(row)) {
+        add(existing, row);
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) {
+      total.push_back(std::move(row));
+    }
+  }
+}
+
+void addPool(admin::PoolRow& into, const admin::PoolRow& row) {
+  into.cl_active += row.cl_active;
+  into.cl_waiting += row.cl_waiting;
+  into.sv_active += row.sv_active;
+  into.sv_idle += row.sv_idle;
+  into.sv_used += row.sv_used;
+  into.sv_tested += row.sv_tested;
+  into.sv_login += row.sv_login;
+  into.max_wait_us = std::max(into.max_wait_us, row.max_wait_us);
+}
+
+void addStats(admin::StatsRow& into, const admin::StatsRow& row) {
+  into.totals.xact_count += row.totals.xact_count;
+  into.totals.query_count += row.totals.query_count;
+  into.totals.bytes_received += row.totals.bytes_received;
+  into.totals.bytes_sent += row.totals.bytes_sent;
+  into.totals.xact_time_us += row.totals.xact_time_us;
+  into.totals.query_time_us += row.totals.query_time_us;
+  into.totals.wait_time_us += row.totals.wait_time_us;
+}
+
+void addList(admin::ListRow& into, const admin::ListRow& row) { into.items += row.items; }
+
+// Gathers one snapshot from every worker, then completes on the asking worker's loop.
+struct Gather {
+  admin::Snapshot total;
+  std::size_t remaining = 0;
+  admin::Completion<admin::Snapshot> done;
+  explicit Gather(admin::Completion<admin::Snapshot> d) : done(std::move(d)) {}
+};
+
+}  // namespace
+
+void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
+  sumInto(total.pools, std::move(part.pools),
+          [](const admin::PoolRow& r) { return std::make_pair(r.database, r.user); }, &addPool);
+  sumInto(total.stats, std::move(part.stats), [](const admin::StatsRow& r) { return r.database; },
+          &addStats);
+  sumInto(total.lists, std::move(part.lists), [](const admin::ListRow& r) { return r.name; },
+          &addList);
+  for (auto& row : part.clients) {
+    total.clients.push_back(std::move(row));
+  }
+  for (auto& row : part.servers) {
+    total.servers.push_back(std::move(row));
+  }
+  // Process-wide rows are the same on every worker: the first one wins; counters add up.
+  if (total.databases.empty()) {
+    total.databases = std::move(part.databases);
+  }
+  if (total.users.empty()) {
+    total.users = std::move(part.users);
+  }
+  if (total.config.empty()) {
+    total.config = std::move(part.config);
+  }
+  if (total.clusters.empty()) {
+    total.clusters = std::move(part.clusters);
+  }
+  total.process.workers += 1;
+  total.process.start_time_us = part.process.start_time_us;
+  total.process.clients_accepted += part.process.clients_accepted;
+  total.process.login_failures += part.process.login_failures;
+  total.process.cancel_requests += part.process.cancel_requests;
+  total.process.client_connections += part.process.client_connections;
+  total.process.server_connections += part.process.server_connections;
+}
+
+void AdminService::snapshot(const admin::Parts& parts, admin::Completion<admin::Snapshot> done) {
+  auto gather = std::make_shared<Gather>(std::move(done));
+  const auto& peers = worker_.peers();
+  gather->remaining = peers.size();
+  Worker* origin = &worker_;
+  for (Worker* peer : peers) {
+    peer->post([peer, origin, gather, parts] {
+      admin::Snapshot part = peer->collectSnapshot(parts);
+      origin->post([gather, part = std::move(part)]() mutable {
+        mergeSnapshot(gather->total, std::move(part));
+        if (--gather->remaining == 0) {
+          gather->done(std::move(gather->total));
+        }
+      });
+    });
+  }
+}
+
+void AdminService::runOnEveryWorker(const admin::Command& command,
+                                    admin::Completion<admin::CommandOutput> done) {
+  struct Fanout {
+    int found = 0;
+    std::size_t remaining = 0;
+    admin::Command command;
+    admin::Completion<admin::CommandOutput> done;
+    explicit Fanout(admin::Completion<admin::CommandOutput> d) : done(std::move(d)) {}
+  };
+  auto fanout = std::make_shared<Fanout>(std::move(done));
+  fanout->command = command;
+  const auto& peers = worker_.peers();
+  fanout->remaining = peers.size();
+  Worker* origin = &worker_;
+  for (Worker* peer : peers) {
+    peer->post([peer, origin, fanout] {
+      int found = 0;
+      peer->applyAdminCommand(fanout->command, found);
+      origin->post([fanout, found] {
+        fanout->found += found;
+        if (--fanout->remaining > 0) {
+          return;
+        }
+        const auto kind = fanout->command.kind;
+        if (kind == admin::CommandKind::kKillClient && fanout->found == 0) {
+          fanout->done(fail(admin::code::kUndefinedObject,
+                            fmt::format("pgpivot: no client with id {}", fanout->command.client_id)));
+          return;
+        }
+        if ((kind == admin::CommandKind::kResume || kind == admin::CommandKind::kEnable) &&
+            fanout->found == 0) {
+          fanout->done(fail(admin::code::kObjectNotInPrerequisiteState,
+                            kind == admin::CommandKind::kResume
+                                ? "pgpivot: nothing is paused"
+                                : "pgpivot: that database is not disabled"));
+          return;
+        }
+        fanout->done(admin::CommandOutput{});
+      });
+    });
+  }
+}
+
+void AdminService::run(const admin::Command& command,
+                       admin::Completion<admin::CommandOutput> done) {
+  PGPIVOT_LOG_INFO("admin console: {} runs command {}", command.caller,
+                   static_cast<int>(command.kind));
+  switch (command.kind) {
+    case admin::CommandKind::kPause:
+    case admin::CommandKind::kResume:
+    case admin::CommandKind::kDisable:
+    case admin::CommandKind::kEnable:
+    case admin::CommandKind::kReconnect:
+    case admin::CommandKind::kKill:
+    case admin::CommandKind::kKillClient:
+      runOnEveryWorker(command, std::move(done));
+      return;
+    case admin::CommandKind::kWaitClose:
+      // Servers marked by RECONNECT or a reload close when released; this build does not
+      // track the moment, so the command answers at once.
+      done(admin::CommandOutput{});
+      return;
+    case admin::CommandKind::kReload: {
+      const ProcessHooks* hooks = worker_.processHooks();
+      if (hooks == nullptr || !hooks->reload) {
+        done(fail(sqlstate::kFeatureNotSupported, "pgpivot: RELOAD is not available here"));
+        return;
+      }
+      auto shared = std::make_shared<admin::Completion<admin::CommandOutput>>(std::move(done));
+      Worker* origin = &worker_;
+      // The answer comes on the supervisor's thread; the completion runs on ours.
+      hooks->reload([shared, origin](Result<std::vector<std::string>> result) {
+        origin->post([shared, result = std::move(result)]() mutable {
+          if (!result) {
+            (*shared)(tl::unexpected(result.error()));
+            return;
+          }
+          admin::CommandOutput output;
+          output.notices = std::move(*result);
+          (*shared)(std::move(output));
+        });
+      });
+      return;
+    }
+    case admin::CommandKind::kShutdown: {
+      const ProcessHooks* hooks = worker_.processHooks();
+      done(admin::CommandOutput{});
+      if (hooks != nullptr && hooks->shutdown) {
+        hooks->shutdown();
+      }
+      return;
+    }
+    case admin::CommandKind::kSuspend:
+    case admin::CommandKind::kSet:
+      done(fail(sqlstate::kFeatureNotSupported,
+                command.kind == admin::CommandKind::kSet
+                    ? "pgpivot: SET is not supported yet: edit the file and RELOAD"
+                    : "pgpivot: SUSPEND (online restart) is not supported"));
+      return;
+    case admin::CommandKind::kSwitchover:
+    case admin::CommandKind::kFailover:
+    case admin::CommandKind::kFence:
+    case admin::CommandKind::kUnfence:
+    case admin::CommandKind::kDrill:
+    case admin::CommandKind::kSetPrimary:
+    case admin::CommandKind::kResumeCluster:
+      done(fail(sqlstate::kFeatureNotSupported,
+                "pgpivot: this failover command is not available yet: the health monitor "
+                "follows failovers made by an external manager"));
+      return;
+  }
+  done(fail(sqlstate::kInternalError, "pgpivot: unknown admin command"));
+}
+
+}  // namespace pgpivot::app

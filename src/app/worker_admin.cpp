@@ -1,0 +1,315 @@
+// The worker's side of the admin console: its share of a snapshot, and admin commands
+// applied to its own pools and sessions (AdminService sums and fans out).
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "pgpivot/app/worker.hpp"
+#include "pgpivot/config/parser.hpp"
+#include "pgpivot/session/client_session.hpp"
+#include "pgpivot/session/server_conn.hpp"
+
+namespace pgpivot::app {
+
+namespace {
+
+int64_t wallNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "host:port" or "[v6]:port" into its parts.
+void splitPeer(const std::string& peer, std::string& addr, int64_t& port) {
+  const auto colon = peer.rfind(':');
+  if (colon == std::string::npos) {
+    addr = peer;
+    return;
+  }
+  addr = peer.substr(0, colon);
+  if (!addr.empty() && addr.front() == '[') {
+    addr = addr.substr(1, addr.size() - 2);
+  }
+  port = std::atoll(peer.c_str() + colon + 1);
+}
+
+std::string clientState(const session::ClientSession& client) {
+  switch (client.state()) {
+    case session::ClientState::kStartup:
+    case session::ClientState::kAuthenticating:
+      return "login";
+    case session::ClientState::kWaitingForServer:
+      return "waiting";
+    case session::ClientState::kActive:
+    case session::ClientState::kAdmin:
+      return "active";
+    case session::ClientState::kIdle:
+      return "idle";
+    case session::ClientState::kClosing:
+      return "closing";
+  }
+  return "?";
+}
+
+std::string serverState(const session::ServerConn& server) {
+  switch (server.state()) {
+    case session::ServerState::kResolving:
+    case session::ServerState::kConnecting:
+    case session::ServerState::kLogin:
+      return "login";
+    case session::ServerState::kIdle:
+      return "idle";
+    case session::ServerState::kSyncingParams:
+    case session::ServerState::kActive:
+      return "active";
+    case session::ServerState::kResetting:
+    case session::ServerState::kChecking:
+      return "tested";
+    case session::ServerState::kClosing:
+      return "closing";
+  }
+  return "?";
+}
+
+}  // namespace
+
+admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
+  admin::Snapshot snapshot;
+  const uint64_t now = uv_now(&loop_);
+  const int64_t wall = wallNowUs();
+  // Loop time (ms since an arbitrary point) into Unix microseconds.
+  const auto toWall = [&](uint64_t loop_ms) {
+    return wall - static_cast<int64_t>(now - std::min(now, loop_ms)) * 1000;
+  };
+  std::map<const pool::Pool*, admin::PoolRow*> pool_rows;
+  if (parts.pools || parts.stats) {
+    for (auto& [key, pool] : pools_) {
+      admin::PoolRow row;
+      row.database = key.first;
+      row.user = key.second;
+      row.cl_waiting = static_cast<int64_t>(pool->waitingCount());
+      row.sv_active = static_cast<int64_t>(pool->activeCount());
+      row.sv_idle = static_cast<int64_t>(pool->idleCount());
+      row.sv_tested = static_cast<int64_t>(pool->cleaningCount());
+      row.sv_login = static_cast<int64_t>(pool->openingCount());
+      const uint64_t oldest = pool->oldestWaitStart();
+      row.max_wait_us = oldest != 0 ? static_cast<int64_t>(now - oldest) * 1000 : 0;
+      row.pool_mode = std::string(config::toString(pool->settings().mode));
+      snapshot.pools.push_back(std::move(row));
+    }
+    for (std::size_t i = 0; i < snapshot.pools.size(); ++i) {
+      auto it = pools_.find({snapshot.pools[i].database, snapshot.pools[i].user});
+      pool_rows[it->second.get()] = &snapshot.pools[i];
+    }
+  }
+  std::map<std::string, admin::StatTotals> totals;
+  for (auto& [ptr, client] : clients_) {
+    const session::ClientSession& c = *client;
+    if (c.pool() != nullptr) {
+      auto row = pool_rows.find(c.pool());
+      if (row != pool_rows.end() && (c.state() == session::ClientState::kActive ||
+                                     c.state() == session::ClientState::kIdle)) {
+        row->second->cl_active++;
+      }
+      auto& t = totals[c.database()];
+      t.bytes_received += static_cast<int64_t>(ptr->stream().bytesIn());
+      t.bytes_sent += static_cast<int64_t>(ptr->stream().bytesOut());
+    }
+    if (parts.clients) {
+      admin::ConnRow row;
+      row.id = c.id();
+      row.user = c.user();
+      row.database = c.database();
+      row.state = clientState(c);
+      splitPeer(ptr->stream().peerName(), row.addr, row.port);
+      row.connect_time_us = toWall(c.connectedAt());
+      row.request_time_us = row.connect_time_us;
+      if (c.state() == session::ClientState::kWaitingForServer) {
+        row.wait_us = static_cast<int64_t>(now - c.waitStartedAt()) * 1000;
+      }
+      row.link_id = c.server() != nullptr ? c.server()->id() : 0;
+      const auto app = c.wantedParams().find("application_name");
+      row.application_name = app != c.wantedParams().end() ? app->second : "";
+      snapshot.clients.push_back(std::move(row));
+    }
+  }
+  if (parts.servers) {
+    for (auto& [ptr, server] : servers_) {
+      admin::ConnRow row;
+      row.id = server->id();
+      row.user = server->pool().target().user;
+      row.database = server->pool().key().database;
+      row.state = serverState(*server);
+      row.addr = server->pool().target().host;
+      row.port = server->pool().target().port;
+      row.connect_time_us = toWall(server->createdAt());
+      row.request_time_us = toWall(server->lastUsedAt());
+      row.close_needed = server->generation() != server->pool().generation();
+      row.link_id = server->client() != nullptr ? server->client()->id() : 0;
+      row.remote_pid = server->backendPid();
+      snapshot.servers.push_back(std::move(row));
+    }
+  }
+  if (parts.stats) {
+    for (auto& [key, pool] : pools_) {
+      auto& t = totals[key.first];
+      const pool::PoolStats& stats = pool->stats();
+      t.query_count += static_cast<int64_t>(stats.queries);
+      t.xact_count += static_cast<int64_t>(stats.transactions);
+      t.bytes_received += static_cast<int64_t>(stats.bytes_in);
+      t.bytes_sent += static_cast<int64_t>(stats.bytes_out);
+      t.wait_time_us += static_cast<int64_t>(stats.total_wait_ms) * 1000;
+    }
+    for (auto& [database, t] : totals) {
+      snapshot.stats.push_back(admin::StatsRow{database, t, {}});
+    }
+  }
+  if (parts.databases) {
+    for (const auto& [name, db] : config_->databases) {
+      admin::DatabaseRow row;
+      row.name = name;
+      row.host = db.host;
+      row.port = db.port;
+      row.cluster = db.cluster;
+      const auto route = routes_.find(db.cluster);
+      if (!db.cluster.empty() && route != routes_.end() && route->second.primary) {
+        row.host = route->second.primary->host;
+        row.port = route->second.primary->port;
+      }
+      row.database = db.dbname.empty() ? name : db.dbname;
+      row.force_user = db.user;
+      row.pool_size = db.pool_size.value_or(config_->default_pool_size);
+      row.min_pool_size = db.min_pool_size.value_or(config_->min_pool_size);
+      row.reserve_pool = db.reserve_pool_size.value_or(config_->reserve_pool_size);
+      row.pool_mode = db.pool_mode ? std::string(config::toString(*db.pool_mode)) : "";
+      row.max_connections = db.max_db_connections.value_or(config_->max_db_connections);
+      row.current_connections = shared_.counter("db:" + name).load();
+      row.paused = admin_paused_.count("") > 0 || admin_paused_.count(name) > 0;
+      row.disabled = disabled_databases_.count(name) > 0;
+      snapshot.databases.push_back(std::move(row));
+    }
+  }
+  if (parts.users) {
+    for (const auto& [name, user] : config_->users) {
+      snapshot.users.push_back(
+          {name, user.pool_mode ? std::string(config::toString(*user.pool_mode)) : ""});
+    }
+  }
+  if (parts.lists) {
+    snapshot.lists = {{"databases", static_cast<int64_t>(config_->databases.size())},
+                      {"users", static_cast<int64_t>(config_->users.size())},
+                      {"pools", static_cast<int64_t>(pools_.size())},
+                      {"used_clients", static_cast<int64_t>(clients_.size())},
+                      {"used_servers", static_cast<int64_t>(servers_.size())}};
+  }
+  if (parts.config) {
+    snapshot.config = admin::configRows(*config_);
+  }
+  if (parts.clusters) {
+    for (const auto& [name, cluster] : config_->clusters) {
+      admin::ClusterRow row;
+      row.name = name;
+      row.failover_mode = std::string(config::toString(cluster.failover_mode));
+      row.profile = cluster.profile;
+      row.nodes = static_cast<int64_t>(cluster.nodes.size());
+      const auto route = routes_.find(name);
+      if (route != routes_.end()) {
+        row.paused = route->second.paused || !route->second.primary;
+        row.state = route->second.primary ? "healthy" : "no_primary";
+        if (route->second.primary) {
+          row.primary =
+              fmt::format("{}:{}", route->second.primary->host, route->second.primary->port);
+        }
+        row.failovers = route->second.epoch > 0 ? static_cast<int64_t>(route->second.epoch - 1) : 0;
+      } else {
+        row.state = "discovering";
+      }
+      snapshot.clusters.push_back(std::move(row));
+    }
+  }
+  if (parts.process) {
+    snapshot.process.start_time_us = static_cast<int64_t>(start_wall_us_);
+    snapshot.process.workers = 1;
+    snapshot.process.clients_accepted = static_cast<int64_t>(stats_.clients_accepted.load());
+    snapshot.process.login_failures = static_cast<int64_t>(stats_.login_failures.load());
+    snapshot.process.cancel_requests = static_cast<int64_t>(stats_.cancels_forwarded.load());
+    snapshot.process.client_connections = static_cast<int64_t>(clients_.size());
+    snapshot.process.server_connections = static_cast<int64_t>(servers_.size());
+  }
+  return snapshot;
+}
+
+void Worker::applyAdminCommand(const admin::Command& command, int& found) {
+  const auto matches = [&](const std::string& database) {
+    return command.target.empty() || command.target == database;
+  };
+  switch (command.kind) {
+    case admin::CommandKind::kPause:
+    case admin::CommandKind::kResume: {
+      const bool pause = command.kind == admin::CommandKind::kPause;
+      if (pause) {
+        admin_paused_.insert(command.target);
+      } else if (command.target.empty()) {
+        found += static_cast<int>(admin_paused_.size());
+        admin_paused_.clear();
+      } else {
+        found += static_cast<int>(admin_paused_.erase(command.target));
+      }
+      for (auto& [key, pool] : pools_) {
+        if (matches(key.first)) {
+          pool->setAdminPaused(admin_paused_.count("") > 0 || admin_paused_.count(key.first) > 0);
+        }
+      }
+      return;
+    }
+    case admin::CommandKind::kDisable:
+      disabled_databases_.insert(command.target);
+      return;
+    case admin::CommandKind::kEnable:
+      found += static_cast<int>(disabled_databases_.erase(command.target));
+      return;
+    case admin::CommandKind::kReconnect:
+      for (auto& [key, pool] : pools_) {
+        if (matches(key.first)) {
+          pool->reconnect();
+        }
+      }
+      return;
+    case admin::CommandKind::kKill: {
+      std::vector<session::ClientSession*> victims;
+      for (auto& [ptr, client] : clients_) {
+        if (client->database() == command.target && client->pool() != nullptr) {
+          victims.push_back(ptr);
+        }
+      }
+      for (auto* client : victims) {
+        client->closeWithError(sqlstate::kAdminShutdown,
+                               "pgpivot: database killed by the admin console (KILL)",
+                               session::CloseReason::kShutdown);
+      }
+      admin_paused_.insert(command.target);
+      for (auto& [key, pool] : pools_) {
+        if (key.first == command.target) {
+          pool->setAdminPaused(true);
+          pool->reconnect();
+        }
+      }
+      found += static_cast<int>(victims.size());
+      return;
+    }
+    case admin::CommandKind::kKillClient: {
+      const auto it = clients_by_id_.find(command.client_id);
+      if (it != clients_by_id_.end()) {
+        it->second->closeWithError(sqlstate::kAdminShutdown,
+                                   "pgpivot: connection killed by the admin console (KILL_CLIENT)",
+                                   session::CloseReason::kShutdown);
+        ++found;
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+}  // namespace pgpivot::app

@@ -1,0 +1,199 @@
+// The admin console (virtual database pgpivot/pgbouncer and the admin port) and the
+// Prometheus metrics endpoint, driven the way operators drive them: psql and HTTP.
+#include <catch2/catch.hpp>
+#include <cstdio>
+
+#include "support/pgpivot_fixture.hpp"
+
+using namespace pgpivot::test;
+
+namespace {
+
+Pgpivot::Options adminOptions(int admin_port = 0, int metrics_port = 0) {
+  Pgpivot::Options options;
+  options.settings["admin_users"] = kScramUser;
+  options.settings["stats_users"] = kMd5User;
+  options.settings["admin_port"] = std::to_string(admin_port);
+  if (metrics_port != 0) {
+    options.settings["metrics_port"] = std::to_string(metrics_port);
+  }
+  return options;
+}
+
+// Column names of a result.
+std::vector<std::string> columns(PGresult* result) {
+  std::vector<std::string> names;
+  for (int i = 0; i < PQnfields(result); ++i) {
+    names.emplace_back(PQfname(result, i));
+  }
+  return names;
+}
+
+std::string run(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, n);
+  }
+  ::pclose(pipe);
+  return output;
+}
+
+}  // namespace
+
+TEST_CASE("SHOW POOLS on the pgbouncer database lists pools with PgBouncer's columns",
+          "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Res pools(PQexec(admin.get(), "SHOW POOLS"));
+  REQUIRE(PQresultStatus(pools.get()) == PGRES_TUPLES_OK);
+  const auto names = columns(pools.get());
+  REQUIRE(names.size() >= 4);
+  CHECK(names[0] == "database");
+  CHECK(names[1] == "user");
+  CHECK(names[2] == "cl_active");
+  CHECK(names[3] == "cl_waiting");
+  bool found = false;
+  for (int row = 0; row < PQntuples(pools.get()); ++row) {
+    if (std::string(PQgetvalue(pools.get(), row, 0)) == "appdb") {
+      found = true;
+      CHECK(std::string(PQgetvalue(pools.get(), row, 2)) == "1");  // our one client
+    }
+  }
+  CHECK(found);
+  for (const char* command : {"SHOW CLIENTS", "SHOW SERVERS", "SHOW STATS", "SHOW DATABASES",
+                              "SHOW CONFIG", "SHOW VERSION", "SHOW HELP", "SHOW LISTS",
+                              "SHOW USERS", "SHOW CLUSTERS"}) {
+    CAPTURE(command);
+    Res result(PQexec(admin.get(), command));
+    const auto status = PQresultStatus(result.get());
+    CHECK((status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK));
+  }
+}
+
+TEST_CASE("the admin console answers bad commands with 42601 and keeps the session",
+          "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Res bad(PQexec(admin.get(), "SHOW NONSENSE"));
+  CHECK(sqlstateOf(bad.get()) == "42601");
+  Res worse(PQexec(admin.get(), "DROP TABLE x"));
+  CHECK(sqlstateOf(worse.get()) == "42601");
+  CHECK(scalar(admin.get(), "SHOW VERSION").find("pgpivot") != std::string::npos);
+}
+
+TEST_CASE("only admin_users and stats_users reach the console, and stats users may only look",
+          "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn outsider = connect(pgpivot.conninfo(kTrustUser, "pgpivot"));
+  CHECK(PQstatus(outsider.get()) == CONNECTION_BAD);
+  CHECK_THAT(errorOf(outsider.get()), Catch::Contains("not allowed"));
+  Conn stats = connect(pgpivot.conninfo(kMd5User, "pgbouncer"));
+  REQUIRE(PQstatus(stats.get()) == CONNECTION_OK);
+  Res show(PQexec(stats.get(), "SHOW POOLS"));
+  CHECK(PQresultStatus(show.get()) == PGRES_TUPLES_OK);
+  Res pause(PQexec(stats.get(), "PAUSE"));
+  CHECK(sqlstateOf(pause.get()) == "42501");
+}
+
+TEST_CASE("PAUSE holds new queries of a database and RESUME lets them run", "[pg][admin]") {
+  auto options = adminOptions();
+  options.settings["pool_mode"] = "transaction";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+  Res paused(PQexec(admin.get(), "PAUSE appdb"));
+  REQUIRE(PQresultStatus(paused.get()) == PGRES_COMMAND_OK);
+  REQUIRE(PQsendQuery(client.get(), "SELECT 2") == 1);
+  // The query waits: no result within a short while.
+  PQconsumeInput(client.get());
+  CHECK(PQisBusy(client.get()) == 1);
+  Res resumed(PQexec(admin.get(), "RESUME appdb"));
+  REQUIRE(PQresultStatus(resumed.get()) == PGRES_COMMAND_OK);
+  Res result(PQgetResult(client.get()));
+  CHECK(std::string(PQgetvalue(result.get(), 0, 0)) == "2");
+  while (Res extra{PQgetResult(client.get())}) {
+  }
+}
+
+TEST_CASE("KILL_CLIENT closes that client only", "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn victim = connect(pgpivot.conninfo(kScramUser, "appdb", "application_name=victim"));
+  Conn bystander = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(victim.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(bystander.get()) == CONNECTION_OK);
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  Res clients(PQexec(admin.get(), "SHOW CLIENTS"));
+  REQUIRE(PQresultStatus(clients.get()) == PGRES_TUPLES_OK);
+  const int id_column = PQfnumber(clients.get(), "id");
+  const int app_column = PQfnumber(clients.get(), "application_name");
+  REQUIRE(id_column >= 0);
+  REQUIRE(app_column >= 0);
+  std::string victim_id;
+  for (int row = 0; row < PQntuples(clients.get()); ++row) {
+    if (std::string(PQgetvalue(clients.get(), row, app_column)) == "victim") {
+      victim_id = PQgetvalue(clients.get(), row, id_column);
+    }
+  }
+  REQUIRE(!victim_id.empty());
+  Res killed(PQexec(admin.get(), ("KILL_CLIENT " + victim_id).c_str()));
+  CHECK(PQresultStatus(killed.get()) == PGRES_COMMAND_OK);
+  CHECK(scalar(victim.get(), "SELECT 1") != "1");
+  CHECK(scalar(bystander.get(), "SELECT 1") == "1");
+  Res missing(PQexec(admin.get(), "KILL_CLIENT 999999999"));
+  CHECK(sqlstateOf(missing.get()) == "42704");
+}
+
+TEST_CASE("psql reaches the console on the admin port and RELOAD re-reads the file",
+          "[pg][admin]") {
+  const int admin_port = freePort();
+  Pgpivot pgpivot(adminOptions(admin_port));
+  pgpivot.start();
+  const std::string psql = "PGPASSWORD=" + std::string(kPassword) +
+                           " /usr/bin/psql -X -h 127.0.0.1 -p " + std::to_string(admin_port) +
+                           " -U " + kScramUser + " -d pgpivot --csv ";
+  const std::string pools = run(psql + "-c 'SHOW POOLS' 2>&1");
+  CHECK_THAT(pools, Catch::StartsWith("database,user,cl_active"));
+  const std::string reload = run(psql + "-c 'RELOAD' 2>&1");
+  CHECK_THAT(reload, Catch::Contains("RELOAD"));
+}
+
+TEST_CASE("the metrics endpoint serves Prometheus text that follows the load", "[pg][admin]") {
+  const int metrics_port = freePort();
+  Pgpivot pgpivot(adminOptions(0, metrics_port));
+  pgpivot.start();
+  const auto scrape = [&] {
+    RawClient http(metrics_port);
+    REQUIRE(http.connected());
+    http.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    return http.readAll(std::chrono::seconds(5));
+  };
+  const std::string before = scrape();
+  CHECK_THAT(before, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(before, Catch::Contains("# TYPE pgpivot_"));
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+  }
+  const std::string after = scrape();
+  CHECK_THAT(after, Catch::Contains("database=\"appdb\""));
+  RawClient bad(metrics_port);
+  bad.send("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK_THAT(bad.readAll(std::chrono::seconds(5)), Catch::StartsWith("HTTP/1.1 404"));
+}
