@@ -1,6 +1,5 @@
 // pgpivot's entry point: command line -> configuration -> process. Nothing else.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "pgpivot/app/check.hpp"
@@ -32,8 +31,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (options.config_path.empty()) {
-    std::fprintf(stderr, "pgpivot: a configuration file is required\n%s",
-                 cli.help().c_str());
+    std::fprintf(stderr, "pgpivot: a configuration file is required\n%s", cli.help().c_str());
     return 1;
   }
   if (connect && !check) {

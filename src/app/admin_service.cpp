@@ -50,7 +50,9 @@ void addStats(admin::StatsRow& into, const admin::StatsRow& row) {
   into.totals.wait_time_us += row.totals.wait_time_us;
 }
 
-void addList(admin::ListRow& into, const admin::ListRow& row) { into.items += row.items; }
+void addList(admin::ListRow& into, const admin::ListRow& row) {
+  into.items += row.items;
+}
 
 // Gathers one snapshot from every worker, then completes on the asking worker's loop.
 struct Gather {
@@ -63,12 +65,14 @@ struct Gather {
 }  // namespace
 
 void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
-  sumInto(total.pools, std::move(part.pools),
-          [](const admin::PoolRow& r) { return std::make_pair(r.database, r.user); }, &addPool);
-  sumInto(total.stats, std::move(part.stats), [](const admin::StatsRow& r) { return r.database; },
-          &addStats);
-  sumInto(total.lists, std::move(part.lists), [](const admin::ListRow& r) { return r.name; },
-          &addList);
+  sumInto(
+      total.pools, std::move(part.pools),
+      [](const admin::PoolRow& r) { return std::make_pair(r.database, r.user); }, &addPool);
+  sumInto(
+      total.stats, std::move(part.stats), [](const admin::StatsRow& r) { return r.database; },
+      &addStats);
+  sumInto(
+      total.lists, std::move(part.lists), [](const admin::ListRow& r) { return r.name; }, &addList);
   for (auto& row : part.clients) {
     total.clients.push_back(std::move(row));
   }
@@ -140,8 +144,9 @@ void AdminService::runOnEveryWorker(const admin::Command& command,
         }
         const auto kind = fanout->command.kind;
         if (kind == admin::CommandKind::kKillClient && fanout->found == 0) {
-          fanout->done(fail(admin::code::kUndefinedObject,
-                            fmt::format("pgpivot: no client with id {}", fanout->command.client_id)));
+          fanout->done(
+              fail(admin::code::kUndefinedObject,
+                   fmt::format("pgpivot: no client with id {}", fanout->command.client_id)));
           return;
         }
         if ((kind == admin::CommandKind::kResume || kind == admin::CommandKind::kEnable) &&

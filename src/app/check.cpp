@@ -33,10 +33,11 @@ struct NodeReport {
 NodeReport probeNode(const std::string& host, uint16_t port, const std::string& dbname,
                      const std::string& user, const std::string& password) {
   const std::string port_text = std::to_string(port);
-  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout",
-                        "application_name", nullptr};
-  const char* values[] = {host.c_str(),     port_text.c_str(), dbname.c_str(), user.c_str(),
-                          password.c_str(), "5",               "pgpivot-check", nullptr};
+  const char* keys[] = {
+      "host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {
+      host.c_str(), port_text.c_str(), dbname.c_str(), user.c_str(), password.c_str(),
+      "5",          "pgpivot-check",   nullptr};
   PgConnPtr conn(PQconnectdbParams(keys, values, 0));
   NodeReport report;
   if (PQstatus(conn.get()) != CONNECTION_OK) {
@@ -56,9 +57,9 @@ NodeReport probeNode(const std::string& host, uint16_t port, const std::string& 
   report.reachable = true;
   report.version = PQgetvalue(result.get(), 0, 0);
   report.in_recovery = PQgetvalue(result.get(), 0, 1)[0] == 't';
-  report.detail = report.in_recovery
-                      ? "standby"
-                      : fmt::format("primary, {} streaming standby(s)", PQgetvalue(result.get(), 0, 2));
+  report.detail = report.in_recovery ? "standby"
+                                     : fmt::format("primary, {} streaming standby(s)",
+                                                   PQgetvalue(result.get(), 0, 2));
   return report;
 }
 
@@ -88,8 +89,8 @@ int connectAll(const config::Config& config, const auth::AuthFile* auth_file) {
     const NodeReport report =
         probeNode(db.host, db.port, dbname, user, passwordFor(user, db.password, auth_file));
     if (report.reachable) {
-      std::printf("database %s: %s:%u PostgreSQL %s, %s\n", name.c_str(), db.host.c_str(),
-                  db.port, report.version.c_str(), report.detail.c_str());
+      std::printf("database %s: %s:%u PostgreSQL %s, %s\n", name.c_str(), db.host.c_str(), db.port,
+                  report.version.c_str(), report.detail.c_str());
     } else {
       std::printf("database %s: %s:%u unreachable: %s\n", name.c_str(), db.host.c_str(), db.port,
                   report.detail.c_str());

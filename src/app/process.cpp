@@ -8,9 +8,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -20,8 +20,8 @@
 #include "pgpivot/app/worker.hpp"
 #include "pgpivot/config/parser.hpp"
 #include "pgpivot/log/log.hpp"
-#include "pgpivot/net/mailbox.hpp"
 #include "pgpivot/monitor/health_monitor.hpp"
+#include "pgpivot/net/mailbox.hpp"
 #include "pgpivot/pool/shared_limits.hpp"
 
 namespace pgpivot::app {
@@ -132,8 +132,8 @@ class Supervisor {
     uv_timer_init(&loop_, &done_timer_);
     done_timer_.data = this;
     uv_timer_start(
-        &done_timer_, [](uv_timer_t* t) noexcept { static_cast<Supervisor*>(t->data)->poll(); },
-        50, 50);
+        &done_timer_, [](uv_timer_t* t) noexcept { static_cast<Supervisor*>(t->data)->poll(); }, 50,
+        50);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
@@ -161,7 +161,6 @@ class Supervisor {
                      immediate ? "shutting down now" : "waiting for clients, then shutting down");
     shutdown(immediate);
   }
-
 
  public:
   // The admin console's RELOAD and SHUTDOWN, from any worker thread.
@@ -199,7 +198,6 @@ class Supervisor {
   }
 
  private:
-
   void poll() {
     for (Worker* worker : workers_) {
       if (!worker->finished()) {
@@ -246,14 +244,14 @@ int runProcess(const ProcessOptions& options) {
 
   // One worker per core unless configured (DESIGN.md: workers, default = cores).
   const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
-  const std::size_t count =
-      config.workers > 0 ? static_cast<std::size_t>(config.workers) : static_cast<std::size_t>(cores);
+  const std::size_t count = config.workers > 0 ? static_cast<std::size_t>(config.workers)
+                                               : static_cast<std::size_t>(cores);
   pool::SharedLimits shared;
   std::vector<Worker*> peers;
   std::vector<std::unique_ptr<Worker>> workers;
   for (std::size_t i = 0; i < count; ++i) {
-    workers.push_back(
-        std::make_unique<Worker>(static_cast<int>(i), loaded.config, loaded.auth_file, shared, peers));
+    workers.push_back(std::make_unique<Worker>(static_cast<int>(i), loaded.config, loaded.auth_file,
+                                               shared, peers));
     peers.push_back(workers.back().get());
   }
   // The admin console's RELOAD and SHUTDOWN run on the supervisor's thread; their
@@ -263,7 +261,9 @@ int runProcess(const ProcessOptions& options) {
   hooks.reload = [&supervisor](std::function<void(Result<std::vector<std::string>>)> done) {
     supervisor.post([&supervisor, done = std::move(done)] { done(supervisor.reload()); });
   };
-  hooks.shutdown = [&supervisor] { supervisor.post([&supervisor] { supervisor.shutdown(false); }); };
+  hooks.shutdown = [&supervisor] {
+    supervisor.post([&supervisor] { supervisor.shutdown(false); });
+  };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);
   }

@@ -45,7 +45,9 @@ Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file, pool::SharedL
   limits_.max_message_length = config_->max_packet_size;
 }
 
-Worker::~Worker() { join(); }
+Worker::~Worker() {
+  join();
+}
 
 Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_loop_init(&loop_);
@@ -62,9 +64,8 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_check_start(&reaper_,
                  [](uv_check_t* c) noexcept { static_cast<Worker*>(c->data)->freeRetired(); });
 
-  listener_ = std::make_unique<net::Listener>(&loop_, [this](uv_stream_t* server, bool is_unix) {
-    onConnection(server, is_unix, false);
-  });
+  listener_ = std::make_unique<net::Listener>(
+      &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix, false); });
   const auto& config = *config_;
   for (const auto& address : config.listen_addr) {
     auto listened = listener_->listenTcp(address, port, config.listen_backlog, peers_.size() > 1);
@@ -103,15 +104,16 @@ Result<void> Worker::startAdminEndpoints() {
     }
   }
   if (config.metrics_port != 0) {
-    metrics_server_ = std::make_unique<admin::MetricsServer>(&loop_, [this](admin::MetricsReply reply) {
-      auto shared = std::make_shared<admin::MetricsReply>(std::move(reply));
-      admin_service_.snapshot(
-          admin::metricsParts(),
-          admin::Completion<admin::Snapshot>([shared](Result<admin::Snapshot> snapshot) {
-            shared->send(snapshot ? admin::renderMetrics(*snapshot)
-                                  : "# pgpivot: " + snapshot.error().message + "\n");
-          }));
-    });
+    metrics_server_ =
+        std::make_unique<admin::MetricsServer>(&loop_, [this](admin::MetricsReply reply) {
+          auto shared = std::make_shared<admin::MetricsReply>(std::move(reply));
+          admin_service_.snapshot(
+              admin::metricsParts(),
+              admin::Completion<admin::Snapshot>([shared](Result<admin::Snapshot> snapshot) {
+                shared->send(snapshot ? admin::renderMetrics(*snapshot)
+                                      : "# pgpivot: " + snapshot.error().message + "\n");
+              }));
+        });
     const std::string address =
         config.admin_listen_addr.empty() ? std::string("127.0.0.1") : config.admin_listen_addr;
     auto listened = metrics_server_->listen(address, config.metrics_port);
@@ -158,10 +160,10 @@ void Worker::postRoute(monitor::ClusterRoute route) {
 
 void Worker::applyRoute(const monitor::ClusterRoute& route) {
   const auto previous = routes_.find(route.cluster);
-  const bool moved =
-      previous == routes_.end() || previous->second.primary.has_value() != route.primary.has_value() ||
-      (route.primary && (previous->second.primary->host != route.primary->host ||
-                         previous->second.primary->port != route.primary->port));
+  const bool moved = previous == routes_.end() ||
+                     previous->second.primary.has_value() != route.primary.has_value() ||
+                     (route.primary && (previous->second.primary->host != route.primary->host ||
+                                        previous->second.primary->port != route.primary->port));
   routes_[route.cluster] = route;
   for (auto& [key, pool] : pools_) {
     const config::DatabaseEntry* db = entryFor(key.first);
@@ -355,8 +357,8 @@ void Worker::freeRetired() {
 
 bool Worker::canLookUpUser(const std::string& database) const {
   const config::DatabaseEntry* db = entryFor(database);
-  const std::string& auth_user = db != nullptr && !db->auth_user.empty() ? db->auth_user
-                                                                          : config_->auth_user;
+  const std::string& auth_user =
+      db != nullptr && !db->auth_user.empty() ? db->auth_user : config_->auth_user;
   return db != nullptr && !auth_user.empty() && !config_->auth_query.empty();
 }
 
@@ -433,8 +435,7 @@ bool Worker::forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id) {
   return startCancel(pid, secret, index_, requester_id);
 }
 
-bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker,
-                         uint64_t requester_id) {
+bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id) {
   const auto it = cancel_keys_.find(pid);
   if (it == cancel_keys_.end() || it->second->cancelSecret() != secret) {
     PGPIVOT_LOG_DEBUG("cancel request for an unknown key ignored");
@@ -445,9 +446,9 @@ bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker,
     return false;  // nothing is running for that client
   }
   const bool unix_socket = !server->unixPath().empty();
-  auto cancel = std::make_unique<session::CancelForwarder>(
-      *this, server->backendPid(), server->backendSecret(), unix_socket, requester_worker,
-      requester_id);
+  auto cancel = std::make_unique<session::CancelForwarder>(*this, server->backendPid(),
+                                                           server->backendSecret(), unix_socket,
+                                                           requester_worker, requester_id);
   session::CancelForwarder& ref = *cancel;
   cancels_.emplace(&ref, std::move(cancel));
   stats_.cancels_forwarded++;

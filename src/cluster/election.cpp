@@ -77,18 +77,19 @@ Witness judgeWitness(std::span<const NodeView> nodes, std::size_t primary,
                      e};
     }
     if (age >= settings.witness_stale_ms) {
-      lost = lost.value_or(Witness{WitnessVerdict::kPrimaryLost, n.index,
-                                   std::string(n.name) + ": nothing from the primary for " +
-                                       formatSeconds(age),
-                                   e});
+      lost = lost.value_or(
+          Witness{WitnessVerdict::kPrimaryLost, n.index,
+                  std::string(n.name) + ": nothing from the primary for " + formatSeconds(age), e});
     }
   }
   if (lost) {
     return *lost;
   }
   if (asked) {
-    return Witness{WitnessVerdict::kUndecided, std::nullopt,
-                   "standbys still within witness_stale of their last message", {}};
+    return Witness{WitnessVerdict::kUndecided,
+                   std::nullopt,
+                   "standbys still within witness_stale of their last message",
+                   {}};
   }
   return Witness{WitnessVerdict::kNoWitness, std::nullopt, "no standby answers", {}};
 }
@@ -237,10 +238,9 @@ PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& r
     }
   }
   if (at_top.empty()) {
-    out.reason = out.old_primaries.empty()
-                     ? "no writable node"
-                     : "every writable node is on a timeline older than " +
-                           std::to_string(routing.min_timeline);
+    out.reason = out.old_primaries.empty() ? "no writable node"
+                                           : "every writable node is on a timeline older than " +
+                                                 std::to_string(routing.min_timeline);
     return out;
   }
   if (at_top.size() > 1) {
@@ -268,11 +268,26 @@ PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& r
   }
   const NodeView& x = *at_top.front();
   const uint32_t tli = x.stats->timeline;
+  // The expected primary still writable while another node was promoted past it: no
+  // failover demoted it, so this is two primaries, not an old one (research §3.3 5).
+  for (const std::size_t i : out.old_primaries) {
+    const NodeView& e = nodes[i];
+    if (!e.fenced && !routing.expected_primary.empty() && e.name == routing.expected_primary &&
+        e.writable_since.value_or(e.stats->at_ms) <= x.stats->at_ms &&
+        x.writable_since.value_or(x.stats->at_ms) <= e.stats->at_ms) {
+      out.split_brain = {e.index, x.index};
+      out.old_primaries.clear();
+      out.reason = std::string(e.name) + " (expected primary, timeline " +
+                   std::to_string(e.stats->timeline) + ") and " + std::string(x.name) +
+                   " (timeline " + std::to_string(tli) + ") are both writable";
+      return out;
+    }
+  }
   const bool expected = !routing.expected_primary.empty() && x.name == routing.expected_primary;
   if (!expected && !routing.expected_primary.empty() && tli <= routing.min_timeline) {
     out.reason = std::string(x.name) + " is writable on timeline " + std::to_string(tli) +
-                 ", not newer than the routed " + std::to_string(routing.min_timeline) +
-                 " of " + routing.expected_primary + ": a fork, not a successor";
+                 ", not newer than the routed " + std::to_string(routing.min_timeline) + " of " +
+                 routing.expected_primary + ": a fork, not a successor";
     return out;
   }
   for (const NodeView& n : nodes) {

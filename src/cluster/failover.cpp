@@ -115,8 +115,7 @@ Output FailoverMachine::onWrite(std::size_t node, const WriteSample& sample, uin
   return finish();
 }
 
-Output FailoverMachine::onHotStandbyReport(std::size_t node, bool in_hot_standby,
-                                           uint64_t now_ms) {
+Output FailoverMachine::onHotStandbyReport(std::size_t node, bool in_hot_standby, uint64_t now_ms) {
   begin(now_ms);
   if (node < nodes_.size()) {
     nodes_[node].onHotStandbyReport(in_hot_standby, now_ms);
@@ -397,8 +396,8 @@ ProbePlan FailoverMachine::probePlan(std::size_t node) const {
                  (is_candidate &&
                   (state_ == ClusterState::kValidating || state_ == ClusterState::kVerifying));
   }
-  const bool watched = is_primary && state_ != ClusterState::kSteady &&
-                       state_ != ClusterState::kDegraded;
+  const bool watched =
+      is_primary && state_ != ClusterState::kSteady && state_ != ClusterState::kDegraded;
   const NodeState s = nodes_[node].verdict().state;
   const bool doubtful = s != NodeState::kHealthy && s != NodeState::kUnknown && !isDegraded(s);
   plan.connect_interval_ms =
@@ -409,7 +408,9 @@ ProbePlan FailoverMachine::probePlan(std::size_t node) const {
 const ProbeSample* FailoverMachine::fresh(std::size_t node) const {
   const NodeHealth& h = nodes_[node];
   const ProbeSample* s = h.stats();
-  if (s == nullptr || !h.statsOk() || s->at_ms + settings_.staleAfterMs() < now_) {
+  // A newer in_hot_standby=on report makes the sample's role stale too.
+  if (s == nullptr || !h.statsOk() || s->at_ms + settings_.staleAfterMs() < now_ ||
+      h.reportedStandby()) {
     return nullptr;
   }
   return s;

@@ -35,8 +35,9 @@ Output FailoverMachine::onAdmin(const AdminCommand& command, uint64_t now_ms) {
         break;
     }
   }
+  const bool known = command.target && *command.target < names_.size();
   Event e{.event = "admin",
-          .node = command.target ? names_[*command.target] : std::string(),
+          .node = known ? names_[*command.target] : std::string(),
           .reason = std::string(toString(command.kind)) + ": " + reply.message,
           .result = reply.accepted ? "accepted" : "refused"};
   emit(std::move(e));
@@ -47,8 +48,9 @@ Output FailoverMachine::onAdmin(const AdminCommand& command, uint64_t now_ms) {
 
 AdminReply FailoverMachine::switchover(const AdminCommand& command) {
   if (settings_.mode == config::FailoverMode::kFollow) {
-    return refuse("failover_mode = follow: switch over with the external manager; pgpivot "
-                  "follows it");
+    return refuse(
+        "failover_mode = follow: switch over with the external manager; pgpivot "
+        "follows it");
   }
   if (state_ != ClusterState::kSteady && state_ != ClusterState::kDegraded) {
     return refuse("the cluster is " + std::string(toString(state_)) +
@@ -81,8 +83,9 @@ AdminReply FailoverMachine::switchover(const AdminCommand& command) {
 
 AdminReply FailoverMachine::failover(const AdminCommand& command) {
   if (settings_.mode == config::FailoverMode::kFollow) {
-    return refuse("failover_mode = follow: promote with the external manager; pgpivot follows "
-                  "it (or SET PRIMARY)");
+    return refuse(
+        "failover_mode = follow: promote with the external manager; pgpivot follows "
+        "it (or SET PRIMARY)");
   }
   if (state_ == ClusterState::kFencing || state_ == ClusterState::kPromoting ||
       state_ == ClusterState::kVerifying) {

@@ -36,7 +36,8 @@ void FailoverMachine::decideFailover() {
   const NodeState s = h.verdict().state;
   if (!inc.forced && inc.cause != NodeState::kNotPrimary && h.statsOk() && !isDown(s) &&
       s != NodeState::kNotPrimary && s != NodeState::kCrashRecovery) {
-    emit(Event{.event = "failover_cancelled", .node = names_[p], .reason = "primary answers again"});
+    emit(
+        Event{.event = "failover_cancelled", .node = names_[p], .reason = "primary answers again"});
     resume("the primary answers again");
     incident_.reset();
     enter(ClusterState::kSuspect, "primary answers again before any failover step");
@@ -44,13 +45,13 @@ void FailoverMachine::decideFailover() {
   }
   // Witness: only for a primary pgpivot cannot reach. A write-stuck primary answers,
   // and NOT_PRIMARY is the node's own word.
-  const bool needs_witness = !inc.forced && !inc.witness_lost &&
-                             (inc.cause == NodeState::kDownDead ||
-                              inc.cause == NodeState::kDownUnresponsive);
+  const bool needs_witness =
+      !inc.forced && !inc.witness_lost &&
+      (inc.cause == NodeState::kDownDead || inc.cause == NodeState::kDownUnresponsive);
   if (needs_witness) {
-    const Witness w = judgeWitness(views(), p, h.lastContactMs(),
-                                   h.unreachableSinceMs().value_or(inc.started_ms),
-                                   routing_.system_identifier, settings_);
+    const Witness w =
+        judgeWitness(views(), p, h.lastContactMs(), h.unreachableSinceMs().value_or(inc.started_ms),
+                     routing_.system_identifier, settings_);
     if (w.verdict == WitnessVerdict::kUndecided) {
       return;  // ask again with the next standby sample
     }
@@ -60,14 +61,16 @@ void FailoverMachine::decideFailover() {
                .evidence = w.evidence,
                .result = std::string(toString(w.verdict))});
     if (w.verdict == WitnessVerdict::kPrimaryAlive) {
-      alert(AlertLevel::kCritical, "pgpivot cannot reach " + names_[p] + " but " + w.reason +
-                                       ": not failing over");
+      alert(AlertLevel::kCritical,
+            "pgpivot cannot reach " + names_[p] + " but " + w.reason + ": not failing over");
       enter(ClusterState::kPartitionedFromPrimary, w.reason, w.evidence);
       return;
     }
-    if (w.verdict == WitnessVerdict::kNoWitness && settings_.mode == config::FailoverMode::kPromote) {
-      waitOperatorFor("no standby answers, so a dead primary cannot be told from a partition; "
-                      "not promoting");
+    if (w.verdict == WitnessVerdict::kNoWitness &&
+        settings_.mode == config::FailoverMode::kPromote) {
+      waitOperatorFor(
+          "no standby answers, so a dead primary cannot be told from a partition; "
+          "not promoting");
       return;
     }
     inc.witness_lost = w.verdict == WitnessVerdict::kPrimaryLost;
@@ -159,7 +162,8 @@ void FailoverMachine::electing() {
   if (inState() < settings_.elect_timeout_ms) {
     return;  // a standby may still answer, or catch up on WAL it received
   }
-  emit(Event{.event = "election", .reason = e.whyNone(), .evidence = e.evidence(), .result = "none"});
+  emit(Event{
+      .event = "election", .reason = e.whyNone(), .evidence = e.evidence(), .result = "none"});
   if (inc.planned) {
     abortSwitchover("no eligible standby: " + e.whyNone());
   } else {
@@ -173,7 +177,8 @@ void FailoverMachine::catchingUp() {
   Incident& inc = *incident_;
   const std::size_t p = *inc.old_primary;
   const std::size_t c = *candidate_;
-  const uint64_t after = inc.fence_done ? inc.fence_done_ms : pause_acked_ms_.value_or(state_since_);
+  const uint64_t after =
+      inc.fence_done ? inc.fence_done_ms : pause_acked_ms_.value_or(state_since_);
   std::optional<uint64_t> target;
   uint64_t target_at = after;
   if (const ProbeSample* ps = fresh(p); ps != nullptr && ps->at_ms >= after && !ps->in_recovery) {
@@ -189,8 +194,8 @@ void FailoverMachine::catchingUp() {
     if (!inc.fence_done) {
       enter(ClusterState::kFencing, names_[c] + " replayed up to " + formatLsn(*target));
     } else {
-      enter(ClusterState::kPromoting, names_[c] + " has everything the old primary wrote (" +
-                                          formatLsn(*target) + ")");
+      enter(ClusterState::kPromoting,
+            names_[c] + " has everything the old primary wrote (" + formatLsn(*target) + ")");
     }
     return;
   }
@@ -336,13 +341,14 @@ void FailoverMachine::verifying() {
     }
   }
   if (failed.empty()) {
-    emit(Event{.event = "verified",
-               .node = names_[c],
-               .role = "primary",
-               .evidence = Evidence{{"in_recovery", false},
-                                    {"timeline", s->timeline},
-                                    {"system_id", s->system_identifier},
-                                    {"heartbeat", nodes_[c].writeMisconfigured() ? "skipped" : "ok"}}});
+    emit(Event{
+        .event = "verified",
+        .node = names_[c],
+        .role = "primary",
+        .evidence = Evidence{{"in_recovery", false},
+                             {"timeline", s->timeline},
+                             {"system_id", s->system_identifier},
+                             {"heartbeat", nodes_[c].writeMisconfigured() ? "skipped" : "ok"}}});
     routeTo(c, *s);
     addAction(ActionKind::kCheckpoint, c).sql = std::string(sql::kCheckpoint);
     return;

@@ -181,17 +181,16 @@ void FailoverMachine::lockPolicy(const NodeVerdict& v) {
   const std::size_t p = *primary_;
   if (v.state == NodeState::kDegradedSyncRep && !syncrep_alerted_) {
     syncrep_alerted_ = true;
-    alert(AlertLevel::kCritical, "commits on " + names_[p] +
-                                     " wait for a synchronous standby (" + v.reason +
+    alert(AlertLevel::kCritical, "commits on " + names_[p] + " wait for a synchronous standby (" +
+                                     v.reason +
                                      "): check synchronous_standby_names; not failing over");
   } else if (v.state != NodeState::kDegradedSyncRep) {
     syncrep_alerted_ = false;
   }
   if (v.state != NodeState::kDegradedLocks) {
     if (lock_since_) {
-      emit(Event{.event = "lock_pileup_cleared",
-                 .node = names_[p],
-                 .duration_ms = now_ - *lock_since_});
+      emit(Event{
+          .event = "lock_pileup_cleared", .node = names_[p], .duration_ms = now_ - *lock_since_});
       lock_since_.reset();
     }
     return;
@@ -203,7 +202,8 @@ void FailoverMachine::lockPolicy(const NodeVerdict& v) {
   if (!lock_since_) {
     lock_since_ = now_;
     blocker_acted_ = false;
-    emit(Event{.event = "lock_pileup", .node = names_[p], .reason = v.reason, .evidence = v.evidence});
+    emit(Event{
+        .event = "lock_pileup", .node = names_[p], .reason = v.reason, .evidence = v.evidence});
     alert(v.lock_critical ? AlertLevel::kCritical : AlertLevel::kWarning,
           "lock pile-up on " + names_[p] + ": " + v.reason + "; not failing over");
     report();
@@ -235,10 +235,10 @@ void FailoverMachine::readmitFenced() {
       continue;
     }
     const ProbeSample* s = fresh(i);
-    const bool ok = s != nullptr && s->in_recovery && s->wal_receiver_streaming &&
-                    s->timeline == routing_.min_timeline &&
-                    (routing_.system_identifier.empty() ||
-                     s->system_identifier == routing_.system_identifier);
+    const bool ok =
+        s != nullptr && s->in_recovery && s->wal_receiver_streaming &&
+        s->timeline == routing_.min_timeline &&
+        (routing_.system_identifier.empty() || s->system_identifier == routing_.system_identifier);
     if (!ok) {
       readmit_since_[i].reset();
       continue;
@@ -262,8 +262,8 @@ void FailoverMachine::readmitFenced() {
 // ---- finding a primary -------------------------------------------------------------------
 
 void FailoverMachine::discover() {
-  const bool all_heard = std::all_of(nodes_.begin(), nodes_.end(),
-                                     [](const NodeHealth& h) { return h.heard(); });
+  const bool all_heard =
+      std::all_of(nodes_.begin(), nodes_.end(), [](const NodeHealth& h) { return h.heard(); });
   if (!all_heard && inState() < settings_.discover_timeout_ms) {
     return;
   }
@@ -448,7 +448,8 @@ void FailoverMachine::partitioned() {
   const NodeHealth& h = nodes_[p];
   const NodeState s = h.verdict().state;
   if (h.statsOk() && !isDown(s) && s != NodeState::kNotPrimary && s != NodeState::kCrashRecovery) {
-    emit(Event{.event = "failover_cancelled", .node = names_[p], .reason = "primary reachable again"});
+    emit(Event{
+        .event = "failover_cancelled", .node = names_[p], .reason = "primary reachable again"});
     resume("the primary is reachable again");
     incident_.reset();
     enter(ClusterState::kSuspect, "primary reachable again");
@@ -514,7 +515,8 @@ bool FailoverMachine::acceptReturningPrimary() {
     return false;  // manual: a new primary is the operator's call (SET PRIMARY)
   }
   candidate_ = x;
-  enter(ClusterState::kValidating, names_[x] + (expected ? " answers again" : " is the new primary"));
+  enter(ClusterState::kValidating,
+        names_[x] + (expected ? " answers again" : " is the new primary"));
   return true;
 }
 

@@ -202,6 +202,9 @@ void NodeHealth::onConnect(const ConnectSample& s) {
     return;
   }
   const FailKind kind = kindOf(s.outcome, s.sqlstate);
+  // DEGRADED:NO_NEW_CONN counts only failures while the kept connection works: those
+  // during an outage (or crash recovery) are the outage's, not a postmaster problem.
+  c_fail_with_l_ok_ = s.ok() ? 0 : (statsOk() ? c_fail_with_l_ok_ + 1 : 0);
   if (kind == FailKind::kNone || kind == FailKind::kAnswered) {
     noteContact(s.doneMs());  // 53300 "too many connections" is an answer too
   } else {
@@ -299,14 +302,14 @@ std::optional<NodeHealth::Classified> NodeHealth::notPrimary(const NodeContext& 
       return Classified{NodeState::kNotPrimary, "pg_is_in_recovery() is true"};
     }
     if (!context.system_identifier.empty() && s.system_identifier != context.system_identifier) {
-      return Classified{NodeState::kNotPrimary,
-                        "system identifier " + s.system_identifier + " is not the cluster's " +
-                            std::string(context.system_identifier)};
+      return Classified{NodeState::kNotPrimary, "system identifier " + s.system_identifier +
+                                                    " is not the cluster's " +
+                                                    std::string(context.system_identifier)};
     }
     if (s.timeline < context.min_timeline) {
-      return Classified{NodeState::kNotPrimary,
-                        "timeline " + std::to_string(s.timeline) + " is older than the newest " +
-                            std::to_string(context.min_timeline)};
+      return Classified{NodeState::kNotPrimary, "timeline " + std::to_string(s.timeline) +
+                                                    " is older than the newest " +
+                                                    std::to_string(context.min_timeline)};
     }
   }
   if (w_.seen && w_.outcome == ProbeOutcome::kError && w_.sqlstate == "25006") {
@@ -322,20 +325,21 @@ NodeHealth::Classified NodeHealth::unreachable(uint64_t now_ms, bool expected_pr
   if (in_crash_ && crash_since_) {
     const uint64_t recovering_for = now_ms > *crash_since_ ? now_ms - *crash_since_ : 0;
     if (recovering_for < settings_.crash_recovery_grace_ms) {
-      return {NodeState::kCrashRecovery, "crash recovery (" + c_.sqlstate + l_.sqlstate +
-                                             ") for " + formatSeconds(recovering_for) +
+      const std::string& code = c_.sqlstate.starts_with("57P0") ? c_.sqlstate : l_.sqlstate;
+      return {NodeState::kCrashRecovery, "crash recovery (" + code + ") for " +
+                                             formatSeconds(recovering_for) +
                                              ", failure clock paused"};
     }
-    return {NodeState::kDownDead, "still in crash recovery after " +
-                                      formatSeconds(settings_.crash_recovery_grace_ms)};
+    return {NodeState::kDownDead,
+            "still in crash recovery after " + formatSeconds(settings_.crash_recovery_grace_ms)};
   }
   const bool w_failing = expected_primary && w_.seen && w_.outcome != ProbeOutcome::kOk;
   const bool timeout = l_.outcome == ProbeOutcome::kTimeout ||
                        c_.outcome == ProbeOutcome::kTimeout ||
                        (w_failing && w_.outcome == ProbeOutcome::kTimeout);
   const uint64_t down_for = now_ms > *unreach_since_ ? now_ms - *unreach_since_ : 0;
-  std::string what = describe("L", l_.outcome, l_.sqlstate) + ", " +
-                     describe("C", c_.outcome, c_.sqlstate);
+  std::string what =
+      describe("L", l_.outcome, l_.sqlstate) + ", " + describe("C", c_.outcome, c_.sqlstate);
   if (w_failing) {
     what += ", " + describe("W", w_.outcome, w_.sqlstate);
   }
@@ -363,9 +367,9 @@ NodeHealth::Classified NodeHealth::reachable(uint64_t now_ms, bool expected_prim
   if (expected_primary) {
     raw = writeFailing(now_ms);
   }
-  if (!raw && c_.consecutive_failures >= settings_.no_new_conn_failures) {
+  if (!raw && c_fail_with_l_ok_ >= settings_.no_new_conn_failures) {
     raw = Classified{NodeState::kDegradedNoNewConn,
-                     "fresh connections failed " + std::to_string(c_.consecutive_failures) +
+                     "fresh connections failed " + std::to_string(c_fail_with_l_ok_) +
                          " times in a row (" + describe("C", c_.outcome, c_.sqlstate) +
                          ") while L is fine"};
   }
@@ -384,10 +388,10 @@ NodeHealth::Classified NodeHealth::reachable(uint64_t now_ms, bool expected_prim
     return *raw;
   }
   if (recovering_ && ok_streak_ < settings_.recover_ok_probes) {
-    return holdDegraded(now_ms, {NodeState::kSuspect,
-                                 "recovering: " + std::to_string(ok_streak_) + " of " +
-                                     std::to_string(settings_.recover_ok_probes) +
-                                     " good probes in a row"});
+    return holdDegraded(now_ms,
+                        {NodeState::kSuspect, "recovering: " + std::to_string(ok_streak_) + " of " +
+                                                  std::to_string(settings_.recover_ok_probes) +
+                                                  " good probes in a row"});
   }
   return holdDegraded(now_ms, {NodeState::kHealthy, "L ok"});
 }
@@ -399,7 +403,8 @@ std::optional<NodeHealth::Classified> NodeHealth::writeFailing(uint64_t now_ms) 
   }
   const ProbeSample& s = *last_ok_stats_;
   const uint64_t failing_for = now_ms > w_.fail_since ? now_ms - w_.fail_since : 0;
-  const std::string w = describe("W", w_.outcome, w_.sqlstate) + " for " + formatSeconds(failing_for);
+  const std::string w =
+      describe("W", w_.outcome, w_.sqlstate) + " for " + formatSeconds(failing_for);
   if (w_.sqlstate == "55P03" || w_.sqlstate == "40P01") {
     return Classified{NodeState::kDegradedLocks, "heartbeat write hit a lock: " + w};
   }
@@ -451,7 +456,8 @@ NodeHealth::Classified NodeHealth::holdDegraded(uint64_t now_ms, Classified raw)
     degraded_clear_since_.reset();
     return raw;
   }
-  return {*degraded_held_, "below the threshold for " + formatSeconds(clear_for) + " (clears after " +
+  return {*degraded_held_, "below the threshold for " + formatSeconds(clear_for) +
+                               " (clears after " +
                                formatSeconds(settings_.degraded_clear_after_ms) + ")"};
 }
 

@@ -119,7 +119,8 @@ class RowReader {
     const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || end != v->data() + v->size() ||
         n < static_cast<int64_t>(std::numeric_limits<Int>::min()) ||
-        (n > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(std::numeric_limits<Int>::max()))) {
+        (n > 0 &&
+         static_cast<uint64_t>(n) > static_cast<uint64_t>(std::numeric_limits<Int>::max()))) {
       note(column, "not a number in range");
       return Int{0};
     }

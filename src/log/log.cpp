@@ -31,6 +31,8 @@ void setup(const LogOptions& options) {
   setVerbosity(options.verbose, options.quiet);
 }
 
-void setVerbosity(int verbose, bool quiet) { spdlog::set_level(levelFor(verbose, quiet)); }
+void setVerbosity(int verbose, bool quiet) {
+  spdlog::set_level(levelFor(verbose, quiet));
+}
 
 }  // namespace pgpivot::log

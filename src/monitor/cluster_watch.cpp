@@ -56,7 +56,9 @@ ClusterWatch::ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster,
   }
 }
 
-ClusterWatch::~ClusterWatch() { stop(); }
+ClusterWatch::~ClusterWatch() {
+  stop();
+}
 
 void ClusterWatch::start() {
   events_.write(cluster_.name, epoch_, "monitor_started",
@@ -137,9 +139,9 @@ void ClusterWatch::decide() {
   if (primary_) {
     NodeView& current = nodes_[*primary_];
     const bool demoted = current.reachable && current.in_recovery;
-    const bool dead = !current.reachable && current.failing_since != 0 &&
-                      now - current.failing_since >=
-                          static_cast<uint64_t>(cluster_.dead_after.count());
+    const bool dead =
+        !current.reachable && current.failing_since != 0 &&
+        now - current.failing_since >= static_cast<uint64_t>(cluster_.dead_after.count());
     // Another node promoted on a newer timeline: the external manager moved the primary.
     bool superseded = false;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
@@ -153,12 +155,14 @@ void ClusterWatch::decide() {
                                  : dead  ? "primary unreachable for dead_after (DOWN)"
                                          : "another node was promoted on a newer timeline";
       current.fenced = true;  // a former primary comes back only as a standby
-      events_.write(cluster_.name, epoch_, "primary_lost",
-                    {{"node", nodeName(*primary_)},
-                     {"reason", reason},
-                     {"evidence", current.reachable ? "in_recovery=" + std::string(current.in_recovery ? "t" : "f")
-                                                    : current.last_error},
-                     {"timeline", std::to_string(current.timeline)}});
+      events_.write(
+          cluster_.name, epoch_, "primary_lost",
+          {{"node", nodeName(*primary_)},
+           {"reason", reason},
+           {"evidence", current.reachable
+                            ? "in_recovery=" + std::string(current.in_recovery ? "t" : "f")
+                            : current.last_error},
+           {"timeline", std::to_string(current.timeline)}});
       events_.write(cluster_.name, epoch_, "fence",
                     {{"node", nodeName(*primary_)}, {"method", "stop_routing,close_connections"}});
       lost_at_ = now;

@@ -37,7 +37,8 @@ struct NodeView {
 
 class ClusterWatch final {
  public:
-  ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster, HealthMonitor::Publish publish);
+  ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster,
+               HealthMonitor::Publish publish);
   ClusterWatch(const ClusterWatch&) = delete;
   ClusterWatch& operator=(const ClusterWatch&) = delete;
   ~ClusterWatch();

@@ -90,9 +90,9 @@ EventLog::~EventLog() {
 
 void EventLog::write(const std::string& cluster, uint64_t epoch, const std::string& event,
                      const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string line = fmt::format(R"({{"ts":"{}","mono_ms":{},"cluster":"{}","epoch":{},"event":"{}")",
-                                 wallClock(), uv_hrtime() / 1000000, jsonEscape(cluster), epoch,
-                                 jsonEscape(event));
+  std::string line =
+      fmt::format(R"({{"ts":"{}","mono_ms":{},"cluster":"{}","epoch":{},"event":"{}")", wallClock(),
+                  uv_hrtime() / 1000000, jsonEscape(cluster), epoch, jsonEscape(event));
   for (const auto& [key, value] : fields) {
     if (looksBare(value)) {
       line += fmt::format(R"(,"{}":{})", jsonEscape(key), value);

@@ -8,7 +8,9 @@ namespace pgpivot::monitor {
 HealthMonitor::HealthMonitor(std::shared_ptr<const config::Config> config, Publish publish)
     : config_(std::move(config)), publish_(std::move(publish)) {}
 
-HealthMonitor::~HealthMonitor() { stop(); }
+HealthMonitor::~HealthMonitor() {
+  stop();
+}
 
 void HealthMonitor::start() {
   if (config_->clusters.empty()) {

@@ -19,7 +19,9 @@ struct Listener::Handle {
 Listener::Listener(uv_loop_t* loop, OnConnection on_connection)
     : loop_(loop), on_connection_(std::move(on_connection)) {}
 
-Listener::~Listener() { close(); }
+Listener::~Listener() {
+  close();
+}
 
 namespace {
 

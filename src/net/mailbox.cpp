@@ -6,9 +6,8 @@ namespace pgpivot::net {
 
 int Mailbox::init(uv_loop_t* loop) {
   async_.data = this;
-  const int rc = uv_async_init(loop, &async_, [](uv_async_t* a) noexcept {
-    static_cast<Mailbox*>(a->data)->drain();
-  });
+  const int rc = uv_async_init(
+      loop, &async_, [](uv_async_t* a) noexcept { static_cast<Mailbox*>(a->data)->drain(); });
   if (rc == 0) {
     std::lock_guard lock(mutex_);
     open_ = true;

@@ -110,13 +110,13 @@ void Stream::forwardTo(Stream& target) {
     buffer_.markParsedSent();
     return;
   }
-  uv_buf_t out = uv_buf_init(const_cast<char*>(pending.data()),
-                             static_cast<unsigned int>(pending.size()));
+  uv_buf_t out =
+      uv_buf_init(const_cast<char*>(pending.data()), static_cast<unsigned int>(pending.size()));
   forward_req_.data = this;
-  const int rc = uv_write(&forward_req_, target.handle(), &out, 1,
-                          [](uv_write_t* req, int status) noexcept {
-                            static_cast<Stream*>(req->data)->onForwardDone(status);
-                          });
+  const int rc =
+      uv_write(&forward_req_, target.handle(), &out, 1, [](uv_write_t* req, int status) noexcept {
+        static_cast<Stream*>(req->data)->onForwardDone(status);
+      });
   if (rc != 0) {
     buffer_.markParsedSent();
     return;
@@ -146,8 +146,7 @@ void Stream::writeOwned(std::string bytes) {
   auto* write = new OwnedWrite{};
   write->bytes = std::move(bytes);
   write->req.data = write;
-  uv_buf_t out =
-      uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
+  uv_buf_t out = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
   bytes_out_ += write->bytes.size();
   const int rc = uv_write(&write->req, handle(), &out, 1, [](uv_write_t* req, int) noexcept {
     delete static_cast<OwnedWrite*>(req->data);

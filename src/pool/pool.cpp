@@ -53,7 +53,9 @@ std::size_t Pool::serverCount() const {
   return opening_.size() + idle_.size() + active_.size() + cleaning_.size();
 }
 
-bool Pool::empty() const { return serverCount() == 0 && waiting_.empty(); }
+bool Pool::empty() const {
+  return serverCount() == 0 && waiting_.empty();
+}
 
 void Pool::requestServer(ClientSession& client) {
   waiting_.push_back(&client);
@@ -77,10 +79,9 @@ void Pool::serveWaiters() {
     // Most recently used first: it is the warmest (PgBouncer's default LIFO).
     ServerConn* server = idle_.back();
     idle_.pop_back();
-    const bool needs_check = !config.server_check_query.empty() &&
-                             config.server_check_delay.count() >= 0 &&
-                             now - server->lastUsedAt() >=
-                                 static_cast<uint64_t>(config.server_check_delay.count());
+    const bool needs_check =
+        !config.server_check_query.empty() && config.server_check_delay.count() >= 0 &&
+        now - server->lastUsedAt() >= static_cast<uint64_t>(config.server_check_delay.count());
     if (needs_check) {
       cleaning_.push_back(server);
       server->beginCheck();
@@ -170,18 +171,18 @@ void Pool::releaseServer(ServerConn& server, bool reusable) {
   server.unlinkClient();
   const auto& config = worker_.config();
   const uint64_t now = worker_.now();
-  const bool too_old = config.server_lifetime.count() > 0 &&
-                       now - server.createdAt() >=
-                           static_cast<uint64_t>(config.server_lifetime.count());
+  const bool too_old =
+      config.server_lifetime.count() > 0 &&
+      now - server.createdAt() >= static_cast<uint64_t>(config.server_lifetime.count());
   const bool stale = server.generation() != generation_;
   if (!reusable || too_old || stale) {
     server.close(reusable ? session::CloseReason::kServerLifetime
                           : session::CloseReason::kServerUnusable);
     return;
   }
-  const bool reset = !config.server_reset_query.empty() &&
-                     (settings_.mode == config::PoolMode::kSession ||
-                      config.server_reset_query_always);
+  const bool reset =
+      !config.server_reset_query.empty() &&
+      (settings_.mode == config::PoolMode::kSession || config.server_reset_query_always);
   if (reset) {
     cleaning_.push_back(&server);
     server.beginReset();
@@ -326,9 +327,9 @@ void Pool::janitor(uint64_t now) {
   // Idle connections past their idle timeout or lifetime, keeping min_pool_size.
   std::vector<ServerConn*> expired;
   for (ServerConn* server : idle_) {
-    const bool idle_too_long = older(server->lastUsedAt(), config.server_idle_timeout) &&
-                               pool_servers_->load() - static_cast<int>(expired.size()) >
-                                   settings_.min_pool_size;
+    const bool idle_too_long =
+        older(server->lastUsedAt(), config.server_idle_timeout) &&
+        pool_servers_->load() - static_cast<int>(expired.size()) > settings_.min_pool_size;
     if (idle_too_long || older(server->createdAt(), config.server_lifetime)) {
       expired.push_back(server);
     }
@@ -341,8 +342,8 @@ void Pool::janitor(uint64_t now) {
   }
   // min_pool_size: only where pgpivot can log in without a client (a password is known).
   if (settings_.min_pool_size > 0 && !target_.password.empty()) {
-    while (pool_servers_->load() < settings_.min_pool_size &&
-           waiting_.size() <= opening_.size() && openServerIfAllowed(now)) {
+    while (pool_servers_->load() < settings_.min_pool_size && waiting_.size() <= opening_.size() &&
+           openServerIfAllowed(now)) {
     }
   }
   // A failover that takes too long: waiters get a clear error instead of hanging.

@@ -5,8 +5,8 @@
 
 namespace pgpivot::session {
 
-CancelForwarder::CancelForwarder(app::Worker& worker, int32_t pid, int32_t secret,
-                                 bool unix_socket, int requester_worker, uint64_t requester_id)
+CancelForwarder::CancelForwarder(app::Worker& worker, int32_t pid, int32_t secret, bool unix_socket,
+                                 int requester_worker, uint64_t requester_id)
     : worker_(worker),
       pid_(pid),
       secret_(secret),
@@ -42,7 +42,9 @@ void CancelForwarder::onStreamData(net::Stream&) {
   stream_.buffer().clear();
 }
 
-void CancelForwarder::onStreamEnd(net::Stream&, int) { stream_.close(); }
+void CancelForwarder::onStreamEnd(net::Stream&, int) {
+  stream_.close();
+}
 
 void CancelForwarder::onStreamClosed(net::Stream&) {
   // PostgreSQL has read the request (or cannot be reached): now the client may go on.

@@ -40,15 +40,15 @@ std::string_view toString(ClientState state) {
 }
 
 ClientSession::ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind)
-    : worker_(worker),
-      id_(id),
-      stream_(worker.loop(), *this, worker.bufferSize(), kind) {
+    : worker_(worker), id_(id), stream_(worker.loop(), *this, worker.bufferSize(), kind) {
   connected_at_ = last_activity_at_ = worker_.now();
 }
 
 ClientSession::~ClientSession() = default;
 
-int ClientSession::accept(uv_stream_t* listener) { return stream_.accept(listener); }
+int ClientSession::accept(uv_stream_t* listener) {
+  return stream_.accept(listener);
+}
 
 void ClientSession::start(bool over_client_limit) {
   over_client_limit_ = over_client_limit;
@@ -59,7 +59,9 @@ void ClientSession::start(bool over_client_limit) {
   stream_.startReading();
 }
 
-void ClientSession::setState(ClientState state) { state_ = state; }
+void ClientSession::setState(ClientState state) {
+  state_ = state;
+}
 
 // --- start-up -----------------------------------------------------------------------------
 
@@ -124,8 +126,7 @@ void ClientSession::readStartup() {
                      CloseReason::kClientProtocolViolation);
       return;
     }
-    if (decoded == proto::Decode::kNeedMore ||
-        unparsed.size() < static_cast<std::size_t>(length)) {
+    if (decoded == proto::Decode::kNeedMore || unparsed.size() < static_cast<std::size_t>(length)) {
       buffer.compact();
       stream_.startReading();
       return;  // client_login_timeout guards a client that never sends the rest
@@ -613,8 +614,7 @@ void ClientSession::sendWelcome(const ParamMap& server_params) {
   proto::writeAuthenticationOk(out);
   for (const auto& [name, value] : server_params) {
     const auto wanted = wanted_params_.find(name);
-    proto::writeParameterStatus(out, name,
-                                wanted != wanted_params_.end() ? wanted->second : value);
+    proto::writeParameterStatus(out, name, wanted != wanted_params_.end() ? wanted->second : value);
   }
   const auto [pid, secret] = worker_.newCancelKey();
   cancel_pid_ = pid;
@@ -902,6 +902,8 @@ void ClientSession::onStreamEnd(net::Stream&, int status) {
 
 void ClientSession::onStreamConnected(net::Stream&, int) {}
 
-void ClientSession::onStreamClosed(net::Stream&) { worker_.retireClient(*this); }
+void ClientSession::onStreamClosed(net::Stream&) {
+  worker_.retireClient(*this);
+}
 
 }  // namespace pgpivot::session

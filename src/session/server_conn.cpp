@@ -1,8 +1,7 @@
 #include "pgpivot/session/server_conn.hpp"
 
-#include <fmt/format.h>
-
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <cstring>
 
@@ -64,8 +63,8 @@ ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id, pool:
       stream_(worker.loop(), *this, worker.bufferSize(),
               isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
   created_at_ = last_used_at_ = state_since_ = worker_.now();
-  log_prefix_ = fmt::format("S-{:08x} {}/{}@{}:{}", id_, pool.key().database,
-                            pool.target().user, pool.target().host, pool.target().port);
+  log_prefix_ = fmt::format("S-{:08x} {}/{}@{}:{}", id_, pool.key().database, pool.target().user,
+                            pool.target().host, pool.target().port);
   resolve_req_.data = this;
 }
 
@@ -140,16 +139,16 @@ void ServerConn::connectTo(const sockaddr* address) {
   const int rc = stream_.connect(reinterpret_cast<const sockaddr*>(&address_));
   if (rc != 0) {
     loginFailed(sqlstate::kConnectionFailure,
-                fmt::format("pgpivot: could not connect to server {}:{}: {}",
-                            pool_.target().host, pool_.target().port, uv_strerror(rc)));
+                fmt::format("pgpivot: could not connect to server {}:{}: {}", pool_.target().host,
+                            pool_.target().port, uv_strerror(rc)));
   }
 }
 
 void ServerConn::onStreamConnected(net::Stream&, int status) {
   if (status != 0) {
     loginFailed(sqlstate::kConnectionFailure,
-                fmt::format("pgpivot: could not connect to server {}:{}: {}",
-                            pool_.target().host, pool_.target().port, uv_strerror(status)));
+                fmt::format("pgpivot: could not connect to server {}:{}: {}", pool_.target().host,
+                            pool_.target().port, uv_strerror(status)));
     return;
   }
   PGPIVOT_LOG_DEBUG("{} connected", log_prefix_);
@@ -182,9 +181,8 @@ void ServerConn::onStreamData(net::Stream&) {
   if (state_ == ServerState::kClosing) {
     return;
   }
-  net::Stream* target = client_ != nullptr && state_ == ServerState::kActive
-                            ? &client_->stream()
-                            : nullptr;
+  net::Stream* target =
+      client_ != nullptr && state_ == ServerState::kActive ? &client_->stream() : nullptr;
   const RelayStatus status = pump(stream_, target, worker_.limits(), cursor_, *this);
   if (status == RelayStatus::kStopped && release_pending_) {
     releaseAfterTransaction();
@@ -201,7 +199,9 @@ void ServerConn::onStreamData(net::Stream&) {
   }
 }
 
-void ServerConn::pumpFromClient() { onStreamData(stream_); }
+void ServerConn::pumpFromClient() {
+  onStreamData(stream_);
+}
 
 Action ServerConn::classify(char tag) {
   if (state_ != ServerState::kActive) {
@@ -501,7 +501,9 @@ void ServerConn::beginReset() {
   runInternalQuery(ServerState::kResetting, sql);
 }
 
-void ServerConn::beginCheck() { runInternalQuery(ServerState::kChecking, worker_.config().server_check_query); }
+void ServerConn::beginCheck() {
+  runInternalQuery(ServerState::kChecking, worker_.config().server_check_query);
+}
 
 void ServerConn::runInternalQuery(ServerState state, const std::string& sql) {
   setState(state);
@@ -585,9 +587,8 @@ void ServerConn::onStreamEnd(net::Stream&, int status) {
   if (client_ != nullptr) {
     ClientSession* client = client_;
     client_ = nullptr;
-    client->onServerLost(last_words_.empty()
-                             ? std::string("pgpivot: server connection lost")
-                             : "pgpivot: server connection lost: " + last_words_);
+    client->onServerLost(last_words_.empty() ? std::string("pgpivot: server connection lost")
+                                             : "pgpivot: server connection lost: " + last_words_);
   }
   close(CloseReason::kServerEof);
 }
@@ -620,6 +621,8 @@ void ServerConn::close(CloseReason reason) {
   stream_.close();
 }
 
-void ServerConn::onStreamClosed(net::Stream&) { worker_.retireServer(*this); }
+void ServerConn::onStreamClosed(net::Stream&) {
+  worker_.retireServer(*this);
+}
 
 }  // namespace pgpivot::session

@@ -68,9 +68,9 @@ TEST_CASE("SHOW POOLS on the pgbouncer database lists pools with PgBouncer's col
     }
   }
   CHECK(found);
-  for (const char* command : {"SHOW CLIENTS", "SHOW SERVERS", "SHOW STATS", "SHOW DATABASES",
-                              "SHOW CONFIG", "SHOW VERSION", "SHOW HELP", "SHOW LISTS",
-                              "SHOW USERS", "SHOW CLUSTERS"}) {
+  for (const char* command :
+       {"SHOW CLIENTS", "SHOW SERVERS", "SHOW STATS", "SHOW DATABASES", "SHOW CONFIG",
+        "SHOW VERSION", "SHOW HELP", "SHOW LISTS", "SHOW USERS", "SHOW CLUSTERS"}) {
     CAPTURE(command);
     Res result(PQexec(admin.get(), command));
     const auto status = PQresultStatus(result.get());

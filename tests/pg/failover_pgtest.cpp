@@ -16,15 +16,18 @@ Pgpivot::Options clusterOptions(const TwoNodeCluster& cluster, const std::string
                                 const std::string& extra = "") {
   Pgpivot::Options options;
   options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {cluster.clusterSection("failover_mode = follow\nprofile = fast\n"
-                                                   "probe_interval = 0.2\nprobe_timeout = 0.5\n"
-                                                   "failover_log = " +
-                                                   log_path + "\n" + extra)};
+  options.extra_sections = {
+      cluster.clusterSection("failover_mode = follow\nprofile = fast\n"
+                             "probe_interval = 0.2\nprobe_timeout = 0.5\n"
+                             "failover_log = " +
+                             log_path + "\n" + extra)};
   options.settings["query_wait_timeout"] = "30";
   return options;
 }
 
-std::string serverPort(PGconn* conn) { return scalar(conn, "SELECT inet_server_port()"); }
+std::string serverPort(PGconn* conn) {
+  return scalar(conn, "SELECT inet_server_port()");
+}
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
@@ -47,9 +50,10 @@ TEST_CASE("pgpivot routes a cluster database to the node that is primary", "[pg]
   ::unlink(events.c_str());
 }
 
-TEST_CASE("after the primary is killed and the standby promoted, clients stay connected and "
-          "write to the new primary",
-          "[pg][failover]") {
+TEST_CASE(
+    "after the primary is killed and the standby promoted, clients stay connected and "
+    "write to the new primary",
+    "[pg][failover]") {
   TwoNodeCluster cluster;
   const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
   Pgpivot pgpivot(clusterOptions(cluster, events));
@@ -89,9 +93,10 @@ TEST_CASE("after the primary is killed and the standby promoted, clients stay co
   ::unlink(events.c_str());
 }
 
-TEST_CASE("a client idle inside a transaction when the primary changes is told at its next "
-          "statement that the transaction was aborted",
-          "[pg][failover]") {
+TEST_CASE(
+    "a client idle inside a transaction when the primary changes is told at its next "
+    "statement that the transaction was aborted",
+    "[pg][failover]") {
   TwoNodeCluster cluster;
   const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
   Pgpivot pgpivot(clusterOptions(cluster, events));
@@ -122,8 +127,7 @@ TEST_CASE("a client idle inside a transaction when the primary changes is told a
   ::unlink(events.c_str());
 }
 
-TEST_CASE("an old primary that comes back after a failover is never routed to",
-          "[pg][failover]") {
+TEST_CASE("an old primary that comes back after a failover is never routed to", "[pg][failover]") {
   TwoNodeCluster cluster;
   const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
   Pgpivot pgpivot(clusterOptions(cluster, events));

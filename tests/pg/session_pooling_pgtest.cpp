@@ -15,8 +15,7 @@ TEST_CASE("a query through pgpivot returns what PostgreSQL returns", "[pg][sessi
   CHECK(scalar(conn.get(), "SELECT current_database()") == "appdb");
 }
 
-TEST_CASE("a client sees the ParameterStatus values a direct connection sees",
-          "[pg][session]") {
+TEST_CASE("a client sees the ParameterStatus values a direct connection sees", "[pg][session]") {
   Pgpivot pgpivot;
   pgpivot.start();
   const auto& pg = pgServer();
@@ -24,14 +23,14 @@ TEST_CASE("a client sees the ParameterStatus values a direct connection sees",
   Conn direct = connect("host=" + pg.host + " port=" + std::to_string(pg.port) +
                         " dbname=appdb user=" + kScramUser + " password=" + kPassword + " " +
                         "application_name=paramcheck client_encoding=LATIN1");
-  Conn proxied = connect(pgpivot.conninfo(kScramUser, "appdb",
-                                          "application_name=paramcheck client_encoding=LATIN1"));
+  Conn proxied = connect(
+      pgpivot.conninfo(kScramUser, "appdb", "application_name=paramcheck client_encoding=LATIN1"));
   REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
   REQUIRE(PQstatus(proxied.get()) == CONNECTION_OK);
-  for (const char* name : {"server_version", "server_encoding", "client_encoding",
-                           "application_name", "DateStyle", "TimeZone", "integer_datetimes",
-                           "standard_conforming_strings", "IntervalStyle", "is_superuser",
-                           "session_authorization"}) {
+  for (const char* name :
+       {"server_version", "server_encoding", "client_encoding", "application_name", "DateStyle",
+        "TimeZone", "integer_datetimes", "standard_conforming_strings", "IntervalStyle",
+        "is_superuser", "session_authorization"}) {
     CAPTURE(name);
     const char* want = PQparameterStatus(direct.get(), name);
     const char* got = PQparameterStatus(proxied.get(), name);
@@ -42,8 +41,7 @@ TEST_CASE("a client sees the ParameterStatus values a direct connection sees",
   (void)extra;
 }
 
-TEST_CASE("a server connection is reused by the next client, reset in between",
-          "[pg][session]") {
+TEST_CASE("a server connection is reused by the next client, reset in between", "[pg][session]") {
   Pgpivot pgpivot;
   pgpivot.start();
   std::string first_pid;
@@ -58,9 +56,8 @@ TEST_CASE("a server connection is reused by the next client, reset in between",
   REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
   // The same backend serves the second client, but DISCARD ALL removed the first one's SET
   // and the second one's application_name was applied.
-  CHECK(eventually(std::chrono::seconds(5), [&] {
-    return scalar(conn.get(), "SELECT pg_backend_pid()") == first_pid;
-  }));
+  CHECK(eventually(std::chrono::seconds(5),
+                   [&] { return scalar(conn.get(), "SELECT pg_backend_pid()") == first_pid; }));
   CHECK(scalar(conn.get(), "SHOW statement_timeout") == "0");
   CHECK(scalar(conn.get(), "SHOW application_name") == "second");
   CHECK(std::string(PQparameterStatus(conn.get(), "application_name")) == "second");

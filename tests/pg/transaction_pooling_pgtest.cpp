@@ -1,7 +1,7 @@
 // Transaction and statement pooling: a server connection serves a client only for the
 // length of a transaction (or statement) and then goes back to the pool.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
@@ -37,8 +37,7 @@ TEST_CASE("in transaction mode two clients share one server connection", "[pg][t
   }
 }
 
-TEST_CASE("in transaction mode a transaction keeps its server until it ends",
-          "[pg][transaction]") {
+TEST_CASE("in transaction mode a transaction keeps its server until it ends", "[pg][transaction]") {
   Pgpivot pgpivot(modeOptions("transaction", 2));
   pgpivot.start();
   Conn a = connect(pgpivot.conninfo());
@@ -58,14 +57,13 @@ TEST_CASE("in transaction mode a transaction keeps its server until it ends",
   CHECK(PQtransactionStatus(a.get()) == PQTRANS_IDLE);
 }
 
-TEST_CASE("interleaved clients over a pool of 2 keep their own SET values",
-          "[pg][transaction]") {
+TEST_CASE("interleaved clients over a pool of 2 keep their own SET values", "[pg][transaction]") {
   Pgpivot pgpivot(modeOptions("transaction", 2));
   pgpivot.start();
   std::vector<Conn> clients;
   for (int i = 0; i < 4; ++i) {
-    clients.push_back(connect(pgpivot.conninfo(kScramUser, "appdb",
-                                               "application_name=client" + std::to_string(i))));
+    clients.push_back(connect(
+        pgpivot.conninfo(kScramUser, "appdb", "application_name=client" + std::to_string(i))));
     REQUIRE(PQstatus(clients.back().get()) == CONNECTION_OK);
   }
   const char* zones[] = {"UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York"};
@@ -110,8 +108,7 @@ TEST_CASE("in statement mode a transaction block is refused", "[pg][transaction]
   CHECK(scalar(other.get(), "SELECT 8") == "8");
 }
 
-TEST_CASE("COPY works in transaction mode and frees the server afterwards",
-          "[pg][transaction]") {
+TEST_CASE("COPY works in transaction mode and frees the server afterwards", "[pg][transaction]") {
   Pgpivot pgpivot(modeOptions("transaction", 1));
   pgpivot.start();
   Conn a = connect(pgpivot.conninfo());

@@ -1,7 +1,7 @@
 // Several workers (one libuv loop per thread): limits hold across them, cancels reach the
 // worker that owns the session, clients on every worker are served.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 

@@ -15,7 +15,9 @@ namespace pgpivot::test {
 
 namespace {
 
-std::string sourceDir() { return PGPIVOT_SOURCE_DIR_FOR_TESTS; }
+std::string sourceDir() {
+  return PGPIVOT_SOURCE_DIR_FOR_TESTS;
+}
 
 // Runs a shell command; returns its stdout, fails the test on a non-zero exit.
 std::string shell(const std::string& command, bool must_succeed = true) {

@@ -79,7 +79,9 @@ bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& 
   }
 }
 
-Conn connect(const std::string& conninfo) { return Conn(PQconnectdb(conninfo.c_str())); }
+Conn connect(const std::string& conninfo) {
+  return Conn(PQconnectdb(conninfo.c_str()));
+}
 
 std::string sqlstateOf(const PGresult* result) {
   if (result == nullptr) {

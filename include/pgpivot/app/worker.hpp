@@ -10,8 +10,8 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -182,8 +182,7 @@ class Worker final {
   std::unordered_map<session::ServerConn*, std::unique_ptr<session::ServerConn>> servers_;
   std::vector<std::unique_ptr<session::ClientSession>> retired_clients_;
   std::vector<std::unique_ptr<session::ServerConn>> retired_servers_;
-  std::unordered_map<session::CancelForwarder*, std::unique_ptr<session::CancelForwarder>>
-      cancels_;
+  std::unordered_map<session::CancelForwarder*, std::unique_ptr<session::CancelForwarder>> cancels_;
   std::vector<std::unique_ptr<session::CancelForwarder>> retired_cancels_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<pool::Pool>> pools_;
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
@@ -198,8 +197,10 @@ class Worker final {
   std::set<std::string> disabled_databases_;
   std::set<std::string> admin_paused_;  // "" = every database
   uint64_t start_wall_us_ = 0;
-  AdminService admin_service_{*this};
+  // The console is declared first so it is destroyed last: a completion the service drops
+  // on destruction still finds it (Console only stores the reference when constructed).
   admin::Console console_{admin_service_};
+  AdminService admin_service_{*this};
 };
 
 }  // namespace pgpivot::app

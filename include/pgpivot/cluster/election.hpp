@@ -68,12 +68,12 @@ Witness judgeWitness(std::span<const NodeView> nodes, std::size_t primary,
 
 struct ElectionInput {
   std::optional<std::size_t> old_primary = {};  // never a candidate
-  uint32_t timeline = 0;      // the old primary's: candidates must be on it
-  uint64_t primary_lsn = 0;   // the old primary's last known WAL position; 0: unknown
-  uint64_t max_lag = 0;       // max_lag_on_failover, bytes
+  uint32_t timeline = 0;                        // the old primary's: candidates must be on it
+  uint64_t primary_lsn = 0;  // the old primary's last known WAL position; 0: unknown
+  uint64_t max_lag = 0;      // max_lag_on_failover, bytes
   std::string_view system_identifier;
   std::optional<std::size_t> target = {};  // an operator's choice: only it may win
-  bool ignore_lag = false;            // the operator named the target and accepts loss
+  bool ignore_lag = false;                 // the operator named the target and accepts loss
 };
 
 struct Candidate {
@@ -125,6 +125,9 @@ struct PrimarySearch {
 //    expected primary: a second node on the routed timeline is a fork (two standbys
 //    promoted from one primary both take the next timeline number), not a successor,
 //  - no standby reports a newer timeline (that standby follows a primary we cannot see).
+// The expected primary, still writable (and not fenced) at the same time as a node on a
+// newer timeline, is not an old primary but the other half of a split brain: nothing
+// demoted it.
 PrimarySearch findPrimary(std::span<const NodeView> nodes, const RoutingState& routing);
 
 }  // namespace pgpivot::cluster

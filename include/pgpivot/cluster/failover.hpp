@@ -65,8 +65,7 @@ class FailoverMachine final {
   [[nodiscard]] Output onStats(std::size_t node, const ProbeSample& sample, uint64_t now_ms);
   [[nodiscard]] Output onConnect(std::size_t node, const ConnectSample& sample, uint64_t now_ms);
   [[nodiscard]] Output onWrite(std::size_t node, const WriteSample& sample, uint64_t now_ms);
-  [[nodiscard]] Output onHotStandbyReport(std::size_t node, bool in_hot_standby,
-                                          uint64_t now_ms);
+  [[nodiscard]] Output onHotStandbyReport(std::size_t node, bool in_hot_standby, uint64_t now_ms);
   [[nodiscard]] Output onActionResult(const ActionResult& result, uint64_t now_ms);
   [[nodiscard]] Output onAdmin(const AdminCommand& command, uint64_t now_ms);
   // At least every probe_interval / 4 (250 ms with the defaults): timeouts and the
@@ -96,7 +95,7 @@ class FailoverMachine final {
     std::optional<std::size_t> old_primary;
     bool planned = false;  // switchover or drill
     bool drill = false;
-    bool forced = false;   // admin FAILOVER: no witness, no flap guard
+    bool forced = false;  // admin FAILOVER: no witness, no flap guard
     bool witness_lost = false;
     std::optional<std::size_t> target;
     bool ignore_lag = false;

@@ -15,21 +15,21 @@ namespace pgpivot::cluster {
 
 // Where the cluster is. "Routing" means new transactions go to the primary.
 enum class ClusterState : uint8_t {
-  kDiscovering,    // start or RESUME: probing every node for the one primary; clients wait
-  kSteady,         // routing to a validated, healthy primary
-  kDegraded,       // routing; the primary is DEGRADED:* (locks, syncrep, no new conns)
-  kSuspect,        // routing; a probe of the primary failed, evidence is being collected
-  kCrashRecovery,  // the primary restarts after a crash (57P03): clients wait, clock paused
-  kPrimaryDown,    // the primary is DOWN or NOT_PRIMARY: clients wait; consulting the witness
-  kPausing,        // promote path: waiting for the workers to confirm the pause
-  kElecting,       // choosing the standby to promote (§4.2)
-  kCatchingUp,     // switchover: waiting until the candidate replayed all the primary wrote
-  kFencing,        // cutting the old primary off (§4.3 1)
-  kPromoting,      // pg_promote() running on the candidate; single flight
-  kVerifying,      // the promoted node must be writable on a newer timeline, W ok
-  kSearchingPrimary,        // follow mode: waiting for the external manager's primary
-  kValidating,              // checks §3.3 on the primary found; then route to it
-  kResuming,                // routed to the new primary; waiting for the queue to drain
+  kDiscovering,       // start or RESUME: probing every node for the one primary; clients wait
+  kSteady,            // routing to a validated, healthy primary
+  kDegraded,          // routing; the primary is DEGRADED:* (locks, syncrep, no new conns)
+  kSuspect,           // routing; a probe of the primary failed, evidence is being collected
+  kCrashRecovery,     // the primary restarts after a crash (57P03): clients wait, clock paused
+  kPrimaryDown,       // the primary is DOWN or NOT_PRIMARY: clients wait; consulting the witness
+  kPausing,           // promote path: waiting for the workers to confirm the pause
+  kElecting,          // choosing the standby to promote (§4.2)
+  kCatchingUp,        // switchover: waiting until the candidate replayed all the primary wrote
+  kFencing,           // cutting the old primary off (§4.3 1)
+  kPromoting,         // pg_promote() running on the candidate; single flight
+  kVerifying,         // the promoted node must be writable on a newer timeline, W ok
+  kSearchingPrimary,  // follow mode: waiting for the external manager's primary
+  kValidating,        // checks §3.3 on the primary found; then route to it
+  kResuming,          // routed to the new primary; waiting for the queue to drain
   kPartitionedFromPrimary,  // pgpivot lost the primary, a standby did not: no failover
   kSplitBrain,              // two writable nodes: writes refused until an operator decides
   kWaitOperator,            // something unsafe to do alone: clients wait, then get 57P03
@@ -83,14 +83,14 @@ enum class AlertLevel : uint8_t { kWarning, kCritical };
 struct Action {
   ActionKind kind = ActionKind::kAlert;
   uint64_t id = 0;  // quote it in the ActionResult
-  std::optional<std::size_t> node;
+  std::optional<std::size_t> node = {};
   uint64_t epoch = 0;
-  std::string failover_id;  // empty: not part of a failover
-  bool planned = false;     // kPauseClients: drain first; kFence: a switchover's fence
+  std::string failover_id = {};  // empty: not part of a failover
+  bool planned = false;          // kPauseClients: drain first; kFence: a switchover's fence
   AlertLevel level = AlertLevel::kWarning;
-  std::string reason;
-  std::string sql;      // the statement(s) to run, as the event log quotes them
-  std::string payload;  // kPersistState: the serialized RoutingState
+  std::string reason = {};
+  std::string sql = {};      // the statement(s) to run, as the event log quotes them
+  std::string payload = {};  // kPersistState: the serialized RoutingState
 };
 
 enum class ActionStatus : uint8_t {
@@ -104,8 +104,8 @@ struct ActionResult {
   uint64_t id = 0;
   ActionStatus status = ActionStatus::kOk;
   uint64_t duration_ms = 0;
-  std::string error;  // "SQLSTATE message", or the fence command's exit status and output
-  Evidence details;   // e.g. {"in_flight_aborted": {"57P01": 12}, "queued": 3}
+  std::string error = {};  // "SQLSTATE message", or the fence command's exit status and output
+  Evidence details = {};   // e.g. {"in_flight_aborted": {"57P01": 12}, "queued": 3}
 };
 
 enum class AdminKind : uint8_t {
@@ -119,12 +119,12 @@ std::string_view toString(AdminKind kind);
 
 struct AdminCommand {
   AdminKind kind = AdminKind::kResume;
-  std::optional<std::size_t> target;  // switchover/failover: the node to promote
+  std::optional<std::size_t> target = {};  // switchover/failover: the node to promote
 };
 
 struct AdminReply {
   bool accepted = false;
-  std::string message;
+  std::string message = {};
 };
 
 // One line of the failover event log (research §7.7). Empty strings are left out of the
@@ -148,9 +148,9 @@ struct Event {
 
 // What one call into the machine produced.
 struct Output {
-  std::vector<Action> actions;
-  std::vector<Event> events;
-  std::optional<AdminReply> admin;  // set by onAdmin only
+  std::vector<Action> actions = {};
+  std::vector<Event> events = {};
+  std::optional<AdminReply> admin = {};  // set by onAdmin only
 
   // The first action of `kind`, or null (tests and the admin console).
   [[nodiscard]] const Action* find(ActionKind kind) const;

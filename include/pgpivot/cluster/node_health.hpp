@@ -70,9 +70,9 @@ struct NodeContext {
 
 struct NodeVerdict {
   NodeState state = NodeState::kUnknown;
-  std::string reason;  // one line for people: "L timeout, C timeout for 10.2 s"
-  Evidence evidence;   // the raw probe results behind it
-  uint64_t since_ms = 0;  // when the node entered `state`
+  std::string reason;            // one line for people: "L timeout, C timeout for 10.2 s"
+  Evidence evidence;             // the raw probe results behind it
+  uint64_t since_ms = 0;         // when the node entered `state`
   bool lock_critical = false;    // DEGRADED:LOCKS past the critical threshold
   bool connect_refused = false;  // the newest C was refused: no postmaster listens
 };
@@ -95,10 +95,14 @@ class NodeHealth final {
   bool evaluate(uint64_t now_ms, const NodeContext& context);
   [[nodiscard]] const NodeVerdict& verdict() const { return verdict_; }
 
+  // A server connection reported in_hot_standby=on after the newest L sample.
+  [[nodiscard]] bool reportedStandby() const { return hot_standby_at_.has_value(); }
   // Some L or C sample arrived (an answer or a failure).
   [[nodiscard]] bool heard() const { return l_.seen || c_.seen; }
   // The newest successful L sample, or null.
-  [[nodiscard]] const ProbeSample* stats() const { return last_ok_stats_ ? &*last_ok_stats_ : nullptr; }
+  [[nodiscard]] const ProbeSample* stats() const {
+    return last_ok_stats_ ? &*last_ok_stats_ : nullptr;
+  }
   // The newest L sample was a success.
   [[nodiscard]] bool statsOk() const { return l_.seen && l_.outcome == ProbeOutcome::kOk; }
   // When the node last answered anything (monotonic, completion time); 0: never.
@@ -157,6 +161,7 @@ class NodeHealth final {
   std::optional<uint64_t> crash_since_;  // first crash-class failure since last contact
   bool in_crash_ = false;                // the newest failure is crash-class
   int ok_streak_ = 0;                    // good L probes in a row (W not failing)
+  int c_fail_with_l_ok_ = 0;             // C failures in a row while L was fine
   bool recovering_ = false;              // a failure was seen; healthy after ok_streak_
   bool locks_raised_ = false;
   std::optional<uint64_t> locks_clear_since_;

@@ -57,8 +57,8 @@ struct ProbeSample {
   uint64_t oldest_idle_in_tx_ms = 0;
   int32_t lock_waiters = 0;  // backends with an ungranted lock (pg_locks)
   uint64_t oldest_lock_wait_ms = 0;
-  int64_t deadlocks = 0;   // pg_stat_database, cumulative (resets after a crash!)
-  int64_t xact_total = 0;  // commits + rollbacks, cumulative
+  int64_t deadlocks = 0;           // pg_stat_database, cumulative (resets after a crash!)
+  int64_t xact_total = 0;          // commits + rollbacks, cumulative
   int32_t streaming_standbys = 0;  // primary: pg_stat_replication rows streaming
   int32_t sync_standbys = 0;       // ...of which sync or quorum
 

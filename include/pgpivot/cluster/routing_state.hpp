@@ -17,10 +17,10 @@
 namespace pgpivot::cluster {
 
 struct RoutingState {
-  uint64_t epoch = 0;         // failover generation; +1 whenever writes move
-  uint32_t min_timeline = 0;  // no write goes to a node on an older timeline
-  std::string system_identifier;  // the cluster's; empty until the first discovery
-  std::string expected_primary;   // "host:port"; empty: none routed yet
+  uint64_t epoch = 0;               // failover generation; +1 whenever writes move
+  uint32_t min_timeline = 0;        // no write goes to a node on an older timeline
+  std::string system_identifier;    // the cluster's; empty until the first discovery
+  std::string expected_primary;     // "host:port"; empty: none routed yet
   std::vector<std::string> fenced;  // sorted; never written to again until re-admitted
 
   [[nodiscard]] bool isFenced(std::string_view node) const;

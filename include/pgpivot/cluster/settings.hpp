@@ -27,13 +27,13 @@ struct Settings {
   uint64_t unresponsive_after_ms = 10000;
   uint64_t write_stuck_after_ms = 20000;
   uint64_t crash_recovery_grace_ms = 30000;
-  int recover_ok_probes = 3;     // SUSPECT -> HEALTHY after this many good L probes in a row
-  int no_new_conn_failures = 3;  // C failing this many times in a row while L is fine
+  int recover_ok_probes = 3;         // SUSPECT -> HEALTHY after this many good L probes in a row
+  int no_new_conn_failures = 3;      // C failing this many times in a row while L is fine
   uint64_t syncrep_after_ms = 5000;  // W failing with commits in IPC/SyncRep this long
   int lock_waiters_warn = 10;
   uint64_t oldest_lock_wait_warn_ms = 5000;
   uint64_t oldest_lock_wait_critical_ms = 30000;
-  int lock_waiters_critical_percent = 25;  // of max_connections
+  int lock_waiters_critical_percent = 25;    // of max_connections
   uint64_t degraded_clear_after_ms = 30000;  // below the warn threshold this long to clear
 
   // --- witness (§7.3 2) ---------------------------------------------------------------

@@ -6,13 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define PGPIVOT_CHECK(cond)                                                             \
-  do {                                                                                  \
-    if (!(cond)) [[unlikely]] {                                                         \
-      std::fprintf(stderr, "pgpivot: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                              \
-      std::abort();                                                                     \
-    }                                                                                   \
+#define PGPIVOT_CHECK(cond)                                                                        \
+  do {                                                                                             \
+    if (!(cond)) [[unlikely]] {                                                                    \
+      std::fprintf(stderr, "pgpivot: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                                \
+    }                                                                                              \
   } while (false)
 
 #ifdef NDEBUG

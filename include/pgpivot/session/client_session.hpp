@@ -40,9 +40,7 @@ enum class ClientState {
 
 std::string_view toString(ClientState state);
 
-class ClientSession final : public net::StreamOwner,
-                            public RelayHandler,
-                            public admin::ReplySink {
+class ClientSession final : public net::StreamOwner, public RelayHandler, public admin::ReplySink {
  public:
   ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind);
   ClientSession(const ClientSession&) = delete;

@@ -38,9 +38,9 @@ struct RelayCursor {
 };
 
 enum class RelayStatus {
-  kIdle,             // everything received was handled; waiting for more
-  kStopped,          // the handler asked to stop
-  kProtocolError,    // a header that cannot be valid, or a consumed message too large
+  kIdle,           // everything received was handled; waiting for more
+  kStopped,        // the handler asked to stop
+  kProtocolError,  // a header that cannot be valid, or a consumed message too large
 };
 
 // Processes what `source` has received. `target` may be null only if no message is

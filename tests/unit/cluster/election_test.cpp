@@ -1,9 +1,9 @@
 // The three pure judgements: the witness (research §7.3 2), the election (§4.2) and the
 // primary search with its split-brain and timeline rules (§3.3, §7.6).
+#include "pgpivot/cluster/election.hpp"
+
 #include <catch2/catch.hpp>
 #include <deque>
-
-#include "pgpivot/cluster/election.hpp"
 
 namespace pgpivot::cluster {
 namespace {
@@ -49,8 +49,7 @@ Witness judge(Nodes& n, const Settings& s = {}) {
   return judgeWitness(n.views, 0, 5000, 5000, kSysid, s);
 }
 
-TEST_CASE("witness: a standby whose WAL receiver stopped lost the primary too",
-          "[unit][cluster]") {
+TEST_CASE("witness: a standby whose WAL receiver stopped lost the primary too", "[unit][cluster]") {
   Nodes n;
   n.addSilent();
   ProbeSample& sb = n.add(true, 1, 0x3000000, 6000);
@@ -254,9 +253,12 @@ TEST_CASE("primary search: a node on an older timeline is an old primary, never 
   Nodes n;
   n.add(false, 1, 0x3000000);  // the old primary, restarted (research fault 14)
   n.add(false, 2, 0x3100000);  // promoted
-  const PrimarySearch p = findPrimary(n.views, routed("db0:5432", 1));
+  const PrimarySearch p = findPrimary(n.views, routed("db1:5432", 2));
   CHECK(p.primary == std::size_t{1});
   CHECK(p.old_primaries == std::vector<std::size_t>{0});
+  // Before pgpivot routed to the new one (its failover still searching): same answer.
+  const PrimarySearch searching = findPrimary(n.views, routed("", 1));
+  CHECK(searching.primary == std::size_t{1});
   // Below min_timeline even when alone.
   n.views[1].stats = nullptr;
   const PrimarySearch alone = findPrimary(n.views, routed("db1:5432", 2));
@@ -279,6 +281,24 @@ TEST_CASE("primary search: two nodes writable at the same time on one timeline a
     const PrimarySearch q = findPrimary(n.views, routed("db0:5432", 2));
     CHECK_FALSE(q.primary);
     CHECK(q.split_brain.empty());
+  }
+}
+
+TEST_CASE(
+    "primary search: the expected primary still writable when another was promoted is a "
+    "split brain",
+    "[unit][cluster]") {
+  Nodes n;
+  n.add(false, 1, 0x3000000, 10000);  // never demoted
+  n.add(false, 2, 0x3100000, 10000);  // promoted by someone else meanwhile
+  n.views[0].writable_since = 1000;
+  n.views[1].writable_since = 9000;
+  const PrimarySearch p = findPrimary(n.views, routed("db0:5432", 1));
+  CHECK_FALSE(p.primary);
+  CHECK(p.split_brain == std::vector<std::size_t>{0, 1});
+  SECTION("unless it stopped being writable before the other started") {
+    n.views[1].writable_since = 10001;
+    CHECK(findPrimary(n.views, routed("db0:5432", 1)).primary == std::size_t{1});
   }
 }
 

@@ -63,5 +63,106 @@ TEST_CASE("follow: kill -9 of the primary, confirmed by the standby, then the ma
                                                "VALIDATING", "RESUMING", "STEADY"});
 }
 
+Sim steadyCluster(std::size_t standbys = 1) {
+  std::vector<FakeNode> nodes{FakeNode::primary()};
+  for (std::size_t i = 0; i < standbys; ++i) {
+    nodes.push_back(FakeNode::standby(0));
+  }
+  Sim sim(walkSettings(FailoverMode::kFollow), std::move(nodes));
+  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSteady; }));
+  sim.run(3000);
+  sim.clearLog();
+  return sim;
+}
+
+bool steadyOn(Sim& sim, std::size_t node) {
+  return sim.state() == ClusterState::kSteady && sim.machine().routedPrimary() == node;
+}
+
+TEST_CASE("follow: a manager's switchover (demote, then promote) is followed at once",
+          "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  sim.node(0).in_recovery = true;  // Patroni restarts the old primary as a standby...
+  sim.node(0).upstream = 1;
+  sim.promoteExternally(1);  // ...and promotes the other node
+  REQUIRE(sim.runUntil(5000, [&] { return steadyOn(sim, 1); }));
+  INFO(sim.dump());
+  const Event* down = sim.lastEvent("state_change");
+  REQUIRE(down != nullptr);
+  CHECK(sim.path().front() == "PRIMARY_DOWN");
+  CHECK(sim.events.front().reason.empty() == false);
+  CHECK_FALSE(sim.sawEvent("witness"));  // the node said so itself: no witness needed
+  CHECK(sim.machine().routing().min_timeline == 2);
+  CHECK_FALSE(sim.machine().routing().isFenced("db0:5432"));  // follow mode fences nobody
+}
+
+TEST_CASE("follow: in_hot_standby=on from a server connection stops writes immediately",
+          "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  const Output out = sim.machine().onHotStandbyReport(0, true, sim.now());
+  CHECK(sim.machine().clientsPaused());
+  CHECK(out.find(ActionKind::kPauseClients) != nullptr);
+  CHECK(sim.machine().state() == ClusterState::kSearchingPrimary);
+}
+
+TEST_CASE("follow: a primary restarted in place on the same timeline is taken back",
+          "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  sim.node(0).mode = FakeNode::Mode::kDead;  // e.g. the manager restarts PostgreSQL
+  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSearchingPrimary; }));
+  sim.run(3000);
+  sim.node(0).mode = FakeNode::Mode::kUp;
+  REQUIRE(sim.runUntil(5000, [&] { return steadyOn(sim, 0); }));
+  CHECK(sim.machine().routing().epoch == 2);  // the old epoch's server connections are gone
+  CHECK(sim.machine().routing().min_timeline == 1);
+}
+
+TEST_CASE(
+    "follow: no new primary within search_primary_timeout waits for an operator, and "
+    "takes the late one",
+    "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  sim.node(0).mode = FakeNode::Mode::kDead;
+  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSearchingPrimary; }));
+  const uint64_t searching = sim.now();
+  REQUIRE(sim.runUntil(70000, [&] { return sim.state() == ClusterState::kWaitOperator; }));
+  CHECK(sim.now() - searching >= 60000);
+  CHECK(sim.now() - searching <= 61000);
+  CHECK(sim.lastAction(ActionKind::kAlert)->level == AlertLevel::kCritical);
+  sim.promoteExternally(1);
+  REQUIRE(sim.runUntil(5000, [&] { return steadyOn(sim, 1); }));
+}
+
+TEST_CASE("follow: a frozen primary confirmed by the standby's silence, then followed",
+          "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  sim.node(0).mode = FakeNode::Mode::kFrozen;
+  sim.run(9000);
+  CHECK(sim.state() == ClusterState::kSuspect);
+  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSearchingPrimary; }));
+  CHECK(sim.lastEvent("witness")->result == "primary_lost");
+  sim.promoteExternally(1);
+  REQUIRE(sim.runUntil(5000, [&] { return steadyOn(sim, 1); }));
+  // The old primary thaws on timeline 1: never routed, fenced as an old primary.
+  sim.node(0).mode = FakeNode::Mode::kUp;
+  sim.run(10000);
+  INFO(sim.dump());
+  CHECK(steadyOn(sim, 1));
+  CHECK(sim.machine().routing().isFenced("db0:5432"));
+}
+
+TEST_CASE("follow: partitioned from the primary, then the manager fails over", "[unit][cluster]") {
+  Sim sim = steadyCluster();
+  sim.node(0).mode = FakeNode::Mode::kPartitioned;
+  REQUIRE(
+      sim.runUntil(15000, [&] { return sim.state() == ClusterState::kPartitionedFromPrimary; }));
+  sim.run(5000);
+  CHECK(sim.state() == ClusterState::kPartitionedFromPrimary);
+  sim.node(0).mode = FakeNode::Mode::kDead;
+  sim.node(1).upstream = -1;
+  sim.promoteExternally(1);
+  REQUIRE(sim.runUntil(10000, [&] { return steadyOn(sim, 1); }));
+}
+
 }  // namespace
 }  // namespace pgpivot::cluster::test

@@ -1,8 +1,8 @@
 // NodeHealth: every classification rule of research §7.2 at its threshold, and the
 // hysteresis of §7.4. Samples are built by hand; `t` is a simulated monotonic clock.
-#include <catch2/catch.hpp>
-
 #include "pgpivot/cluster/node_health.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace pgpivot::cluster {
 namespace {
@@ -50,8 +50,10 @@ WriteSample write(uint64_t at, ProbeOutcome outcome = ProbeOutcome::kOk,
   return w;
 }
 
-const NodeContext kPrimary{.expected_primary = true, .min_timeline = 2, .system_identifier = kSysid};
-const NodeContext kStandby{.expected_primary = false, .min_timeline = 2, .system_identifier = kSysid};
+const NodeContext kPrimary{
+    .expected_primary = true, .min_timeline = 2, .system_identifier = kSysid};
+const NodeContext kStandby{
+    .expected_primary = false, .min_timeline = 2, .system_identifier = kSysid};
 
 // A node that has been healthy for a while (t = 0..3000) and is the expected primary.
 struct Fixture {
@@ -78,8 +80,8 @@ struct Fixture {
     for (int i = 0; i < seconds; ++i, t += 1000) {
       node.onStats(failedStats(t, outcome, sqlstate));
       node.onWrite(write(t, outcome, sqlstate));
-      node.onConnect(conn(t, outcome == ProbeOutcome::kReset ? ProbeOutcome::kRefused : outcome,
-                          sqlstate));
+      node.onConnect(
+          conn(t, outcome == ProbeOutcome::kReset ? ProbeOutcome::kRefused : outcome, sqlstate));
     }
   }
 };
@@ -128,8 +130,8 @@ TEST_CASE("timeouts everywhere: DOWN:UNRESPONSIVE after unresponsive_after, not 
 }
 
 TEST_CASE("the profile thresholds move the DOWN verdicts", "[unit][cluster]") {
-  const auto [dead, unresponsive] =
-      GENERATE(std::pair<uint64_t, uint64_t>{3000, 5000}, std::pair<uint64_t, uint64_t>{10000, 30000});
+  const auto [dead, unresponsive] = GENERATE(std::pair<uint64_t, uint64_t>{3000, 5000},
+                                             std::pair<uint64_t, uint64_t>{10000, 30000});
   Settings s;
   s.dead_after_ms = dead;
   s.unresponsive_after_ms = unresponsive;
@@ -339,8 +341,7 @@ TEST_CASE("disk full on the heartbeat (53100) is write-stuck evidence", "[unit][
         }) == NodeState::kDownWriteStuck);
 }
 
-TEST_CASE("heartbeat writes failing without a server-side cause stay SUSPECT",
-          "[unit][cluster]") {
+TEST_CASE("heartbeat writes failing without a server-side cause stay SUSPECT", "[unit][cluster]") {
   Fixture f;
   CHECK(writeFailing(f, 60, ProbeOutcome::kTimeout, "",
                      [](ProbeSample& s) { s.current_lsn += s.at_ms; }) == NodeState::kSuspect);
@@ -369,8 +370,7 @@ TEST_CASE("the heartbeat's own lock_timeout (55P03) is a lock problem, never DOW
         NodeState::kDegradedLocks);
 }
 
-TEST_CASE("lock pile-up: DEGRADED:LOCKS at either warn threshold, never DOWN",
-          "[unit][cluster]") {
+TEST_CASE("lock pile-up: DEGRADED:LOCKS at either warn threshold, never DOWN", "[unit][cluster]") {
   Fixture f;
   SECTION("waiters") {
     ProbeSample s = okStats(f.t);

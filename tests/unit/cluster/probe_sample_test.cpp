@@ -1,8 +1,9 @@
 // Reading the L query's text columns: the rows below are what PostgreSQL 15.18 returned
 // to a pg_monitor member on a primary and on its streaming standby.
+#include "pgpivot/cluster/probe_sample.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "pgpivot/cluster/probe_sample.hpp"
 #include "pgpivot/cluster/probe_sql.hpp"
 
 namespace pgpivot::cluster {
@@ -10,18 +11,30 @@ namespace {
 
 ColumnRow primaryRow() {
   return ColumnRow{
-      {"in_recovery", "f"},          {"system_identifier", "7712878630329562490"},
-      {"server_version_num", "150018"}, {"timeline", "1"},
-      {"current_lsn", "0/3000FC0"},  {"receive_lsn", std::nullopt},
-      {"replay_lsn", std::nullopt},  {"replay_paused", std::nullopt},
-      {"wal_receiver_status", std::nullopt}, {"last_msg_receipt_age_ms", std::nullopt},
-      {"default_read_only", "f"},    {"can_read_all_stats", "t"},
-      {"max_connections", "300"},    {"active_backends", "5"},
-      {"blocked_backends", "3"},     {"io_waiters", "0"},
-      {"syncrep_waiters", "0"},      {"idle_in_tx", "1"},
-      {"oldest_idle_in_tx_ms", "2522"}, {"lock_waiters", "3"},
-      {"oldest_lock_wait_ms", "2522"}, {"deadlocks", "0"},
-      {"xact_total", "5"},           {"streaming_standbys", "1"},
+      {"in_recovery", "f"},
+      {"system_identifier", "7712878630329562490"},
+      {"server_version_num", "150018"},
+      {"timeline", "1"},
+      {"current_lsn", "0/3000FC0"},
+      {"receive_lsn", std::nullopt},
+      {"replay_lsn", std::nullopt},
+      {"replay_paused", std::nullopt},
+      {"wal_receiver_status", std::nullopt},
+      {"last_msg_receipt_age_ms", std::nullopt},
+      {"default_read_only", "f"},
+      {"can_read_all_stats", "t"},
+      {"max_connections", "300"},
+      {"active_backends", "5"},
+      {"blocked_backends", "3"},
+      {"io_waiters", "0"},
+      {"syncrep_waiters", "0"},
+      {"idle_in_tx", "1"},
+      {"oldest_idle_in_tx_ms", "2522"},
+      {"lock_waiters", "3"},
+      {"oldest_lock_wait_ms", "2522"},
+      {"deadlocks", "0"},
+      {"xact_total", "5"},
+      {"streaming_standbys", "1"},
       {"sync_standbys", "0"},
   };
 }
@@ -93,7 +106,7 @@ TEST_CASE("a standby without a WAL receiver reads as not streaming", "[unit][clu
   ColumnRow row = standbyRow();
   row["wal_receiver_status"] = std::nullopt;  // pg_stat_wal_receiver is empty
   row["last_msg_receipt_age_ms"] = std::nullopt;
-  row["receive_lsn"] = std::nullopt;          // restored from the archive only
+  row["receive_lsn"] = std::nullopt;  // restored from the archive only
   const auto s = parseStatsRow(row, 1000, 4);
   REQUIRE(s);
   CHECK_FALSE(s->wal_receiver_streaming);
@@ -119,7 +132,8 @@ TEST_CASE("the parser names the first missing or malformed column", "[unit][clus
       Case{"timeline", std::nullopt, "stats query column timeline: missing"},
       Case{"in_recovery", "yes", "stats query column in_recovery: not a boolean"},
       Case{"lock_waiters", "many", "stats query column lock_waiters: not a number in range"},
-      Case{"max_connections", "99999999999", "stats query column max_connections: not a number in range"},
+      Case{"max_connections", "99999999999",
+           "stats query column max_connections: not a number in range"},
       Case{"current_lsn", "0/XYZ", "stats query column current_lsn: not an LSN"},
       Case{"in_recovery", "NULL", "stats query column in_recovery: is NULL"},
       Case{"timeline", "-1", "stats query column timeline: not a number in range"});
@@ -153,8 +167,7 @@ TEST_CASE("the monitor's own sessions are left out of the lock and backend count
   // Research finding 4: an abandoned heartbeat must not show up as a lock waiter.
   CHECK(sql::kStatsQuery.find("application_name IS DISTINCT FROM 'pgpivot-monitor'") !=
         std::string_view::npos);
-  CHECK(sql::kStatsQuery.find("a.application_name = 'pgpivot-monitor'") !=
-        std::string_view::npos);
+  CHECK(sql::kStatsQuery.find("a.application_name = 'pgpivot-monitor'") != std::string_view::npos);
   CHECK(sql::kMonitorApplicationName == "pgpivot-monitor");
 }
 

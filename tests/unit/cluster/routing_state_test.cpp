@@ -1,8 +1,9 @@
 // The persisted routing state and the event log's JSON lines.
+#include "pgpivot/cluster/routing_state.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "pgpivot/cluster/event_log.hpp"
-#include "pgpivot/cluster/routing_state.hpp"
 
 namespace pgpivot::cluster {
 namespace {
@@ -82,8 +83,9 @@ TEST_CASE("action events carry sql, duration, result and error", "[unit][cluster
         R"j("sql":"SELECT pg_promote(true, 60)","duration_ms":290,"result":"failed",)j"
         R"j("error":"57014 \"canceling\"\n\u0001"})j");
   CHECK(line.find('\n') == std::string::npos);
-  CHECK(log.summary(e) == "cluster main f-7-1: db-b:5432 promote failed in 290 ms (57014 "
-                          "\"canceling\"\n\x01)");
+  CHECK(log.summary(e) ==
+        "cluster main f-7-1: db-b:5432 promote failed in 290 ms (57014 "
+        "\"canceling\"\n\x01)");
 }
 
 TEST_CASE("server text that is not UTF-8 does not break the log line", "[unit][cluster]") {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pgpivot/cluster/event_log.hpp"
 #include "pgpivot/cluster/failover.hpp"
 
 namespace pgpivot::cluster::test {
@@ -29,7 +30,7 @@ struct FakeNode {
   uint64_t lsn = 0x3000000;  // primary: current; standby: receive and replay
   uint64_t replay_lag = 0;   // standby: replay_lsn = lsn - replay_lag
   std::string sysid = kSysid;
-  int upstream = -1;              // standby: the node it streams from
+  int upstream = -1;  // standby: the node it streams from
   uint64_t last_receipt_ms = kStart;
   bool replay_paused = false;
   bool read_only = false;  // default_transaction_read_only (a fence)
@@ -54,7 +55,8 @@ struct FakeNode {
 class Sim {
  public:
   Sim(const Settings& settings, std::vector<FakeNode> nodes, RoutingState restored = {})
-      : nodes_(std::move(nodes)), machine_(names(nodes_.size()), settings, std::move(restored)),
+      : nodes_(std::move(nodes)),
+        machine_(names(nodes_.size()), settings, std::move(restored)),
         settings_(settings) {
     take(machine_.start(now_));
   }
@@ -129,7 +131,8 @@ class Sim {
   }
 
   bool sawEvent(std::string_view name) const {
-    return std::any_of(events.begin(), events.end(), [&](const Event& e) { return e.event == name; });
+    return std::any_of(events.begin(), events.end(),
+                       [&](const Event& e) { return e.event == name; });
   }
   const Event* lastEvent(std::string_view name) const {
     for (auto it = events.rbegin(); it != events.rend(); ++it) {
@@ -155,8 +158,8 @@ class Sim {
     return out;
   }
   std::size_t count(ActionKind kind) const {
-    return static_cast<std::size_t>(std::count_if(
-        actions.begin(), actions.end(), [&](const Action& a) { return a.kind == kind; }));
+    return static_cast<std::size_t>(std::count_if(actions.begin(), actions.end(),
+                                                  [&](const Action& a) { return a.kind == kind; }));
   }
   const Action* lastAction(ActionKind kind) const {
     for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
@@ -165,6 +168,15 @@ class Sim {
       }
     }
     return nullptr;
+  }
+  // The event log so far, one summary line per event, for INFO() on failure.
+  std::string dump() const {
+    const EventLogFormatter log("sim", "main");
+    std::string out;
+    for (const Event& e : events) {
+      out += "  +" + std::to_string(e.mono_ms - kStart) + " " + log.summary(e) + "\n";
+    }
+    return out;
   }
   void clearLog() {
     events.clear();

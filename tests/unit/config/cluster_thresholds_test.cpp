@@ -35,8 +35,8 @@ TEST_CASE("each profile sets the three detection thresholds", "[unit][config]") 
     const char* profile;
     Millis dead, unresponsive, write_stuck;
   };
-  const Row row = GENERATE(Row{"fast", 3s, 5s, 10s}, Row{"default", 5s, 10s, 20s},
-                           Row{"safe", 10s, 30s, 60s});
+  const Row row =
+      GENERATE(Row{"fast", 3s, 5s, 10s}, Row{"default", 5s, 10s, 20s}, Row{"safe", 10s, 30s, 60s});
   CAPTURE(row.profile);
   const auto result = parseCluster(std::string("profile = ") + row.profile + "\n");
   INFO(result.report());
@@ -139,11 +139,11 @@ TEST_CASE("the reference conf's commented failover defaults are the real default
       text += m[1].str() + " =" + m[2].str() + "\n";
     }
   }
-  for (const char* key : {"dead_after", "unresponsive_after", "write_stuck_after",
-                          "crash_recovery_grace", "lock_waiters_warn", "oldest_lock_wait_warn",
-                          "lock_pileup_action", "lock_pileup_grace", "max_lag_on_failover",
-                          "failover_cooldown", "max_failovers_per_hour", "search_primary_timeout",
-                          "failover_pause_timeout", "state_file"}) {
+  for (const char* key :
+       {"dead_after", "unresponsive_after", "write_stuck_after", "crash_recovery_grace",
+        "lock_waiters_warn", "oldest_lock_wait_warn", "lock_pileup_action", "lock_pileup_grace",
+        "max_lag_on_failover", "failover_cooldown", "max_failovers_per_hour",
+        "search_primary_timeout", "failover_pause_timeout", "state_file"}) {
     CAPTURE(key);
     CHECK(text.find(std::string(key) + " =") != std::string::npos);
   }
