@@ -360,25 +360,34 @@ void ClientSession::challenge(const std::string& secret) {
   stream_.writeOwned(std::move(out));
 }
 
-void ClientSession::readAuthentication() {
+// Takes the next whole message off the buffer. false: none yet (reading resumes) or the
+// bytes were invalid (the session is closed); `frame` views the buffer until it is compacted.
+bool ClientSession::takeMessage(const proto::Limits& limits, proto::FrameView& frame) {
   auto& buffer = stream_.buffer();
+  std::size_t consumed = 0;
+  const proto::Decode decoded = proto::nextFrame(buffer.unparsed(), limits, frame, consumed);
+  if (decoded == proto::Decode::kInvalid) {
+    closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
+                   CloseReason::kClientProtocolViolation);
+    return false;
+  }
+  if (decoded == proto::Decode::kNeedMore) {
+    buffer.compact();
+    stream_.startReading();
+    return false;
+  }
+  buffer.skipParsed(consumed);
+  return true;
+}
+
+void ClientSession::readAuthentication() {
+  proto::Limits limits;
+  limits.max_message_length = 10000;  // a password or SASL message is small
   while (state_ == ClientState::kAuthenticating && !auth_query_pending_) {
     proto::FrameView frame;
-    std::size_t consumed = 0;
-    proto::Limits limits;
-    limits.max_message_length = 10000;  // a password or SASL message is small
-    const proto::Decode decoded = proto::nextFrame(buffer.unparsed(), limits, frame, consumed);
-    if (decoded == proto::Decode::kInvalid) {
-      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid authentication message",
-                     CloseReason::kClientProtocolViolation);
+    if (!takeMessage(limits, frame)) {
       return;
     }
-    if (decoded == proto::Decode::kNeedMore) {
-      buffer.compact();
-      stream_.startReading();
-      return;
-    }
-    buffer.skipParsed(consumed);
     if (frame.tag != 'p') {
       closeWithError(sqlstate::kProtocolViolation,
                      fmt::format("pgpivot: expected a password message, got '{}'", frame.tag),
@@ -531,23 +540,11 @@ void ClientSession::startAdmin() {
 }
 
 void ClientSession::readAdmin() {
-  auto& buffer = stream_.buffer();
   while (state_ == ClientState::kAdmin && !admin_query_pending_) {
     proto::FrameView frame;
-    std::size_t consumed = 0;
-    const proto::Decode decoded =
-        proto::nextFrame(buffer.unparsed(), worker_.limits(), frame, consumed);
-    if (decoded == proto::Decode::kInvalid) {
-      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
-                     CloseReason::kClientProtocolViolation);
+    if (!takeMessage(worker_.limits(), frame)) {
       return;
     }
-    if (decoded == proto::Decode::kNeedMore) {
-      buffer.compact();
-      stream_.startReading();
-      return;
-    }
-    buffer.skipParsed(consumed);
     if (frame.tag == 'X') {
       close(CloseReason::kClientTerminate);
       return;
@@ -701,23 +698,11 @@ bool ClientSession::dropOrphanedBody() {
 bool ClientSession::answerLostTransaction() {
   // Consume the client's next statement (a Query, or extended messages up to Sync) and
   // answer it with the error, as PostgreSQL answers statements in a failed transaction.
-  auto& buffer = stream_.buffer();
   while (lost_transaction_ != LostTransaction::kNone) {
     proto::FrameView frame;
-    std::size_t consumed = 0;
-    const proto::Decode decoded =
-        proto::nextFrame(buffer.unparsed(), worker_.limits(), frame, consumed);
-    if (decoded == proto::Decode::kInvalid) {
-      closeWithError(sqlstate::kProtocolViolation, "pgpivot: invalid message from client",
-                     CloseReason::kClientProtocolViolation);
+    if (!takeMessage(worker_.limits(), frame)) {
       return false;
     }
-    if (decoded == proto::Decode::kNeedMore) {
-      buffer.compact();
-      stream_.startReading();
-      return false;
-    }
-    buffer.skipParsed(consumed);
     if (frame.tag == 'X') {
       close(CloseReason::kClientTerminate);
       return false;

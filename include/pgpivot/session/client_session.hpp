@@ -119,6 +119,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   void beginAuthentication();
   void challenge(const std::string& secret);
   void readAuthentication();
+  [[nodiscard]] bool takeMessage(const proto::Limits& limits, proto::FrameView& frame);
   bool handlePasswordMessage(std::string_view body);
   void authenticated();
   void startAdmin();
