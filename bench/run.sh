@@ -11,8 +11,8 @@
 #
 # Knobs (environment): DURATION=10 ROUNDS=3 CLIENTS=16 THREADS=2 SCALE=10 POOL_SIZE=20
 #   TESTS="sel_simple sel_extended sel_prepared sel_connect tpcb"  WARMUP=3 (s per target)
-#   PGBOUNCER_MODES="session transaction"  PGPIVOT_MODES="session" (add "transaction" once
-#   pgpivot supports it; "" leaves pgpivot out)  PGPIVOT_BIN=BUILD_DIR/src/pgpivot
+#   PGBOUNCER_MODES="session transaction"  PGPIVOT_MODES="session transaction"
+#   ("" leaves pgpivot out)  PGPIVOT_BIN=BUILD_DIR/src/pgpivot
 #   (a PgBouncer binary works as a stand-in)  PGBOUNCER_BIN=/usr/sbin/pgbouncer
 #   PGPIVOT_EXTRA_INI="workers = 1" (lines added to pgpivot's [pgpivot] section)
 #   QUIET_PCT=25 QUIET_WAIT=20 (wait up to QUIET_WAIT s before each run for the machine
@@ -126,7 +126,7 @@ POOL_SIZE=${POOL_SIZE:-20}
 WARMUP=${WARMUP:-3}
 TESTS=${TESTS:-"sel_simple sel_extended sel_prepared sel_connect tpcb"}
 PGBOUNCER_MODES=${PGBOUNCER_MODES-"session transaction"}
-PGPIVOT_MODES=${PGPIVOT_MODES-"session"}
+PGPIVOT_MODES=${PGPIVOT_MODES-"session transaction"}
 PGPIVOT_BIN=${PGPIVOT_BIN:-$build/src/pgpivot}
 PGBOUNCER_BIN=${PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 PGPIVOT_EXTRA_INI=${PGPIVOT_EXTRA_INI:-}

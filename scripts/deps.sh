@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config
   libuv1-dev libssl-dev libpq-dev libspdlog-dev libfmt-dev libinih-dev libcli11-dev
   libexpected-dev catch2
-  libhttp-parser-dev libsystemd-dev
+  libhttp-parser-dev libsystemd-dev nlohmann-json3-dev
   postgresql-15 postgresql-client-15 pgbouncer
   rpm lintian rpmlint debootstrap logrotate
 )
