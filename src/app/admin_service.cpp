@@ -89,8 +89,10 @@ void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
   if (total.config.empty()) {
     total.config = std::move(part.config);
   }
-  if (total.clusters.empty()) {
+  if (total.clusters.empty() && total.nodes.empty()) {
     total.clusters = std::move(part.clusters);
+    total.nodes = std::move(part.nodes);
+    total.failovers = std::move(part.failovers);
   }
   total.process.workers += 1;
   total.process.start_time_us = part.process.start_time_us;
@@ -221,14 +223,52 @@ void AdminService::run(const admin::Command& command,
       return;
     case admin::CommandKind::kSwitchover:
     case admin::CommandKind::kFailover:
-    case admin::CommandKind::kFence:
-    case admin::CommandKind::kUnfence:
     case admin::CommandKind::kDrill:
     case admin::CommandKind::kSetPrimary:
-    case admin::CommandKind::kResumeCluster:
+    case admin::CommandKind::kResumeCluster: {
+      const ProcessHooks* hooks = worker_.processHooks();
+      if (hooks == nullptr || !hooks->cluster_admin) {
+        done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no health monitor runs here"));
+        return;
+      }
+      cluster::AdminKind kind = cluster::AdminKind::kResume;
+      switch (command.kind) {
+        case admin::CommandKind::kSwitchover:
+          kind = cluster::AdminKind::kSwitchover;
+          break;
+        case admin::CommandKind::kFailover:
+          kind = cluster::AdminKind::kFailover;
+          break;
+        case admin::CommandKind::kDrill:
+          kind = cluster::AdminKind::kDrill;
+          break;
+        case admin::CommandKind::kSetPrimary:
+          kind = cluster::AdminKind::kSetPrimary;
+          break;
+        default:
+          break;
+      }
+      auto shared = std::make_shared<admin::Completion<admin::CommandOutput>>(std::move(done));
+      Worker* origin = &worker_;
+      hooks->cluster_admin(command.target, kind, command.to_node,
+                           [shared, origin](Result<std::string> reply) {
+                             origin->post([shared, reply = std::move(reply)] {
+                               if (!reply) {
+                                 (*shared)(tl::unexpected(reply.error()));
+                                 return;
+                               }
+                               admin::CommandOutput output;
+                               output.notices.push_back("pgpivot: " + *reply);
+                               (*shared)(std::move(output));
+                             });
+                           });
+      return;
+    }
+    case admin::CommandKind::kFence:
+    case admin::CommandKind::kUnfence:
       done(fail(sqlstate::kFeatureNotSupported,
-                "pgpivot: this failover command is not available yet: the health monitor "
-                "follows failovers made by an external manager"));
+                "pgpivot: FENCE and UNFENCE by hand are not available yet; the failover state "
+                "machine fences former primaries itself"));
       return;
   }
   done(fail(sqlstate::kInternalError, "pgpivot: unknown admin command"));

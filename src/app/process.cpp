@@ -264,6 +264,23 @@ int runProcess(const ProcessOptions& options) {
   hooks.shutdown = [&supervisor] {
     supervisor.post([&supervisor] { supervisor.shutdown(false); });
   };
+  // The health monitor watches every [cluster.*] on its own thread and tells the workers
+  // where each cluster's primary is. It starts once the workers run.
+  monitor::HealthMonitor health(loaded.config, [&peers](const monitor::ClusterRoute& route) {
+    for (Worker* worker : peers) {
+      worker->postRoute(route);
+    }
+  });
+  hooks.cluster_status = [&health](std::vector<admin::ClusterRow>& clusters,
+                                   std::vector<admin::NodeRow>& nodes,
+                                   std::vector<admin::FailoverStepRow>& steps) {
+    health.status(clusters, nodes, steps);
+  };
+  hooks.cluster_admin = [&health](const std::string& cluster, cluster::AdminKind kind,
+                                  const std::string& node,
+                                  std::function<void(Result<std::string>)> done) {
+    health.admin(cluster, kind, node, std::move(done));
+  };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);
   }
@@ -310,13 +327,6 @@ int runProcess(const ProcessOptions& options) {
     }
   }
 
-  // The health monitor watches every [cluster.*] on its own thread and tells the workers
-  // where each cluster's primary is.
-  monitor::HealthMonitor health(loaded.config, [&peers](const monitor::ClusterRoute& route) {
-    for (Worker* worker : peers) {
-      worker->postRoute(route);
-    }
-  });
   health.start();
 
   supervisor.run();

@@ -173,6 +173,9 @@ void Worker::applyRoute(const monitor::ClusterRoute& route) {
     // No primary means nowhere to send anyone: hold them until there is one (or the
     // pause times out).
     pool->setPaused(route.paused || !route.primary, route.pause_timeout);
+    if (route.drop_connections) {
+      pool->dropServers();  // the old primary: abort what runs there, keep nothing
+    }
     if (moved && route.primary) {
       pool::ServerTarget target = targetFor(*db, key.second);
       if (db->dbname.empty()) {

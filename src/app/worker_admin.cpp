@@ -205,27 +205,9 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
   if (parts.config) {
     snapshot.config = admin::configRows(*config_);
   }
-  if (parts.clusters) {
-    for (const auto& [name, cluster] : config_->clusters) {
-      admin::ClusterRow row;
-      row.name = name;
-      row.failover_mode = std::string(config::toString(cluster.failover_mode));
-      row.profile = cluster.profile;
-      row.nodes = static_cast<int64_t>(cluster.nodes.size());
-      const auto route = routes_.find(name);
-      if (route != routes_.end()) {
-        row.paused = route->second.paused || !route->second.primary;
-        row.state = route->second.primary ? "healthy" : "no_primary";
-        if (route->second.primary) {
-          row.primary =
-              fmt::format("{}:{}", route->second.primary->host, route->second.primary->port);
-        }
-        row.failovers = route->second.epoch > 0 ? static_cast<int64_t>(route->second.epoch - 1) : 0;
-      } else {
-        row.state = "discovering";
-      }
-      snapshot.clusters.push_back(std::move(row));
-    }
+  if ((parts.clusters || parts.nodes || parts.failovers) && hooks_ != nullptr &&
+      hooks_->cluster_status) {
+    hooks_->cluster_status(snapshot.clusters, snapshot.nodes, snapshot.failovers);
   }
   if (parts.process) {
     snapshot.process.start_time_us = static_cast<int64_t>(start_wall_us_);

@@ -288,6 +288,17 @@ void FailoverMachine::discover() {
     }
   }
   const auto vs = views();
+  const bool any_ours = std::any_of(vs.begin(), vs.end(), [&](const NodeView& n) {
+    return n.stats != nullptr && n.stats->system_identifier == routing_.system_identifier;
+  });
+  const bool any_answer =
+      std::any_of(vs.begin(), vs.end(), [](const NodeView& n) { return n.stats != nullptr; });
+  if (any_answer && !any_ours) {
+    alert(AlertLevel::kCritical, "no node has the cluster's system identifier " +
+                                     routing_.system_identifier +
+                                     " (from the state file): was the cluster rebuilt? Remove "
+                                     "the state file to start over");
+  }
   const PrimarySearch found = findPrimary(vs, routing_);
   for (const std::size_t i : found.old_primaries) {
     fenceOldPrimary(i, "found writable on an old timeline at discovery");

@@ -1,25 +1,53 @@
 #include "cluster_watch.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "pgpivot/cluster/probe_sql.hpp"
+#include "pgpivot/cluster/settings.hpp"
 #include "pgpivot/log/log.hpp"
 
 namespace pgpivot::monitor {
 
 namespace {
 
-// One round trip per node and tick. The timeline of a primary comes from the name of the
-// WAL file being written (its first 8 hex digits), which changes the moment a promotion
-// ends, unlike pg_control_checkpoint() which waits for the next checkpoint.
-constexpr const char* kProbeSql =
-    "SELECT pg_is_in_recovery() AS in_recovery, "
-    "CASE WHEN pg_is_in_recovery() "
-    "THEN (SELECT received_tli FROM pg_stat_wal_receiver) "
-    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END "
-    "AS timeline, "
-    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END "
-    "AS lsn, "
-    "(SELECT system_identifier FROM pg_control_system()) AS system_id";
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// PgProbe's verdict in the cluster module's words.
+cluster::ProbeOutcome outcomeOf(const ProbeOutcome& probe) {
+  switch (probe.kind) {
+    case ProbeOutcome::Kind::kOk:
+      return cluster::ProbeOutcome::kOk;
+    case ProbeOutcome::Kind::kTimeout:
+      return cluster::ProbeOutcome::kTimeout;
+    case ProbeOutcome::Kind::kRefused:
+      return probe.message.find("refused") != std::string::npos ||
+                     probe.message.find("No such file") != std::string::npos
+                 ? cluster::ProbeOutcome::kRefused
+                 : cluster::ProbeOutcome::kReset;
+    case ProbeOutcome::Kind::kError:
+      if (probe.sqlstate.rfind("28", 0) == 0) {
+        return cluster::ProbeOutcome::kAuthFailed;
+      }
+      return probe.sqlstate.empty() ? cluster::ProbeOutcome::kReset
+                                    : cluster::ProbeOutcome::kError;
+  }
+  return cluster::ProbeOutcome::kError;
+}
+
+std::string nodeNameOf(const config::NodeAddress& node) {
+  return fmt::format("{}:{}", node.host, node.port);
+}
 
 }  // namespace
 
@@ -28,46 +56,81 @@ ClusterWatch::ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster,
     : loop_(loop),
       cluster_(cluster),
       publish_(std::move(publish)),
-      events_(cluster.failover_log),
+      sink_(cluster.failover_log),
+      formatter_(fmt::format("pgpivot-{}", ::getpid()), cluster.name),
       timer_(new uv_timer_t{}) {
   uv_timer_init(loop_, timer_);
   timer_->data = this;
-  for (const auto& node : cluster_.nodes) {
-    NodeView view;
-    view.address = node;
-    std::vector<std::pair<std::string, std::string>> params = {
-        {"host", node.host},
-        {"port", std::to_string(node.port)},
-        {"dbname", cluster_.monitor_dbname},
-        {"user", cluster_.monitor_user},
-        {"password", cluster_.monitor_password},
-        {"application_name", "pgpivot-monitor"},
-        {"sslmode", "disable"},
-        {"connect_timeout", "10"},
-        // A blackholed node must not hold a socket for minutes.
-        {"keepalives", "1"},
-        {"keepalives_idle", "5"},
-        {"keepalives_interval", "1"},
-        {"keepalives_count", "3"},
-        {"tcp_user_timeout", std::to_string(cluster_.probe_timeout.count() + 1000)},
-    };
-    view.probe = std::make_unique<PgProbe>(loop_, std::move(params));
-    nodes_.push_back(std::move(view));
+  std::vector<std::string> names;
+  for (const auto& address : cluster_.nodes) {
+    Node node;
+    node.address = address;
+    node.name = nodeNameOf(address);
+    node.stats = std::make_unique<PgProbe>(loop_, params(address));
+    node.connect = std::make_unique<PgProbe>(loop_, params(address));
+    node.action = std::make_unique<PgProbe>(loop_, params(address));
+    names.push_back(node.name);
+    nodes_.push_back(std::move(node));
   }
+  cluster::Settings settings = cluster::settingsFor(cluster_);
+  // The heartbeat write needs a table the operator creates (probe_sql.hpp); until the
+  // config says it exists, verification rests on the stats probe.
+  settings.use_write_probe = false;
+  machine_ = std::make_unique<cluster::FailoverMachine>(std::move(names), settings, restore());
+  status_cluster_.name = cluster_.name;
+  status_cluster_.failover_mode = std::string(config::toString(cluster_.failover_mode));
+  status_cluster_.profile = cluster_.profile;
+  status_cluster_.nodes = static_cast<int64_t>(nodes_.size());
 }
 
-ClusterWatch::~ClusterWatch() {
-  stop();
+ClusterWatch::~ClusterWatch() { stop(); }
+
+std::vector<std::pair<std::string, std::string>> ClusterWatch::params(
+    const config::NodeAddress& node) const {
+  return {
+      {"host", node.host},
+      {"port", std::to_string(node.port)},
+      {"dbname", cluster_.monitor_dbname},
+      {"user", cluster_.monitor_user},
+      {"password", cluster_.monitor_password},
+      {"application_name", std::string(cluster::sql::kMonitorApplicationName)},
+      {"sslmode", "disable"},
+      {"connect_timeout", "10"},
+      // A blackholed node must not hold a socket for minutes.
+      {"keepalives", "1"},
+      {"keepalives_idle", "5"},
+      {"keepalives_interval", "1"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", std::to_string(cluster_.probe_timeout.count() + 1000)},
+  };
+}
+
+cluster::RoutingState ClusterWatch::restore() {
+  if (cluster_.state_file.empty()) {
+    return {};
+  }
+  std::ifstream in(cluster_.state_file);
+  if (!in) {
+    return {};  // first start
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto state = cluster::parseRoutingState(text.str());
+  if (!state) {
+    PGPIVOT_LOG_ERROR("cluster {}: state file {} is unreadable ({}); starting without it",
+                      cluster_.name, cluster_.state_file, state.error().message);
+    return {};
+  }
+  return *state;
 }
 
 void ClusterWatch::start() {
-  events_.write(cluster_.name, epoch_, "monitor_started",
-                {{"nodes", std::to_string(nodes_.size())},
-                 {"failover_mode", std::string(config::toString(cluster_.failover_mode))},
-                 {"probe_interval_ms", std::to_string(cluster_.probe_interval.count())}});
+  apply(machine_->start(uv_now(loop_)));
+  // The machine wants to be called at least every probe_interval / 4.
+  const auto interval = std::max<int64_t>(cluster_.probe_interval.count() / 4, 25);
   uv_timer_start(
       timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); }, 0,
-      static_cast<uint64_t>(std::max<int64_t>(cluster_.probe_interval.count(), 50)));
+      static_cast<uint64_t>(interval));
 }
 
 void ClusterWatch::stop() {
@@ -81,181 +144,346 @@ void ClusterWatch::stop() {
   nodes_.clear();  // each PgProbe closes its handles and its libpq connection
 }
 
-std::string ClusterWatch::nodeName(std::size_t index) const {
-  return fmt::format("{}:{}", nodes_[index].address.host, nodes_[index].address.port);
-}
+// --- probes ---------------------------------------------------------------------------------
 
 void ClusterWatch::tick() {
+  const uint64_t now = uv_now(loop_);
+  const auto deadline = static_cast<uint64_t>(cluster_.probe_timeout.count());
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i].probe->busy()) {
-      continue;  // its deadline will answer
+    Node& node = nodes_[i];
+    if (now >= node.next_stats_ms && !node.stats->busy()) {
+      node.next_stats_ms = now + static_cast<uint64_t>(cluster_.probe_interval.count());
+      node.stats->run(std::string(cluster::sql::kStatsQuery), deadline,
+                      [this, i, now](ProbeOutcome outcome) { onStats(i, now, outcome); });
     }
-    nodes_[i].probe->run(kProbeSql, static_cast<uint64_t>(cluster_.probe_timeout.count()),
-                         [this, i](ProbeOutcome outcome) { onProbe(i, outcome); });
+    const cluster::ProbePlan plan = machine_->probePlan(i);
+    if (now >= node.next_connect_ms && !node.connect->busy()) {
+      node.next_connect_ms = now + plan.connect_interval_ms;
+      node.connect->run(
+          std::string(cluster::sql::kConnectProbe), deadline,
+          [this, i, now](ProbeOutcome outcome) { onConnect(i, now, outcome); }, true);
+    }
   }
+  apply(machine_->tick(now));
 }
 
-void ClusterWatch::onProbe(std::size_t index, const ProbeOutcome& outcome) {
-  NodeView& node = nodes_[index];
-  const bool was_reachable = node.reachable || !node.probed;
-  node.probed = true;
-  node.latency_ms = outcome.latency_ms;
-  if (outcome.kind == ProbeOutcome::Kind::kOk) {
-    node.reachable = true;
-    node.failing_since = 0;
-    node.in_recovery = outcome.value("in_recovery").value_or("f") == "t";
-    node.timeline = std::atoi(outcome.value("timeline").value_or("0").c_str());
-    node.lsn = outcome.value("lsn").value_or("");
-    node.system_id = outcome.value("system_id").value_or("");
-    if (!was_reachable) {
-      events_.write(cluster_.name, epoch_, "node_reachable",
-                    {{"node", nodeName(index)},
-                     {"role", node.in_recovery ? "standby" : "primary"},
-                     {"timeline", std::to_string(node.timeline)}});
+void ClusterWatch::onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome) {
+  cluster::ProbeSample sample;
+  if (outcome.kind == ProbeOutcome::Kind::kOk && !outcome.rows.empty()) {
+    cluster::ColumnRow row;
+    for (std::size_t c = 0; c < outcome.columns.size() && c < outcome.rows.front().size(); ++c) {
+      row[outcome.columns[c]] = outcome.rows.front()[c];
+    }
+    auto parsed =
+        cluster::parseStatsRow(row, sent_ms, static_cast<uint32_t>(outcome.latency_ms));
+    if (parsed) {
+      sample = std::move(*parsed);
+    } else {
+      sample.outcome = cluster::ProbeOutcome::kError;
+      sample.error = parsed.error().message;
     }
   } else {
-    const uint64_t now = uv_now(loop_);
-    if (node.failing_since == 0) {
-      node.failing_since = now;
-    }
-    node.reachable = false;
-    node.last_error = outcome.message;
-    if (was_reachable) {
-      const char* kinds[] = {"ok", "timeout", "refused", "error"};
-      events_.write(cluster_.name, epoch_, "probe_failed",
-                    {{"node", nodeName(index)},
-                     {"result", kinds[static_cast<int>(outcome.kind)]},
-                     {"sqlstate", outcome.sqlstate},
-                     {"error", outcome.message},
-                     {"latency_ms", std::to_string(outcome.latency_ms)}});
-    }
+    sample.outcome = outcomeOf(outcome);
+    sample.sqlstate = outcome.sqlstate;
+    sample.error = outcome.message;
   }
-  decide();
-}
-
-void ClusterWatch::decide() {
-  const uint64_t now = uv_now(loop_);
-  // 1. The routed primary: still the primary, and alive?
-  if (primary_) {
-    NodeView& current = nodes_[*primary_];
-    const bool demoted = current.reachable && current.in_recovery;
-    const bool dead =
-        !current.reachable && current.failing_since != 0 &&
-        now - current.failing_since >= static_cast<uint64_t>(cluster_.dead_after.count());
-    // Another node promoted on a newer timeline: the external manager moved the primary.
-    bool superseded = false;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      if (i != *primary_ && nodes_[i].reachable && !nodes_[i].in_recovery &&
-          nodes_[i].timeline > current.timeline && nodes_[i].timeline >= min_timeline_) {
-        superseded = true;
+  sample.at_ms = sent_ms;
+  sample.latency_ms = static_cast<uint32_t>(outcome.latency_ms);
+  if (index < nodes_.size()) {
+    nodes_[index].last = sample;
+    // A failing primary: look again at once, from every side (fast path for kill -9).
+    if (!sample.ok() && machine_->routedPrimary() == index) {
+      for (auto& node : nodes_) {
+        node.next_stats_ms = 0;
+        node.next_connect_ms = 0;
       }
     }
-    if (demoted || dead || superseded) {
-      const std::string reason = demoted ? "primary is in recovery (NOT_PRIMARY)"
-                                 : dead  ? "primary unreachable for dead_after (DOWN)"
-                                         : "another node was promoted on a newer timeline";
-      current.fenced = true;  // a former primary comes back only as a standby
-      events_.write(
-          cluster_.name, epoch_, "primary_lost",
-          {{"node", nodeName(*primary_)},
-           {"reason", reason},
-           {"evidence", current.reachable
-                            ? "in_recovery=" + std::string(current.in_recovery ? "t" : "f")
-                            : current.last_error},
-           {"timeline", std::to_string(current.timeline)}});
-      events_.write(cluster_.name, epoch_, "fence",
-                    {{"node", nodeName(*primary_)}, {"method", "stop_routing,close_connections"}});
-      lost_at_ = now;
-      route(std::nullopt, reason);
-    } else {
+  }
+  apply(machine_->onStats(index, sample, uv_now(loop_)));
+}
+
+void ClusterWatch::onConnect(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome) {
+  cluster::ConnectSample sample;
+  sample.outcome = outcomeOf(outcome);
+  sample.sqlstate = outcome.sqlstate;
+  sample.error = outcome.message;
+  sample.at_ms = sent_ms;
+  sample.latency_ms = static_cast<uint32_t>(outcome.latency_ms);
+  apply(machine_->onConnect(index, sample, uv_now(loop_)));
+}
+
+// --- actions ---------------------------------------------------------------------------------
+
+void ClusterWatch::apply(cluster::Output output) {
+  backlog_.push_back(std::move(output));
+  if (applying_) {
+    return;  // the outer apply() takes it in order
+  }
+  applying_ = true;
+  while (!backlog_.empty()) {
+    cluster::Output next = std::move(backlog_.front());
+    backlog_.pop_front();
+    for (const auto& event : next.events) {
+      sink_.writeLine(formatter_.line(event, wallMs()));
+      if (event.event == "state_change") {
+        PGPIVOT_LOG_INFO("{}", formatter_.summary(event));
+      }
+      std::lock_guard lock(status_mutex_);
+      admin::FailoverStepRow step;
+      step.cluster = cluster_.name;
+      step.kind = event.failover_id.rfind("s-", 0) == 0 ? "switchover" : "failover";
+      step.time_us = wallMs() * 1000;
+      step.step = event.event;
+      step.result = event.result.empty() ? event.to : event.result;
+      step.detail = event.reason;
+      if (!event.failover_id.empty()) {
+        steps_.push_back(std::move(step));
+        if (steps_.size() > 1000) {
+          steps_.erase(steps_.begin());
+        }
+      }
+      if (event.event == "failover_complete" || event.event == "incident_complete") {
+        ++failovers_;
+      }
+    }
+    for (const auto& action : next.actions) {
+      execute(action);
+    }
+  }
+  applying_ = false;
+  refreshStatus();
+}
+
+void ClusterWatch::report(uint64_t id, cluster::ActionStatus status, std::string error) {
+  cluster::ActionResult result;
+  result.id = id;
+  result.status = status;
+  result.error = std::move(error);
+  apply(machine_->onActionResult(result, uv_now(loop_)));
+}
+
+void ClusterWatch::publishRoute(bool paused, bool drop_connections) {
+  ClusterRoute route;
+  route.cluster = cluster_.name;
+  route.epoch = epoch_;
+  route.paused = paused;
+  route.pause_timeout = cluster_.failover_pause_timeout;
+  route.drop_connections = drop_connections;
+  if (routed_) {
+    route.primary = nodes_[*routed_].address;
+  }
+  publish_(route);
+}
+
+void ClusterWatch::execute(const cluster::Action& action) {
+  using cluster::ActionKind;
+  switch (action.kind) {
+    case ActionKind::kPersistState: {
+      std::string error;
+      const bool ok = persist(action.payload, error);
+      report(action.id, ok ? cluster::ActionStatus::kOk : cluster::ActionStatus::kFailed, error);
       return;
     }
-  }
-  // 2. No primary routed: find the one valid primary (follow mode waits for an external
-  //    manager to promote; research §3.3: not in recovery, timeline >= the highest seen,
-  //    not fenced, same system).
-  std::vector<std::size_t> candidates;
-  int best_timeline = min_timeline_;
-  for (std::size_t i = 0; i < nodes_.size(); ++i) {
-    const NodeView& node = nodes_[i];
-    if (!node.reachable || node.in_recovery || node.fenced || node.timeline < min_timeline_) {
-      continue;
+    case ActionKind::kRoute:
+      routed_ = action.node;
+      epoch_ = action.epoch;
+      PGPIVOT_LOG_INFO("cluster {}: writes go to {} (epoch {})", cluster_.name,
+                       routed_ ? nodes_[*routed_].name : "nobody", epoch_);
+      publishRoute(machine_->clientsPaused(), false);
+      return;
+    case ActionKind::kPauseClients:
+      // Unplanned: the old primary's connections are closed, its transactions aborted.
+      if (action.node && routed_ == action.node && !action.planned) {
+        routed_.reset();
+      }
+      publishRoute(true, action.node.has_value() && !action.planned);
+      report(action.id, cluster::ActionStatus::kOk);
+      return;
+    case ActionKind::kResumeClients:
+      routed_ = machine_->routedPrimary();
+      publishRoute(false, false);
+      report(action.id, cluster::ActionStatus::kOk);
+      return;
+    case ActionKind::kRefuseWrites:
+      routed_.reset();
+      publishRoute(true, true);
+      return;
+    case ActionKind::kFence: {
+      if (action.node && routed_ == action.node) {
+        routed_.reset();
+        publishRoute(true, true);
+      }
+      std::string sql = fmt::format("{}; {}; {}", cluster::sql::kFenceTerminateSessions,
+                                    cluster::sql::kFenceReadOnly, cluster::sql::kReloadConf);
+      if (!cluster_.fence_command.empty()) {
+        PGPIVOT_LOG_WARN("cluster {}: fence_command is not run by this build: {}", cluster_.name,
+                         cluster_.fence_command);
+      }
+      runSql(action, std::move(sql), false);
+      return;
     }
-    if (!expected_system_id_.empty() && node.system_id != expected_system_id_) {
-      continue;
-    }
-    best_timeline = std::max(best_timeline, node.timeline);
-    candidates.push_back(i);
-  }
-  std::vector<std::size_t> newest;
-  for (const std::size_t i : candidates) {
-    if (nodes_[i].timeline == best_timeline) {
-      newest.push_back(i);
-    }
-  }
-  if (newest.size() == 1) {
-    route(newest.front(), lost_at_ != 0 ? "new primary found" : "primary discovered");
-    return;
-  }
-  if (newest.size() > 1) {
-    if (published_once_ || primary_) {
-      events_.write(cluster_.name, epoch_, "split_brain",
-                    {{"nodes", fmt::format("{} writable nodes on timeline {}", newest.size(),
-                                           best_timeline)}});
-    }
-    if (!published_once_) {
-      route(std::nullopt, "split brain: more than one writable node");
-    }
-    return;
-  }
-  // Nobody can take writes yet. Publish once so workers hold clients instead of sending
-  // them to a node that is not primary.
-  bool all_probed = true;
-  for (const auto& node : nodes_) {
-    all_probed = all_probed && node.probed;
-  }
-  if (!published_once_ && all_probed) {
-    route(std::nullopt, "no primary found");
+    case ActionKind::kUnfence:
+      runSql(action,
+             fmt::format("{}; {}", cluster::sql::kUnfenceReadOnly, cluster::sql::kReloadConf),
+             false);
+      return;
+    case ActionKind::kPromote:
+      runSql(action, std::string(cluster::sql::kPromote), true);
+      return;
+    case ActionKind::kCheckpoint:
+      runSql(action, std::string(cluster::sql::kCheckpoint), false);
+      return;
+    case ActionKind::kReportBlockers:
+      runSql(action, std::string(cluster::sql::kBlockerTree), false);
+      return;
+    case ActionKind::kCancelBlocker:
+      runSql(action, std::string(cluster::sql::kCancelRootBlockers), false);
+      return;
+    case ActionKind::kTerminateBlocker:
+      runSql(action, std::string(cluster::sql::kTerminateRootBlockers), false);
+      return;
+    case ActionKind::kAlert:
+      if (action.level == cluster::AlertLevel::kCritical) {
+        PGPIVOT_LOG_ERROR("cluster {}: {}", cluster_.name, action.reason);
+      } else {
+        PGPIVOT_LOG_WARN("cluster {}: {}", cluster_.name, action.reason);
+      }
+      return;
   }
 }
 
-void ClusterWatch::route(std::optional<std::size_t> primary, const std::string& reason) {
-  const bool changed = primary != primary_ || !published_once_;
-  if (!changed) {
+void ClusterWatch::runSql(const cluster::Action& action, std::string sql, bool expect_true) {
+  if (!action.node || *action.node >= nodes_.size()) {
+    report(action.id, cluster::ActionStatus::kFailed, "no node");
     return;
   }
-  ClusterRoute update;
-  update.cluster = cluster_.name;
-  update.pause_timeout = cluster_.failover_pause_timeout;
-  update.reason = reason;
-  if (primary) {
-    ++epoch_;
-    const NodeView& node = nodes_[*primary];
-    min_timeline_ = std::max(min_timeline_, node.timeline);
-    if (expected_system_id_.empty()) {
-      expected_system_id_ = node.system_id;
-    }
-    update.primary = node.address;
-    const uint64_t took = lost_at_ != 0 ? uv_now(loop_) - lost_at_ : 0;
-    events_.write(cluster_.name, epoch_, lost_at_ != 0 ? "failover_complete" : "route",
-                  {{"node", nodeName(*primary)},
-                   {"role", "primary"},
-                   {"timeline", std::to_string(node.timeline)},
-                   {"lsn", node.lsn},
-                   {"reason", reason},
-                   {"duration_ms", std::to_string(took)}});
-    PGPIVOT_LOG_INFO("cluster {}: writes go to {} (timeline {}, epoch {}): {}", cluster_.name,
-                     nodeName(*primary), node.timeline, epoch_, reason);
-    lost_at_ = 0;
-  } else {
-    update.paused = true;
-    events_.write(cluster_.name, epoch_, "clients_paused", {{"reason", reason}});
-    PGPIVOT_LOG_WARN("cluster {}: no primary, clients wait: {}", cluster_.name, reason);
+  PgProbe& probe = *nodes_[*action.node].action;
+  if (probe.busy()) {
+    report(action.id, cluster::ActionStatus::kFailed, "another action is running on the node");
+    return;
   }
-  update.epoch = epoch_;
-  primary_ = primary;
-  published_once_ = true;
-  publish_(update);
+  const uint64_t id = action.id;
+  const uint64_t deadline =
+      action.kind == cluster::ActionKind::kPromote ? 65000 : 5000;  // pg_promote waits 60 s
+  probe.run(
+      sql, deadline,
+      [this, id, expect_true](ProbeOutcome outcome) {
+        if (outcome.kind == ProbeOutcome::Kind::kOk) {
+          const bool value_true = !outcome.rows.empty() && !outcome.rows.front().empty() &&
+                                  outcome.rows.front().front().value_or("") == "t";
+          if (expect_true && !value_true) {
+            report(id, cluster::ActionStatus::kFailed, "returned false");
+          } else {
+            report(id, cluster::ActionStatus::kOk);
+          }
+          return;
+        }
+        const bool unreachable = outcome.kind == ProbeOutcome::Kind::kRefused ||
+                                 outcome.kind == ProbeOutcome::Kind::kTimeout;
+        report(id,
+               unreachable ? cluster::ActionStatus::kUnreachable : cluster::ActionStatus::kFailed,
+               fmt::format("{} {}", outcome.sqlstate, outcome.message));
+      },
+      true);
+}
+
+bool ClusterWatch::persist(const std::string& payload, std::string& error) {
+  if (cluster_.state_file.empty()) {
+    return true;  // kept in memory only (documented in conf/pgpivot.ini)
+  }
+  // write, fsync, rename: a crash leaves the old file or the new one, never half of one.
+  const std::string temp = cluster_.state_file + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    error = fmt::format("cannot write {}: {}", temp, std::strerror(errno));
+    return false;
+  }
+  const std::string line = payload + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const bool synced = written && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!synced || std::rename(temp.c_str(), cluster_.state_file.c_str()) != 0) {
+    error = fmt::format("cannot write {}: {}", cluster_.state_file, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// --- admin and status ------------------------------------------------------------------------
+
+cluster::AdminReply ClusterWatch::admin(const cluster::AdminCommand& command) {
+  cluster::Output output = machine_->onAdmin(command, uv_now(loop_));
+  cluster::AdminReply reply = output.admin.value_or(cluster::AdminReply{});
+  apply(std::move(output));
+  return reply;
+}
+
+std::optional<std::size_t> ClusterWatch::nodeIndex(const std::string& host_port) const {
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].name == host_port) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+void ClusterWatch::refreshStatus() {
+  std::lock_guard lock(status_mutex_);
+  status_cluster_.state = std::string(cluster::toString(machine_->state()));
+  status_cluster_.primary = routed_ ? nodes_[*routed_].name : "";
+  status_cluster_.paused = machine_->clientsPaused();
+  status_cluster_.failovers = static_cast<int64_t>(failovers_);
+  int64_t healthy = 0;
+  status_nodes_.clear();
+  uint64_t primary_lsn = 0;
+  for (const auto& node : nodes_) {
+    if (node.last && node.last->ok() && !node.last->in_recovery) {
+      primary_lsn = std::max(primary_lsn, node.last->current_lsn);
+    }
+  }
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& node = nodes_[i];
+    admin::NodeRow row;
+    row.cluster = cluster_.name;
+    row.node = node.name;
+    const cluster::NodeVerdict& verdict = machine_->health(i).verdict();
+    row.health = std::string(cluster::toString(verdict.state));
+    row.fenced = std::find(machine_->routing().fenced.begin(), machine_->routing().fenced.end(),
+                           node.name) != machine_->routing().fenced.end();
+    if (verdict.state == cluster::NodeState::kHealthy) {
+      ++healthy;
+    }
+    if (node.last && node.last->ok()) {
+      const cluster::ProbeSample& s = *node.last;
+      row.role = s.in_recovery ? "standby" : "primary";
+      row.timeline = s.timeline;
+      const uint64_t lsn = s.in_recovery ? s.replay_lsn : s.current_lsn;
+      row.lsn = cluster::formatLsn(lsn);
+      if (primary_lsn > 0) {
+        row.lag_bytes = static_cast<int64_t>(primary_lsn > lsn ? primary_lsn - lsn : 0);
+      }
+      row.probe_latency_us = static_cast<int64_t>(s.latency_ms) * 1000;
+      row.lock_waiters = s.lock_waiters;
+      row.oldest_lock_wait_us = static_cast<int64_t>(s.oldest_lock_wait_ms) * 1000;
+      row.blocked_backends = s.blocked_backends;
+      row.active_backends = s.active_backends;
+      row.server_version = std::to_string(s.server_version_num);
+    } else {
+      row.role = "unknown";
+    }
+    row.last_probe_time_us = wallMs() * 1000;
+    status_nodes_.push_back(std::move(row));
+  }
+  status_cluster_.healthy_nodes = healthy;
+}
+
+void ClusterWatch::status(std::vector<admin::ClusterRow>& clusters,
+                          std::vector<admin::NodeRow>& nodes,
+                          std::vector<admin::FailoverStepRow>& steps) const {
+  std::lock_guard lock(status_mutex_);
+  clusters.push_back(status_cluster_);
+  nodes.insert(nodes.end(), status_nodes_.begin(), status_nodes_.end());
+  steps.insert(steps.end(), steps_.begin(), steps_.end());
 }
 
 }  // namespace pgpivot::monitor

@@ -1,39 +1,30 @@
-// One [cluster.*] under watch: a probe connection per node, a tick every probe_interval,
-// and the follow-mode routing decision: which node takes writes, when the primary is lost,
-// and which node took over. Lives on the health monitor's loop.
+// One [cluster.*] under watch, on the health monitor's loop: it runs the probes the
+// cluster module asks for (stats, fresh connection) on every node through non-blocking
+// libpq, feeds the results to the FailoverMachine, and carries out the machine's actions:
+// persisting the routing state, telling the workers where writes go (ClusterRoute),
+// pausing and resuming clients, fencing, promoting. All decisions are the machine's.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "event_log.hpp"
+#include "pgpivot/admin/snapshot.hpp"
+#include "pgpivot/cluster/event_log.hpp"
+#include "pgpivot/cluster/failover.hpp"
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/monitor/health_monitor.hpp"
 #include "pgpivot/monitor/pg_probe.hpp"
 
 namespace pgpivot::monitor {
-
-// What the last probe of a node said.
-struct NodeView {
-  config::NodeAddress address;
-  std::unique_ptr<PgProbe> probe;
-  bool reachable = false;
-  bool in_recovery = false;
-  int timeline = 0;
-  std::string lsn;
-  std::string system_id;
-  std::string last_error;
-  uint64_t latency_ms = 0;
-  uint64_t failing_since = 0;  // loop time of the first failure in a row; 0 while healthy
-  bool fenced = false;         // a former primary: never routed to again
-  bool probed = false;         // at least one answer since start
-};
 
 class ClusterWatch final {
  public:
@@ -45,26 +36,58 @@ class ClusterWatch final {
 
   void start();
   void stop();
+  const std::string& name() const { return cluster_.name; }
+
+  // An admin command (SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME) for this cluster.
+  cluster::AdminReply admin(const cluster::AdminCommand& command);
+  // Copies of what SHOW CLUSTERS / SHOW NODES / SHOW FAILOVERS show.
+  void status(std::vector<admin::ClusterRow>& clusters, std::vector<admin::NodeRow>& nodes,
+              std::vector<admin::FailoverStepRow>& steps) const;
+  std::optional<std::size_t> nodeIndex(const std::string& host_port) const;
 
  private:
+  struct Node {
+    config::NodeAddress address;
+    std::string name;                      // "host:port"
+    std::unique_ptr<PgProbe> stats;        // L: persistent connection
+    std::unique_ptr<PgProbe> connect;      // C: a fresh connection each time
+    std::unique_ptr<PgProbe> action;       // fence, promote, checkpoint, blockers
+    uint64_t next_stats_ms = 0;
+    uint64_t next_connect_ms = 0;
+    std::optional<cluster::ProbeSample> last;  // for SHOW NODES
+  };
+
   void tick();
-  void onProbe(std::size_t index, const ProbeOutcome& outcome);
-  void decide();
-  void route(std::optional<std::size_t> primary, const std::string& reason);
-  std::string nodeName(std::size_t index) const;
+  void onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
+  void onConnect(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
+  void apply(cluster::Output output);
+  void execute(const cluster::Action& action);
+  void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
+  void runSql(const cluster::Action& action, std::string sql, bool expect_true);
+  void publishRoute(bool paused, bool drop_connections);
+  bool persist(const std::string& payload, std::string& error);
+  cluster::RoutingState restore();
+  std::vector<std::pair<std::string, std::string>> params(const config::NodeAddress& node) const;
+  void refreshStatus();
 
   uv_loop_t* loop_;
   config::ClusterEntry cluster_;
   HealthMonitor::Publish publish_;
-  EventLog events_;
+  EventSink sink_;
+  cluster::EventLogFormatter formatter_;
+  std::unique_ptr<cluster::FailoverMachine> machine_;
   uv_timer_t* timer_;
-  std::vector<NodeView> nodes_;
-  std::optional<std::size_t> primary_;  // the node writes go to
+  std::vector<Node> nodes_;
+  std::deque<cluster::Output> backlog_;  // outputs produced while one is being applied
+  bool applying_ = false;
+  std::optional<std::size_t> routed_;  // what the workers were last told
   uint64_t epoch_ = 0;
-  int min_timeline_ = 0;            // never route to a primary on an older timeline
-  std::string expected_system_id_;  // every node of one cluster shares it
-  uint64_t lost_at_ = 0;            // when the primary was declared lost; 0: not lost
-  bool published_once_ = false;
+
+  mutable std::mutex status_mutex_;  // guards the copies below (read by the admin console)
+  admin::ClusterRow status_cluster_;
+  std::vector<admin::NodeRow> status_nodes_;
+  std::vector<admin::FailoverStepRow> steps_;
+  uint64_t failovers_ = 0;
 };
 
 }  // namespace pgpivot::monitor

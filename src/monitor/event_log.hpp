@@ -1,33 +1,25 @@
-// The failover event log (research/failover.md §7.7): one JSON object per line, each with
-// a wall-clock and a monotonic timestamp, the cluster, its epoch and the event, to
-// `failover_log` or, when that is not set, to the main log.
+// Where failover event-log lines go: the `failover_log` file (appended, flushed per line)
+// or, when that is not set, the main log. Formatting is the cluster module's
+// (EventLogFormatter); this only writes.
 #pragma once
 
-#include <cstdint>
 #include <cstdio>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace pgpivot::monitor {
 
-class EventLog final {
+class EventSink final {
  public:
-  explicit EventLog(std::string path);
-  EventLog(const EventLog&) = delete;
-  EventLog& operator=(const EventLog&) = delete;
-  ~EventLog();
+  explicit EventSink(std::string path);
+  EventSink(const EventSink&) = delete;
+  EventSink& operator=(const EventSink&) = delete;
+  ~EventSink();
 
-  // Fields are written in order after ts, mono_ms, cluster, epoch and event. Values that
-  // look like JSON numbers or booleans are written bare, the rest as strings.
-  void write(const std::string& cluster, uint64_t epoch, const std::string& event,
-             const std::vector<std::pair<std::string, std::string>>& fields);
+  void writeLine(const std::string& line);
 
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
 };
-
-std::string jsonEscape(const std::string& text);
 
 }  // namespace pgpivot::monitor

@@ -37,10 +37,53 @@ void HealthMonitor::stop() {
     return;
   }
   mailbox_.post([this] {
+    std::lock_guard lock(clusters_mutex_);
     clusters_.clear();  // closes timers, polls and libpq connections
     mailbox_.close();
   });
   thread_.join();
+}
+
+void HealthMonitor::status(std::vector<admin::ClusterRow>& clusters,
+                           std::vector<admin::NodeRow>& nodes,
+                           std::vector<admin::FailoverStepRow>& steps) const {
+  std::lock_guard lock(clusters_mutex_);
+  for (const auto& cluster : clusters_) {
+    cluster->status(clusters, nodes, steps);
+  }
+}
+
+void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
+                          const std::string& node,
+                          std::function<void(Result<std::string>)> done) {
+  if (!thread_.joinable()) {
+    done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no [cluster.*] is configured"));
+    return;
+  }
+  mailbox_.post([this, cluster, kind, node, done = std::move(done)] {
+    for (auto& watch : clusters_) {
+      if (watch->name() != cluster) {
+        continue;
+      }
+      cluster::AdminCommand command;
+      command.kind = kind;
+      if (!node.empty()) {
+        command.target = watch->nodeIndex(node);
+        if (!command.target) {
+          done(fail("42704", "pgpivot: cluster " + cluster + " has no node " + node));
+          return;
+        }
+      }
+      const cluster::AdminReply reply = watch->admin(command);
+      if (!reply.accepted) {
+        done(fail("55000", "pgpivot: " + reply.message));
+        return;
+      }
+      done(reply.message);
+      return;
+    }
+    done(fail("42704", "pgpivot: no cluster named " + cluster));
+  });
 }
 
 }  // namespace pgpivot::monitor

@@ -284,6 +284,11 @@ uint64_t Pool::oldestWaitStart() const {
 
 void Pool::moveTo(ServerTarget target) {
   target_ = std::move(target);
+  dropServers();
+  serveWaiters();
+}
+
+void Pool::dropServers() {
   ++generation_;
   closeIdleServers();
   // Everything else still points at the old primary: close it. Copies, because closing
@@ -295,7 +300,6 @@ void Pool::moveTo(ServerTarget target) {
   for (ServerConn* server : stale) {
     server->close(session::CloseReason::kFailover);
   }
-  serveWaiters();
 }
 
 void Pool::rememberScramKeys(const std::array<uint8_t, 32>& client_key,

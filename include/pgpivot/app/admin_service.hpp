@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pgpivot/admin/backend.hpp"
+#include "pgpivot/cluster/failover_types.hpp"
 
 namespace pgpivot::app {
 
@@ -21,6 +22,15 @@ struct ProcessHooks {
   // diagnostics (warnings) or the error.
   std::function<void(std::function<void(Result<std::vector<std::string>>)> done)> reload;
   std::function<void()> shutdown;
+  // The health monitor's view (SHOW CLUSTERS / NODES / FAILOVERS); safe from any thread.
+  std::function<void(std::vector<admin::ClusterRow>&, std::vector<admin::NodeRow>&,
+                     std::vector<admin::FailoverStepRow>&)>
+      cluster_status;
+  // SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME_CLUSTER; `done` runs on the
+  // monitor's thread.
+  std::function<void(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
+                     std::function<void(Result<std::string>)> done)>
+      cluster_admin;
 };
 
 class AdminService final : public admin::AdminBackend {

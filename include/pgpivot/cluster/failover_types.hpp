@@ -80,6 +80,9 @@ std::string_view toString(ActionKind kind);
 
 enum class AlertLevel : uint8_t { kWarning, kCritical };
 
+// Every member below has an initializer, `= {}` included, so designated initializers may
+// leave any of them out (GCC 12's -Wextra warns about omitted members otherwise).
+
 struct Action {
   ActionKind kind = ActionKind::kAlert;
   uint64_t id = 0;  // quote it in the ActionResult

@@ -9,11 +9,15 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "pgpivot/admin/snapshot.hpp"
+#include "pgpivot/cluster/failover_types.hpp"
 #include "pgpivot/config/config.hpp"
+#include "pgpivot/core/result.hpp"
 #include "pgpivot/monitor/route.hpp"
 #include "pgpivot/net/mailbox.hpp"
 
@@ -36,6 +40,14 @@ class HealthMonitor final {
   // Any thread: stop probing, close every connection, join.
   void stop();
 
+  // Any thread: what SHOW CLUSTERS / NODES / FAILOVERS show.
+  void status(std::vector<admin::ClusterRow>& clusters, std::vector<admin::NodeRow>& nodes,
+              std::vector<admin::FailoverStepRow>& steps) const;
+  // Any thread: an admin command for `cluster`; `node` ("host:port") names the target
+  // where the command takes one. `done` runs on the monitor's thread.
+  void admin(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
+             std::function<void(pgpivot::Result<std::string>)> done);
+
  private:
   void run();
 
@@ -43,6 +55,7 @@ class HealthMonitor final {
   Publish publish_;
   uv_loop_t loop_{};
   net::Mailbox mailbox_;
+  mutable std::mutex clusters_mutex_;  // the admin console reads status from other threads
   std::vector<std::unique_ptr<ClusterWatch>> clusters_;
   std::thread thread_;
 };

@@ -16,6 +16,7 @@ struct ClusterRoute {
   std::optional<config::NodeAddress> primary;  // nullopt: no node may take writes now
   uint64_t epoch = 0;                          // bumped at every change of primary
   bool paused = false;                         // hold new transactions (failover running)
+  bool drop_connections = false;               // close every server of the cluster now
   config::Millis pause_timeout{30000};         // failover_pause_timeout
   std::string reason;                          // why, for logs and errors
 };

@@ -117,6 +117,8 @@ class Pool final {
   // Moves the pool to a new primary: servers on the old one are closed, including those
   // linked to clients (who are told according to what they were doing).
   void moveTo(ServerTarget target);
+  // Closes every server (a failover took their node away); waiters stay queued.
+  void dropServers();
 
   // Timeouts and min_pool_size upkeep; `now_ms` is the loop time.
   void janitor(uint64_t now_ms);

@@ -10,23 +10,6 @@ namespace {
 
 using config::FailoverMode;
 
-Sim steadyCluster(Settings settings, std::size_t standbys = 1) {
-  std::vector<FakeNode> nodes{FakeNode::primary()};
-  for (std::size_t i = 0; i < standbys; ++i) {
-    nodes.push_back(FakeNode::standby(0));
-  }
-  Sim sim(settings, std::move(nodes));
-  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSteady; }));
-  sim.run(3000);
-  sim.clearLog();
-  return sim;
-}
-
-// Steady again, routing to `node`.
-bool steadyOn(Sim& sim, std::size_t node) {
-  return sim.state() == ClusterState::kSteady && sim.machine().routedPrimary() == node;
-}
-
 TEST_CASE("promote: kill -9 of the primary: pause, elect, fence, promote, verify, resume",
           "[unit][cluster]") {
   Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));

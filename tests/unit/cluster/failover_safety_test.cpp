@@ -10,22 +10,6 @@ namespace {
 
 using config::FailoverMode;
 
-Sim steadyCluster(Settings settings, std::size_t standbys = 1) {
-  std::vector<FakeNode> nodes{FakeNode::primary()};
-  for (std::size_t i = 0; i < standbys; ++i) {
-    nodes.push_back(FakeNode::standby(0));
-  }
-  Sim sim(settings, std::move(nodes));
-  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSteady; }));
-  sim.run(3000);
-  sim.clearLog();
-  return sim;
-}
-
-bool steadyOn(Sim& sim, std::size_t node) {
-  return sim.state() == ClusterState::kSteady && sim.machine().routedPrimary() == node;
-}
-
 TEST_CASE("lock pile-up: DEGRADED with the blocker tree, and no failover", "[unit][cluster]") {
   Settings s = walkSettings(FailoverMode::kPromote);
   s.lock_pileup_action = config::LockPileupAction::kCancelBlocker;
@@ -228,7 +212,9 @@ TEST_CASE("the old primary restarted after a failover is never routed to", "[uni
 
 TEST_CASE("a fenced old primary is re-admitted once it streams as a standby on the new timeline",
           "[unit][cluster]") {
-  Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));
+  Settings s = walkSettings(FailoverMode::kPromote);
+  s.failover_cooldown_ms = 0;  // this test fails over twice
+  Sim sim = steadyCluster(s);
   sim.node(0).mode = FakeNode::Mode::kDead;
   REQUIRE(sim.runUntil(10000, [&] { return steadyOn(sim, 1); }));
   // pg_rewind + standby.signal: back as a standby of the new primary, timeline 2.
@@ -241,8 +227,9 @@ TEST_CASE("a fenced old primary is re-admitted once it streams as a standby on t
   CHECK(sim.sawEvent("readmitted"));
   // ...and is a candidate again for the next failover.
   sim.node(1).mode = FakeNode::Mode::kDead;
-  sim.machine();
-  sim.run(1000);
+  REQUIRE(sim.runUntil(10000, [&] { return steadyOn(sim, 0); }));
+  CHECK(sim.node(0).timeline == 3);
+  CHECK(sim.machine().routing().min_timeline == 3);
 }
 
 TEST_CASE("flap guard: a second automatic failover within failover_cooldown waits for an operator",
@@ -314,6 +301,21 @@ TEST_CASE("a restart with a state file keeps the epoch and never routes to a fen
   CHECK(sim.machine().routing().epoch == 5);  // same primary as before the restart
   CHECK(sim.sawEvent("old_primary"));
   CHECK_FALSE(sim.visited(ClusterState::kSplitBrain));
+}
+
+TEST_CASE("a state file from another cluster routes nowhere and says why", "[unit][cluster]") {
+  RoutingState restored;
+  restored.epoch = 5;
+  restored.min_timeline = 1;
+  restored.system_identifier = "1111";
+  restored.expected_primary = "db0:5432";
+  Sim sim(walkSettings(FailoverMode::kFollow), {FakeNode::primary(), FakeNode::standby(0)},
+          restored);
+  sim.run(5000);
+  CHECK_FALSE(sim.machine().routedPrimary());
+  REQUIRE(sim.lastAction(ActionKind::kAlert) != nullptr);
+  CHECK(sim.lastAction(ActionKind::kAlert)->reason.find("was the cluster rebuilt?") !=
+        std::string::npos);
 }
 
 TEST_CASE("the probe plan: W on the routed primary only, C faster under suspicion",

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
@@ -398,6 +399,24 @@ inline Settings walkSettings(config::FailoverMode mode) {
   Settings s;
   s.mode = mode;
   return s;
+}
+
+// A primary and `standbys` streaming standbys, STEADY for a few seconds, log cleared.
+inline Sim steadyCluster(const Settings& settings, std::size_t standbys = 1) {
+  std::vector<FakeNode> nodes{FakeNode::primary()};
+  for (std::size_t i = 0; i < standbys; ++i) {
+    nodes.push_back(FakeNode::standby(0));
+  }
+  Sim sim(settings, std::move(nodes));
+  REQUIRE(sim.runUntil(5000, [&] { return sim.state() == ClusterState::kSteady; }));
+  sim.run(3000);
+  sim.clearLog();
+  return sim;
+}
+
+// STEADY again, routing to `node`.
+inline bool steadyOn(Sim& sim, std::size_t node) {
+  return sim.state() == ClusterState::kSteady && sim.machine().routedPrimary() == node;
 }
 
 }  // namespace pgpivot::cluster::test
