@@ -241,6 +241,19 @@ pool::Pool* Worker::poolFor(const std::string& database, const std::string& user
                                         std::move(target), settingsFor(db, server_user));
     PGPIVOT_LOG_DEBUG("new pool {}/{} -> {}:{}", database, server_user, slot->target().host,
                       slot->target().port);
+    // A cluster's pool starts in the state the health monitor last announced: held while
+    // there is no validated primary.
+    const auto route = routes_.find(db.cluster);
+    if (!db.cluster.empty() && route != routes_.end()) {
+      slot->setPaused(route->second.paused || !route->second.primary,
+                      route->second.pause_timeout);
+    } else if (!db.cluster.empty()) {
+      // Before the monitor's first word nobody knows which node is primary.
+      const auto cluster = config_->clusters.find(db.cluster);
+      slot->setPaused(true, cluster != config_->clusters.end()
+                                ? cluster->second.failover_pause_timeout
+                                : config::Millis{30000});
+    }
   }
   return slot.get();
 }

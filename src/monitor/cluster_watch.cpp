@@ -313,34 +313,37 @@ void ClusterWatch::execute(const cluster::Action& action) {
         routed_.reset();
         publishRoute(true, true);
       }
-      std::string sql = fmt::format("{}; {}; {}", cluster::sql::kFenceTerminateSessions,
-                                    cluster::sql::kFenceReadOnly, cluster::sql::kReloadConf);
       if (!cluster_.fence_command.empty()) {
         PGPIVOT_LOG_WARN("cluster {}: fence_command is not run by this build: {}", cluster_.name,
                          cluster_.fence_command);
       }
-      runSql(action, std::move(sql), false);
+      // One statement per Query: ALTER SYSTEM refuses the implicit transaction block a
+      // multi-statement Query runs in.
+      runSql(action,
+             {std::string(cluster::sql::kFenceTerminateSessions),
+              std::string(cluster::sql::kFenceReadOnly), std::string(cluster::sql::kReloadConf)},
+             false);
       return;
     }
     case ActionKind::kUnfence:
       runSql(action,
-             fmt::format("{}; {}", cluster::sql::kUnfenceReadOnly, cluster::sql::kReloadConf),
+             {std::string(cluster::sql::kUnfenceReadOnly), std::string(cluster::sql::kReloadConf)},
              false);
       return;
     case ActionKind::kPromote:
-      runSql(action, std::string(cluster::sql::kPromote), true);
+      runSql(action, {std::string(cluster::sql::kPromote)}, true);
       return;
     case ActionKind::kCheckpoint:
-      runSql(action, std::string(cluster::sql::kCheckpoint), false);
+      runSql(action, {std::string(cluster::sql::kCheckpoint)}, false);
       return;
     case ActionKind::kReportBlockers:
-      runSql(action, std::string(cluster::sql::kBlockerTree), false);
+      runSql(action, {std::string(cluster::sql::kBlockerTree)}, false);
       return;
     case ActionKind::kCancelBlocker:
-      runSql(action, std::string(cluster::sql::kCancelRootBlockers), false);
+      runSql(action, {std::string(cluster::sql::kCancelRootBlockers)}, false);
       return;
     case ActionKind::kTerminateBlocker:
-      runSql(action, std::string(cluster::sql::kTerminateRootBlockers), false);
+      runSql(action, {std::string(cluster::sql::kTerminateRootBlockers)}, false);
       return;
     case ActionKind::kAlert:
       if (action.level == cluster::AlertLevel::kCritical) {
@@ -352,39 +355,51 @@ void ClusterWatch::execute(const cluster::Action& action) {
   }
 }
 
-void ClusterWatch::runSql(const cluster::Action& action, std::string sql, bool expect_true) {
+void ClusterWatch::runSql(const cluster::Action& action, std::vector<std::string> statements,
+                          bool expect_true) {
   if (!action.node || *action.node >= nodes_.size()) {
     report(action.id, cluster::ActionStatus::kFailed, "no node");
     return;
   }
-  PgProbe& probe = *nodes_[*action.node].action;
-  if (probe.busy()) {
+  if (nodes_[*action.node].action->busy()) {
     report(action.id, cluster::ActionStatus::kFailed, "another action is running on the node");
     return;
   }
-  const uint64_t id = action.id;
-  const uint64_t deadline =
-      action.kind == cluster::ActionKind::kPromote ? 65000 : 5000;  // pg_promote waits 60 s
-  probe.run(
+  runStatements(*action.node, action.id, action.kind == cluster::ActionKind::kPromote,
+                std::move(statements), 0, expect_true);
+}
+
+void ClusterWatch::runStatements(std::size_t node, uint64_t id, bool long_running,
+                                 std::vector<std::string> statements, std::size_t next,
+                                 bool expect_true) {
+  const uint64_t deadline = long_running ? 65000 : 5000;  // pg_promote(true, 60) waits 60 s
+  const std::string sql = statements[next];
+  nodes_[node].action->run(
       sql, deadline,
-      [this, id, expect_true](ProbeOutcome outcome) {
-        if (outcome.kind == ProbeOutcome::Kind::kOk) {
-          const bool value_true = !outcome.rows.empty() && !outcome.rows.front().empty() &&
-                                  outcome.rows.front().front().value_or("") == "t";
-          if (expect_true && !value_true) {
-            report(id, cluster::ActionStatus::kFailed, "returned false");
-          } else {
-            report(id, cluster::ActionStatus::kOk);
-          }
+      [this, node, id, long_running, statements = std::move(statements), next,
+       expect_true](ProbeOutcome outcome) mutable {
+        if (outcome.kind != ProbeOutcome::Kind::kOk) {
+          const bool unreachable = outcome.kind == ProbeOutcome::Kind::kRefused ||
+                                   outcome.kind == ProbeOutcome::Kind::kTimeout;
+          report(id,
+                 unreachable ? cluster::ActionStatus::kUnreachable
+                             : cluster::ActionStatus::kFailed,
+                 fmt::format("{} {}", outcome.sqlstate, outcome.message));
           return;
         }
-        const bool unreachable = outcome.kind == ProbeOutcome::Kind::kRefused ||
-                                 outcome.kind == ProbeOutcome::Kind::kTimeout;
-        report(id,
-               unreachable ? cluster::ActionStatus::kUnreachable : cluster::ActionStatus::kFailed,
-               fmt::format("{} {}", outcome.sqlstate, outcome.message));
+        if (next + 1 < statements.size()) {
+          runStatements(node, id, long_running, std::move(statements), next + 1, expect_true);
+          return;
+        }
+        const bool value_true = !outcome.rows.empty() && !outcome.rows.front().empty() &&
+                                outcome.rows.front().front().value_or("") == "t";
+        if (expect_true && !value_true) {
+          report(id, cluster::ActionStatus::kFailed, "returned false");
+          return;
+        }
+        report(id, cluster::ActionStatus::kOk);
       },
-      true);
+      next == 0);
 }
 
 bool ClusterWatch::persist(const std::string& payload, std::string& error) {

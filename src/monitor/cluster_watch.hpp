@@ -63,7 +63,10 @@ class ClusterWatch final {
   void apply(cluster::Output output);
   void execute(const cluster::Action& action);
   void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
-  void runSql(const cluster::Action& action, std::string sql, bool expect_true);
+  void runSql(const cluster::Action& action, std::vector<std::string> statements,
+              bool expect_true);
+  void runStatements(std::size_t node, uint64_t id, bool long_running,
+                     std::vector<std::string> statements, std::size_t next, bool expect_true);
   void publishRoute(bool paused, bool drop_connections);
   bool persist(const std::string& payload, std::string& error);
   cluster::RoutingState restore();
