@@ -327,21 +327,32 @@ void Worker::askPeersForIdleServer(const pool::PoolKey& key) {
   }
   const uint64_t now = uv_now(&loop_);
   uint64_t& last = last_idle_ask_[{key.database, key.user}];
-  if (last != 0 && now - last < 100) {
+  if (last != 0 && now - last < 2) {  // one ask per loop tick is enough
     return;
   }
   last = now;
   for (Worker* peer : peers_) {
     if (peer != this) {
-      peer->mailbox_.post([peer, key] { peer->releaseIdleFor(key); });
+      Worker* asker = this;
+      peer->mailbox_.post([peer, asker, key] { peer->releaseIdleFor(key, *asker); });
     }
   }
 }
 
-void Worker::releaseIdleFor(const pool::PoolKey& key) {
+void Worker::releaseIdleFor(const pool::PoolKey& key, Worker& asker) {
+  const auto it = pools_.find({key.database, key.user});
+  if (it == pools_.end() || !it->second->closeOneIdleServer()) {
+    return;
+  }
+  // The slot is free now (ServerConn::close gave it back): let the asker use it at once
+  // rather than at its next janitor tick.
+  asker.mailbox_.post([&asker, key] { asker.retryPool(key); });
+}
+
+void Worker::retryPool(const pool::PoolKey& key) {
   const auto it = pools_.find({key.database, key.user});
   if (it != pools_.end()) {
-    (void)it->second->closeOneIdleServer();
+    it->second->retryWaiters();
   }
 }
 

@@ -156,7 +156,8 @@ class Worker final {
   void createForcedUserPools();
   bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id);
   void cancelDone(uint64_t requester_id);
-  void releaseIdleFor(const pool::PoolKey& key);
+  void releaseIdleFor(const pool::PoolKey& key, Worker& asker);
+  void retryPool(const pool::PoolKey& key);
   const config::DatabaseEntry* entryFor(const std::string& database) const;
   pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
   pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;

@@ -126,6 +126,8 @@ class Pool final {
   void closeIdleServers();
   // Another worker's clients wait for a slot this worker holds idle: give one back.
   bool closeOneIdleServer();
+  // A slot was freed elsewhere: try again to serve the waiters.
+  void retryWaiters() { serveWaiters(); }
 
   // SCRAM keys recovered from a client's login, to log in to the server as that user when
   // only the SCRAM secret is known (PgBouncer does the same).
