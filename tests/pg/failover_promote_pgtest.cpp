@@ -182,3 +182,43 @@ TEST_CASE("SWITCHOVER moves the primary to the standby while clients stay connec
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
   ::unlink(events.c_str());
 }
+
+TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsive and replaced",
+          "[pg][failover]") {
+  TwoNodeCluster cluster;
+  const std::string events = eventsPath("frozen");
+  Pgpivot pgpivot(promoteOptions(cluster, events));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(), "CREATE TABLE frozen (id int)").empty());
+  cluster.waitReplayed();
+  REQUIRE(eventually(std::chrono::seconds(10), [&] {
+    return serverPort(conn.get()) == std::to_string(cluster.primaryPort());
+  }));
+
+  // Alive on TCP, answering nothing: the "stuck" primary of the incident.
+  const auto frozen_at = std::chrono::steady_clock::now();
+  cluster.freezePrimary(true);
+  std::string last;
+  const bool moved = eventually(std::chrono::seconds(40), [&] {
+    last = scalar(conn.get(), "INSERT INTO frozen VALUES (1) RETURNING inet_server_port()");
+    return last == std::to_string(cluster.standbyPort());
+  });
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - frozen_at);
+  cluster.freezePrimary(false);
+  INFO("last result: " << last << "\nevents:\n" << readFile(events));
+  REQUIRE(moved);
+  WARN("frozen primary to the first write on the promoted node: " << took.count() << " ms");
+  const std::string log = readFile(events);
+  CHECK_THAT(log, Catch::Contains("UNRESPONSIVE"));
+  CHECK_THAT(log, Catch::Contains("PROMOTING"));
+  // Thawed, the old primary is fenced: never routed to again.
+  for (int i = 0; i < 5; ++i) {
+    Conn fresh = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(fresh.get()) == CONNECTION_OK);
+    CHECK(serverPort(fresh.get()) == std::to_string(cluster.standbyPort()));
+  }
+  ::unlink(events.c_str());
+}
