@@ -28,7 +28,25 @@ struct NodeReport {
   bool in_recovery = false;
   std::string version;
   std::string detail;
+  std::string timeline;
+  int streaming_standbys = 0;
+  std::string wal_receiver;  // standby: pg_stat_wal_receiver.status ("" when none)
+  bool has_monitor = false;  // superuser or member of pg_monitor
+  bool can_promote = false;  // EXECUTE on pg_promote
 };
+
+// One round trip per node. The timeline of a primary is the one of the WAL file being
+// written; a standby's is the one its WAL receiver receives.
+constexpr const char* kNodeQuery =
+    "SELECT current_setting('server_version'), pg_is_in_recovery(), "
+    "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)::text "
+    "ELSE (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)::text "
+    "END, "
+    "(SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'), "
+    "coalesce((SELECT status FROM pg_stat_wal_receiver), ''), "
+    "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+    "pg_has_role(current_user, 'pg_monitor', 'member'), "
+    "has_function_privilege(current_user, 'pg_promote(boolean,integer)', 'execute')";
 
 NodeReport probeNode(const std::string& host, uint16_t port, const std::string& dbname,
                      const std::string& user, const std::string& password) {
@@ -47,9 +65,7 @@ NodeReport probeNode(const std::string& host, uint16_t port, const std::string& 
     }
     return report;
   }
-  PgResultPtr result(PQexec(conn.get(),
-                            "SELECT current_setting('server_version'), pg_is_in_recovery(), "
-                            "(SELECT count(*) FROM pg_stat_replication)"));
+  PgResultPtr result(PQexec(conn.get(), kNodeQuery));
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
     report.detail = PQresultErrorMessage(result.get());
     return report;
@@ -57,9 +73,16 @@ NodeReport probeNode(const std::string& host, uint16_t port, const std::string& 
   report.reachable = true;
   report.version = PQgetvalue(result.get(), 0, 0);
   report.in_recovery = PQgetvalue(result.get(), 0, 1)[0] == 't';
-  report.detail = report.in_recovery ? "standby"
-                                     : fmt::format("primary, {} streaming standby(s)",
-                                                   PQgetvalue(result.get(), 0, 2));
+  report.timeline = PQgetvalue(result.get(), 0, 2);
+  report.streaming_standbys = std::atoi(PQgetvalue(result.get(), 0, 3));
+  report.wal_receiver = PQgetvalue(result.get(), 0, 4);
+  report.has_monitor = PQgetvalue(result.get(), 0, 5)[0] == 't';
+  report.can_promote = PQgetvalue(result.get(), 0, 6)[0] == 't';
+  report.detail =
+      report.in_recovery
+          ? fmt::format("standby, WAL receiver {}",
+                        report.wal_receiver.empty() ? "not running" : report.wal_receiver)
+          : fmt::format("primary, {} streaming standby(s)", report.streaming_standbys);
   return report;
 }
 
@@ -98,28 +121,72 @@ int connectAll(const config::Config& config, const auth::AuthFile* auth_file) {
     }
   }
   for (const auto& [name, cluster] : config.clusters) {
+    // One line per node, then every reason the cluster could not fail over: this is the
+    // check that would have caught the incident's misconfigured failover.
+    std::vector<std::string> problems;
     int primaries = 0;
-    int standbys = 0;
+    int streaming_standbys = 0;
+    std::printf("cluster %s (failover_mode %s):\n", name.c_str(),
+                std::string(config::toString(cluster.failover_mode)).c_str());
+    std::printf("  %-22s %-8s %-8s %-9s %-28s %s\n", "node", "role", "version", "timeline",
+                "replication", "monitor rights");
     for (const auto& node : cluster.nodes) {
+      const std::string where = fmt::format("{}:{}", node.host, node.port);
       const NodeReport report =
           probeNode(node.host, node.port, cluster.monitor_dbname, cluster.monitor_user,
                     passwordFor(cluster.monitor_user, cluster.monitor_password, auth_file));
       if (!report.reachable) {
-        std::printf("cluster %s: node %s:%u unreachable: %s\n", name.c_str(), node.host.c_str(),
-                    node.port, report.detail.c_str());
-        ++failures;
+        std::printf("  %-22s unreachable: %s\n", where.c_str(), report.detail.c_str());
+        problems.push_back(fmt::format("node {} unreachable: {}", where, report.detail));
         continue;
       }
-      (report.in_recovery ? standbys : primaries)++;
-      std::printf("cluster %s: node %s:%u PostgreSQL %s, %s\n", name.c_str(), node.host.c_str(),
-                  node.port, report.version.c_str(), report.detail.c_str());
+      std::string rights = report.has_monitor ? "pg_monitor" : "MISSING pg_monitor";
+      if (cluster.failover_mode == config::FailoverMode::kPromote) {
+        rights += report.can_promote ? ", pg_promote" : ", MISSING pg_promote";
+      }
+      std::printf("  %-22s %-8s %-8s %-9s %-28s %s\n", where.c_str(),
+                  report.in_recovery ? "standby" : "primary",
+                  fmt::format("PostgreSQL {}", report.version).c_str(), report.timeline.c_str(),
+                  report.detail.c_str(), rights.c_str());
+      if (!report.has_monitor) {
+        problems.push_back(
+            fmt::format("monitor_user {} on {} is not a member of pg_monitor: lock and replication "
+                        "statistics would read as zero",
+                        cluster.monitor_user, where));
+      }
+      if (report.in_recovery) {
+        if (report.wal_receiver == "streaming") {
+          ++streaming_standbys;
+        } else {
+          problems.push_back(fmt::format(
+              "standby {} is not streaming from the primary (WAL "
+              "receiver: {})",
+              where, report.wal_receiver.empty() ? "not running" : report.wal_receiver));
+        }
+        if (cluster.failover_mode == config::FailoverMode::kPromote && !report.can_promote) {
+          problems.push_back(fmt::format(
+              "failover_mode = promote but monitor_user {} may not run pg_promote on {}",
+              cluster.monitor_user, where));
+        }
+      } else {
+        ++primaries;
+      }
     }
-    const bool can_fail_over = primaries == 1 && standbys >= 1;
-    std::printf("cluster %s: %d primary, %d standby: failover %s\n", name.c_str(), primaries,
-                standbys, can_fail_over ? "possible" : "NOT possible");
-    if (!can_fail_over) {
-      ++failures;
+    if (primaries == 0) {
+      problems.push_back("no node is a primary");
+    } else if (primaries > 1) {
+      problems.push_back(fmt::format("{} nodes are writable primaries (split brain)", primaries));
     }
+    if (streaming_standbys == 0) {
+      problems.push_back("no standby streams from the primary: nothing to fail over to");
+    }
+    const bool can_fail_over = primaries == 1 && streaming_standbys >= 1;
+    std::printf("cluster %s: %d primary, %d streaming standby: failover %s\n", name.c_str(),
+                primaries, streaming_standbys, can_fail_over ? "possible" : "NOT possible");
+    for (const auto& problem : problems) {
+      std::printf("cluster %s: problem: %s\n", name.c_str(), problem.c_str());
+    }
+    failures += static_cast<int>(problems.size());
   }
   return failures;
 }

@@ -245,8 +245,7 @@ pool::Pool* Worker::poolFor(const std::string& database, const std::string& user
     // there is no validated primary.
     const auto route = routes_.find(db.cluster);
     if (!db.cluster.empty() && route != routes_.end()) {
-      slot->setPaused(route->second.paused || !route->second.primary,
-                      route->second.pause_timeout);
+      slot->setPaused(route->second.paused || !route->second.primary, route->second.pause_timeout);
     } else if (!db.cluster.empty()) {
       // Before the monitor's first word nobody knows which node is primary.
       const auto cluster = config_->clusters.find(db.cluster);

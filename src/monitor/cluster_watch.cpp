@@ -39,8 +39,7 @@ cluster::ProbeOutcome outcomeOf(const ProbeOutcome& probe) {
       if (probe.sqlstate.rfind("28", 0) == 0) {
         return cluster::ProbeOutcome::kAuthFailed;
       }
-      return probe.sqlstate.empty() ? cluster::ProbeOutcome::kReset
-                                    : cluster::ProbeOutcome::kError;
+      return probe.sqlstate.empty() ? cluster::ProbeOutcome::kReset : cluster::ProbeOutcome::kError;
   }
   return cluster::ProbeOutcome::kError;
 }
@@ -83,7 +82,9 @@ ClusterWatch::ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster,
   status_cluster_.nodes = static_cast<int64_t>(nodes_.size());
 }
 
-ClusterWatch::~ClusterWatch() { stop(); }
+ClusterWatch::~ClusterWatch() {
+  stop();
+}
 
 std::vector<std::pair<std::string, std::string>> ClusterWatch::params(
     const config::NodeAddress& node) const {
@@ -174,8 +175,7 @@ void ClusterWatch::onStats(std::size_t index, uint64_t sent_ms, const ProbeOutco
     for (std::size_t c = 0; c < outcome.columns.size() && c < outcome.rows.front().size(); ++c) {
       row[outcome.columns[c]] = outcome.rows.front()[c];
     }
-    auto parsed =
-        cluster::parseStatsRow(row, sent_ms, static_cast<uint32_t>(outcome.latency_ms));
+    auto parsed = cluster::parseStatsRow(row, sent_ms, static_cast<uint32_t>(outcome.latency_ms));
     if (parsed) {
       sample = std::move(*parsed);
     } else {
@@ -382,8 +382,7 @@ void ClusterWatch::runStatements(std::size_t node, uint64_t id, bool long_runnin
           const bool unreachable = outcome.kind == ProbeOutcome::Kind::kRefused ||
                                    outcome.kind == ProbeOutcome::Kind::kTimeout;
           report(id,
-                 unreachable ? cluster::ActionStatus::kUnreachable
-                             : cluster::ActionStatus::kFailed,
+                 unreachable ? cluster::ActionStatus::kUnreachable : cluster::ActionStatus::kFailed,
                  fmt::format("{} {}", outcome.sqlstate, outcome.message));
           return;
         }

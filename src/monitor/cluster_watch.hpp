@@ -48,10 +48,10 @@ class ClusterWatch final {
  private:
   struct Node {
     config::NodeAddress address;
-    std::string name;                      // "host:port"
-    std::unique_ptr<PgProbe> stats;        // L: persistent connection
-    std::unique_ptr<PgProbe> connect;      // C: a fresh connection each time
-    std::unique_ptr<PgProbe> action;       // fence, promote, checkpoint, blockers
+    std::string name;                  // "host:port"
+    std::unique_ptr<PgProbe> stats;    // L: persistent connection
+    std::unique_ptr<PgProbe> connect;  // C: a fresh connection each time
+    std::unique_ptr<PgProbe> action;   // fence, promote, checkpoint, blockers
     uint64_t next_stats_ms = 0;
     uint64_t next_connect_ms = 0;
     std::optional<cluster::ProbeSample> last;  // for SHOW NODES
@@ -63,8 +63,7 @@ class ClusterWatch final {
   void apply(cluster::Output output);
   void execute(const cluster::Action& action);
   void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
-  void runSql(const cluster::Action& action, std::vector<std::string> statements,
-              bool expect_true);
+  void runSql(const cluster::Action& action, std::vector<std::string> statements, bool expect_true);
   void runStatements(std::size_t node, uint64_t id, bool long_running,
                      std::vector<std::string> statements, std::size_t next, bool expect_true);
   void publishRoute(bool paused, bool drop_connections);

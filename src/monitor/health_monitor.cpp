@@ -54,8 +54,7 @@ void HealthMonitor::status(std::vector<admin::ClusterRow>& clusters,
 }
 
 void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
-                          const std::string& node,
-                          std::function<void(Result<std::string>)> done) {
+                          const std::string& node, std::function<void(Result<std::string>)> done) {
   if (!thread_.joinable()) {
     done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no [cluster.*] is configured"));
     return;

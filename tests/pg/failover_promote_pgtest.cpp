@@ -31,7 +31,9 @@ Pgpivot::Options promoteOptions(const TwoNodeCluster& cluster, const std::string
   return options;
 }
 
-std::string serverPort(PGconn* conn) { return scalar(conn, "SELECT inet_server_port()"); }
+std::string serverPort(PGconn* conn) {
+  return scalar(conn, "SELECT inet_server_port()");
+}
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
@@ -66,7 +68,8 @@ TEST_CASE("in promote mode pgpivot promotes the standby itself when the primary 
   });
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - killed_at);
-  INFO("last result: " << last << "\nevents:\n" << readFile(events) << "\nlog:\n"
+  INFO("last result: " << last << "\nevents:\n"
+                       << readFile(events) << "\nlog:\n"
                        << pgpivot.logText());
   REQUIRE(moved);
   WARN("kill -9 to the first write on the promoted node: " << took.count() << " ms");
@@ -221,4 +224,35 @@ TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsiv
     CHECK(serverPort(fresh.get()) == std::to_string(cluster.standbyPort()));
   }
   ::unlink(events.c_str());
+}
+
+TEST_CASE(
+    "pgpivot --check --connect reports each node's role, timeline and replication, and refuses "
+    "a cluster whose monitor lacks rights",
+    "[pg][failover][check]") {
+  TwoNodeCluster cluster;
+  const std::string events = eventsPath("check");
+  Pgpivot healthy(promoteOptions(cluster, events));
+  const CommandResult good = runPgpivotCommand({"--check", "--connect", healthy.configPath()});
+  INFO("stdout: " << good.out << "\nstderr: " << good.err);
+  CHECK(good.status == 0);
+  CHECK_THAT(good.out, Catch::Contains("failover possible"));
+  CHECK_THAT(good.out, Catch::Contains("streaming") && Catch::Contains("pg_promote"));
+
+  // A monitor role without pg_monitor or pg_promote: the check must say so and fail.
+  REQUIRE(cluster.query(cluster.primaryPort(), cluster.primaryData(),
+                        "CREATE ROLE plainmon LOGIN PASSWORD 'secret'") != "ERROR");
+  cluster.waitReplayed();
+  Pgpivot::Options options = promoteOptions(cluster, events);
+  options.extra_sections = {
+      "[cluster.main]\nnodes = 127.0.0.1:" + std::to_string(cluster.primaryPort()) +
+      ", 127.0.0.1:" + std::to_string(cluster.standbyPort()) +
+      "\nmonitor_user = plainmon\nmonitor_password = secret\n"
+      "monitor_dbname = postgres\nfailover_mode = promote\n"};
+  Pgpivot weak(options);
+  const CommandResult bad = runPgpivotCommand({"--check", "--connect", weak.configPath()});
+  INFO("stdout: " << bad.out << "\nstderr: " << bad.err);
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.out, Catch::Contains("MISSING pg_monitor"));
+  CHECK_THAT(bad.out, Catch::Contains("may not run pg_promote"));
 }
