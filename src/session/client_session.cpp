@@ -753,6 +753,15 @@ Action ClientSession::classify(char tag) {
     case 'f':
       copy_in_ = false;
       return Action::kForward;
+    case 'P':
+    case 'B':
+    case 'D':
+    case 'C':
+      // Transaction and statement mode: named statements follow the client from server
+      // to server (prepared_statements.hpp). Session mode passes them through.
+      return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession
+                 ? Action::kConsume
+                 : Action::kForward;
     default:
       return Action::kForward;
   }
@@ -773,9 +782,15 @@ void ClientSession::onCopyInStarted() {
   syncs_since_execute_ = 0;
 }
 
-bool ClientSession::onMessage(char tag, std::string_view) {
+bool ClientSession::onMessage(char tag, std::string_view body) {
   if (tag == 'X') {
     close(CloseReason::kClientTerminate);
+    return false;
+  }
+  if (server_ != nullptr && !statements_.relay(tag, body, *server_)) {
+    closeWithError(sqlstate::kProtocolViolation,
+                   fmt::format("pgpivot: malformed '{}' message from client", tag),
+                   CloseReason::kClientProtocolViolation);
     return false;
   }
   return true;

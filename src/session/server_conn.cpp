@@ -215,9 +215,26 @@ Action ServerConn::classify(char tag) {
       return Action::kInspect;
     case 'E':
       return Action::kConsume;  // a FATAL is the server's last word, not the client's news
+    case '1':
+      // Only when pgpivot injected Parses may some ParseComplete not be the client's.
+      return pending_parses_.empty() ? Action::kForward : Action::kConsume;
     default:
       return Action::kForward;
   }
+}
+
+bool ServerConn::onParseComplete() {
+  bool drop = false;
+  if (!pending_parses_.empty()) {
+    drop = pending_parses_.front().first;
+    pending_parses_.pop_front();
+  }
+  if (!drop && client_ != nullptr) {
+    std::string out;
+    proto::writeParseComplete(out);
+    client_->stream().writeOwned(std::move(out));
+  }
+  return true;
 }
 
 bool ServerConn::onActiveError(std::string_view body) {
@@ -260,6 +277,9 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
       if (tag == 'E') {
         return onActiveError(body);
       }
+      if (tag == '1') {
+        return onParseComplete();
+      }
       if ((tag == 'G' || tag == 'W') && client_ != nullptr) {
         client_->onCopyInStarted();
       }
@@ -289,6 +309,14 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
   if (auto status = proto::parseReadyForQuery(body)) {
     tx_status_ = *status;
   }
+  // Parses still unanswered at ReadyForQuery were skipped after an error: those
+  // statements do not exist on the server.
+  for (const auto& [drop, name] : pending_parses_) {
+    if (!name.empty()) {
+      prepared_.erase(name);
+    }
+  }
+  pending_parses_.clear();
   if (outstanding_ > 0) {
     --outstanding_;
   }

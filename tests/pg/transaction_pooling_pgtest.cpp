@@ -2,6 +2,9 @@
 // length of a transaction (or statement) and then goes back to the pool.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -169,4 +172,98 @@ TEST_CASE("300 clients over a pool of 10 in transaction mode all get correct res
   const int servers = std::stoi(scalar(
       direct.get(), "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgpivot_scram'"));
   CHECK(servers <= 10);
+}
+
+TEST_CASE(
+    "named prepared statements follow a client across server connections in transaction "
+    "mode",
+    "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(modeOptions("transaction", 2));
+  pgpivot.start();
+  Conn a = connect(pgpivot.conninfo());
+  Conn b = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+  Res prepared_a(PQprepare(a.get(), "add", "SELECT $1::int + $2::int", 2, nullptr));
+  REQUIRE(PQresultStatus(prepared_a.get()) == PGRES_COMMAND_OK);
+  Res prepared_b(PQprepare(b.get(), "add", "SELECT $1::int * $2::int", 2, nullptr));
+  REQUIRE(PQresultStatus(prepared_b.get()) == PGRES_COMMAND_OK);
+  // B holds one server in a transaction, so A's statements run on whichever is free.
+  for (int i = 0; i < 30; ++i) {
+    CAPTURE(i);
+    const std::string x = std::to_string(i);
+    const char* values[] = {x.c_str(), "3"};
+    if (i % 7 == 0) {
+      CHECK(scalar(b.get(), "BEGIN").empty());
+    }
+    Res sum(PQexecPrepared(a.get(), "add", 2, values, nullptr, nullptr, 0));
+    REQUIRE(PQresultStatus(sum.get()) == PGRES_TUPLES_OK);
+    CHECK(std::string(PQgetvalue(sum.get(), 0, 0)) == std::to_string(i + 3));
+    Res product(PQexecPrepared(b.get(), "add", 2, values, nullptr, nullptr, 0));
+    REQUIRE(PQresultStatus(product.get()) == PGRES_TUPLES_OK);
+    CHECK(std::string(PQgetvalue(product.get(), 0, 0)) == std::to_string(i * 3));
+    if (i % 7 == 3) {
+      CHECK(scalar(b.get(), "COMMIT").empty());
+    }
+  }
+  // Describe works and an unknown name gets PostgreSQL's error.
+  Res described(PQdescribePrepared(a.get(), "add"));
+  CHECK(PQresultStatus(described.get()) == PGRES_COMMAND_OK);
+  CHECK(PQnparams(described.get()) == 2);
+  Res unknown(PQexecPrepared(a.get(), "nope", 0, nullptr, nullptr, nullptr, 0));
+  CHECK(sqlstateOf(unknown.get()) == "26000");
+  // libpq 15 has no PQclosePrepared; a second statement under a new name works alongside.
+  Res again(PQprepare(a.get(), "sub", "SELECT $1::int - $2::int", 2, nullptr));
+  REQUIRE(PQresultStatus(again.get()) == PGRES_COMMAND_OK);
+  const char* values[] = {"1", "2"};
+  Res diff(PQexecPrepared(a.get(), "sub", 2, values, nullptr, nullptr, 0));
+  CHECK(std::string(PQgetvalue(diff.get(), 0, 0)) == "-1");
+}
+
+TEST_CASE("prepared statements survive their server connection being killed and replaced",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(modeOptions("transaction", 1));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  Res prepared(PQprepare(conn.get(), "pid", "SELECT pg_backend_pid()", 0, nullptr));
+  REQUIRE(PQresultStatus(prepared.get()) == PGRES_COMMAND_OK);
+  Res first(PQexecPrepared(conn.get(), "pid", 0, nullptr, nullptr, nullptr, 0));
+  REQUIRE(PQresultStatus(first.get()) == PGRES_TUPLES_OK);
+  const std::string pid = PQgetvalue(first.get(), 0, 0);
+  Conn direct = connect("host=" + pgServer().host + " port=" + std::to_string(pgServer().port) +
+                        " dbname=appdb user=" + kTrustUser);
+  REQUIRE(scalar(direct.get(), "SELECT pg_terminate_backend(" + pid + ")") == "t");
+  // The next execution lands on a fresh server, where pgpivot prepares it again.
+  const bool replaced = eventually(std::chrono::seconds(10), [&] {
+    Res next(PQexecPrepared(conn.get(), "pid", 0, nullptr, nullptr, nullptr, 0));
+    return PQresultStatus(next.get()) == PGRES_TUPLES_OK &&
+           std::string(PQgetvalue(next.get(), 0, 0)) != pid;
+  });
+  CHECK(replaced);
+}
+
+TEST_CASE("pgbench -M prepared runs in transaction mode with no aborted client",
+          "[pg][transaction][prepared]") {
+  // As many servers as clients: pgbench prepares with a blocking PQprepare, so with fewer
+  // servers one thread's clients would wait on each other (with any pooler).
+  Pgpivot pgpivot(modeOptions("transaction", 8));
+  pgpivot.start();
+  const auto& pg = pgServer();
+  const std::string init = "PGPASSWORD=secret pgbench -i -s 1 -q -h " + pg.host + " -p " +
+                           std::to_string(pg.port) + " -U " + kScramUser + " appdb >/dev/null 2>&1";
+  REQUIRE(system(init.c_str()) == 0);
+  const std::string run =
+      "PGPASSWORD=secret pgbench -n -M prepared -c 8 -j 2 -t 200 -h 127.0.0.1 "
+      "-p " +
+      std::to_string(pgpivot.port()) + " -U " + kScramUser +
+      " appdb > /tmp/pgpivot-pgbench-prepared.log 2>&1";
+  const int status = system(run.c_str());
+  std::ifstream log("/tmp/pgpivot-pgbench-prepared.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  INFO(text.str());
+  CHECK(status == 0);
+  CHECK_THAT(text.str(), Catch::Contains("number of transactions actually processed: 1600/1600"));
+  CHECK_THAT(text.str(), Catch::Contains("number of failed transactions: 0"));
 }

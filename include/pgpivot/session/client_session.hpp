@@ -15,6 +15,7 @@
 #include "pgpivot/net/stream.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
+#include "pgpivot/session/prepared_statements.hpp"
 #include "pgpivot/session/relay.hpp"
 
 namespace pgpivot::app {
@@ -154,6 +155,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   RelayCursor cursor_;
   bool welcomed_ = false;
   bool copy_in_ = false;
+  PreparedStatements statements_;  // transaction/statement mode only
   // A transaction that was open on a server we lost; the next statement gets the error.
   enum class LostTransaction { kNone, kServerLost, kFailover };
   LostTransaction lost_transaction_ = LostTransaction::kNone;

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/net/stream.hpp"
@@ -75,6 +77,17 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   // The client sent a message that PostgreSQL answers with ReadyForQuery.
   void expectReadyForQuery() { ++outstanding_; }
   void forgetExpectedReadyForQuery(int count) { outstanding_ = std::max(0, outstanding_ - count); }
+
+  // Prepared statements (transaction mode, prepared_statements.hpp): which server-side
+  // names exist on this connection, and the ParseCompletes still to come, in order, with
+  // whether the client must not see them (pgpivot's own Parse).
+  bool hasPrepared(const std::string& name) const { return prepared_.count(name) > 0; }
+  void expectParseComplete(bool drop, std::string name) {
+    if (!name.empty()) {
+      prepared_.insert(name);
+    }
+    pending_parses_.emplace_back(drop, std::move(name));
+  }
   int outstanding() const { return outstanding_; }
   proto::TxStatus txStatus() const { return tx_status_; }
   // Whether the connection sits at a protocol boundary where another client could use it.
@@ -121,6 +134,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void noteParameterStatus(std::string_view body);
   bool onReadyForQuery(std::string_view body);
   bool onActiveError(std::string_view body);
+  bool onParseComplete();
   void releaseAfterTransaction();
 
   app::Worker& worker_;
@@ -142,6 +156,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool release_pending_ = false;
   std::string internal_error_;
   std::string last_words_;  // a FATAL the server sent before closing
+  std::unordered_set<std::string> prepared_;
+  std::deque<std::pair<bool, std::string>> pending_parses_;
   std::unique_ptr<auth::ScramClient> scram_;
   sockaddr_storage address_{};
   uint64_t created_at_ = 0;
