@@ -28,11 +28,12 @@ std::string trimmed(const char* message) {
 
 AuthQueryResult runAuthQuery(const AuthQueryRequest& request) {
   const std::string port = std::to_string(request.port);
-  const char* keys[] = {"host",     "port",            "dbname",           "user",
-                        "password", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {request.host.c_str(),          port.c_str(), request.dbname.c_str(),
-                          request.auth_user.c_str(),     request.auth_password.c_str(),
-                          "5",                           "pgpivot-auth_query", nullptr};
+  const char* keys[] = {
+      "host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {request.host.c_str(),          port.c_str(),
+                          request.dbname.c_str(),        request.auth_user.c_str(),
+                          request.auth_password.c_str(), "5",
+                          "pgpivot-auth_query",          nullptr};
   std::unique_ptr<PGconn, PgConnDeleter> conn(PQconnectdbParams(keys, values, 0));
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     return fail(sqlstate::kConnectionFailure,
@@ -43,9 +44,9 @@ AuthQueryResult runAuthQuery(const AuthQueryRequest& request) {
   std::unique_ptr<PGresult, PgResultDeleter> result(
       PQexecParams(conn.get(), request.query.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-    return fail(sqlstate::kConnectionFailure,
-                fmt::format("pgpivot: auth_query failed: {}",
-                            trimmed(PQresultErrorMessage(result.get()))));
+    return fail(
+        sqlstate::kConnectionFailure,
+        fmt::format("pgpivot: auth_query failed: {}", trimmed(PQresultErrorMessage(result.get()))));
   }
   if (PQntuples(result.get()) == 0 || PQnfields(result.get()) < 2 ||
       PQgetisnull(result.get(), 0, 1) != 0) {
@@ -54,7 +55,9 @@ AuthQueryResult runAuthQuery(const AuthQueryRequest& request) {
   return std::optional<std::string>{PQgetvalue(result.get(), 0, 1)};
 }
 
-AuthQueryRunner::~AuthQueryRunner() { stop(); }
+AuthQueryRunner::~AuthQueryRunner() {
+  stop();
+}
 
 void AuthQueryRunner::submit(AuthQueryRequest request, AuthQueryDone done) {
   {
