@@ -303,3 +303,36 @@ TEST_CASE("psql logs in through pgpivot with PGPASSWORD and runs a query", "[pg]
   CHECK(refused.status == 2);  // psql: connection to the server failed
   CHECK(refused.text.find("pgpivot: password authentication failed") != std::string::npos);
 }
+
+TEST_CASE("auth_query looks up users missing from the auth file in PostgreSQL", "[pg][auth]") {
+  Pgpivot::Options options;
+  options.settings["auth_type"] = "scram-sha-256";
+  options.settings["auth_user"] = kTrustUser;   // runs auth_query (default: pg_shadow)
+  options.userlist = {{kTrustUser, "unused"}};  // nobody else is in the file
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  // A SCRAM user: pgpivot verifies the client against PostgreSQL's own secret, then logs
+  // in to PostgreSQL with the keys from the client's proof.
+  Conn scram = connect(pgpivot.conninfo(kScramUser));
+  REQUIRE(PQstatus(scram.get()) == CONNECTION_OK);
+  CHECK(scalar(scram.get(), "SELECT current_user") == kScramUser);
+  Conn wrong = connect("host=127.0.0.1 port=" + std::to_string(pgpivot.port()) +
+                       " dbname=appdb user=" + kScramUser + " password=nope sslmode=disable");
+  CHECK(PQstatus(wrong.get()) == CONNECTION_BAD);
+  CHECK_THAT(errorOf(wrong.get()), Catch::Contains("password authentication failed"));
+  Conn nobody = connect("host=127.0.0.1 port=" + std::to_string(pgpivot.port()) +
+                        " dbname=appdb user=no_such_role password=x sslmode=disable");
+  CHECK(PQstatus(nobody.get()) == CONNECTION_BAD);
+}
+
+TEST_CASE("auth_query with md5 secrets logs md5 users in", "[pg][auth]") {
+  Pgpivot::Options options;
+  options.settings["auth_type"] = "md5";
+  options.settings["auth_user"] = kTrustUser;
+  options.userlist = {{kTrustUser, "unused"}};
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn md5 = connect(pgpivot.conninfo(kMd5User));
+  REQUIRE(PQstatus(md5.get()) == CONNECTION_OK);
+  CHECK(scalar(md5.get(), "SELECT current_user") == kMd5User);
+}
