@@ -2,10 +2,11 @@
 # and `make test`; both install what is missing first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build asan test test-fast demo bench package package-test format clean
+.PHONY: all deps build asan tsan test-tsan test test-fast demo bench package package-test format clean
 
 all: build
 
@@ -19,6 +20,18 @@ build: deps
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPGPIVOT_WERROR=ON -DPGPIVOT_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# ThreadSanitizer: the threads are the workers, the health monitor and the supervisor.
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGPIVOT_WERROR=ON \
+	  -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread $(CMAKE_ARGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+
+# The multi-threaded paths under ThreadSanitizer (workers = 4, cancels across workers,
+# failover with the monitor thread, admin fan-out); a report fails the run.
+test-tsan: tsan
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L pg \
+	  -R 'pg_fixture|four workers|every worker|transaction mode|promote mode|SHOW|PAUSE|metrics'
 
 # Every test, once normally and once under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: build asan
