@@ -40,14 +40,14 @@ std::string readFile(const std::string& path) {
 
 TEST_CASE("pgpivot routes a cluster database to the node that is primary", "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
+  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
   CHECK(serverPort(conn.get()) == std::to_string(cluster.primaryPort()));
   CHECK(scalar(conn.get(), "SELECT pg_is_in_recovery()") == "f");
-  ::unlink(events.c_str());
 }
 
 TEST_CASE(
@@ -55,7 +55,8 @@ TEST_CASE(
     "write to the new primary",
     "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
+  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
@@ -92,7 +93,6 @@ TEST_CASE(
   const std::string log = readFile(events);
   CHECK_THAT(log, Catch::Contains("\"event\""));
   CHECK_THAT(log, Catch::Contains(std::to_string(cluster.standbyPort())));
-  ::unlink(events.c_str());
 }
 
 TEST_CASE(
@@ -100,7 +100,8 @@ TEST_CASE(
     "statement that the transaction was aborted",
     "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
+  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
@@ -126,12 +127,12 @@ TEST_CASE(
   // The session goes on, outside any transaction, on the new primary.
   CHECK(PQtransactionStatus(conn.get()) == PQTRANS_IDLE);
   CHECK(serverPort(conn.get()) == std::to_string(cluster.standbyPort()));
-  ::unlink(events.c_str());
 }
 
 TEST_CASE("an old primary that comes back after a failover is never routed to", "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = "/tmp/pgpivot-failover-events-" + std::to_string(::getpid());
+  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
   cluster.killPrimary();
@@ -160,5 +161,4 @@ TEST_CASE("an old primary that comes back after a failover is never routed to", 
       CHECK(serverPort(conn.get()) != std::to_string(cluster.primaryPort()));
     }
   }
-  ::unlink(events.c_str());
 }

@@ -47,7 +47,8 @@ std::string readFile(const std::string& path) {
 TEST_CASE("in promote mode pgpivot promotes the standby itself when the primary is killed",
           "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("promote");
+  const ScratchFile events_file(eventsPath("promote"));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(promoteOptions(cluster, events));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
@@ -79,12 +80,12 @@ TEST_CASE("in promote mode pgpivot promotes the standby itself when the primary 
   CHECK(scalar(conn.get(), "SELECT string_agg(DISTINCT id::text, ',') FROM acked") == "1,2");
   const std::string log = readFile(events);
   CHECK_THAT(log, Catch::Contains("PROMOTING"));
-  ::unlink(events.c_str());
 }
 
 TEST_CASE("a lock pile-up on the primary is reported but does not fail over", "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("locks");
+  const ScratchFile events_file(eventsPath("locks"));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(promoteOptions(cluster, events));
   pgpivot.start();
   Conn holder = connect(pgpivot.conninfo());
@@ -119,13 +120,13 @@ TEST_CASE("a lock pile-up on the primary is reported but does not fail over", "[
     while (Res extra{PQgetResult(waiter.get())}) {
     }
   }
-  ::unlink(events.c_str());
 }
 
 TEST_CASE("SHOW NODES and SHOW CLUSTERS tell the operator who is primary and how it is",
           "[pg][failover][admin]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("show");
+  const ScratchFile events_file(eventsPath("show"));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(promoteOptions(cluster, events, "follow"));
   pgpivot.start();
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
@@ -152,13 +153,13 @@ TEST_CASE("SHOW NODES and SHOW CLUSTERS tell the operator who is primary and how
         name == "127.0.0.1:" + std::to_string(cluster.primaryPort()) ? "primary" : "standby";
     CHECK(std::string(PQgetvalue(nodes.get(), row, role)) == expected);
   }
-  ::unlink(events.c_str());
 }
 
 TEST_CASE("SWITCHOVER moves the primary to the standby while clients stay connected",
           "[pg][failover][admin]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("switchover");
+  const ScratchFile events_file(eventsPath("switchover"));
+  const std::string& events = events_file.path;
   auto options = promoteOptions(cluster, events);
   options.settings["pool_mode"] = "transaction";
   Pgpivot pgpivot(options);
@@ -183,13 +184,13 @@ TEST_CASE("SWITCHOVER moves the primary to the standby while clients stay connec
   INFO("events:\n" << readFile(events) << "\nlog:\n" << pgpivot.logText());
   CHECK(moved);
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
-  ::unlink(events.c_str());
 }
 
 TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsive and replaced",
           "[pg][failover]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("frozen");
+  const ScratchFile events_file(eventsPath("frozen"));
+  const std::string& events = events_file.path;
   Pgpivot pgpivot(promoteOptions(cluster, events));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
@@ -223,7 +224,6 @@ TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsiv
     REQUIRE(PQstatus(fresh.get()) == CONNECTION_OK);
     CHECK(serverPort(fresh.get()) == std::to_string(cluster.standbyPort()));
   }
-  ::unlink(events.c_str());
 }
 
 TEST_CASE(
@@ -231,7 +231,8 @@ TEST_CASE(
     "a cluster whose monitor lacks rights",
     "[pg][failover][check]") {
   TwoNodeCluster cluster;
-  const std::string events = eventsPath("check");
+  const ScratchFile events_file(eventsPath("check"));
+  const std::string& events = events_file.path;
   Pgpivot healthy(promoteOptions(cluster, events));
   const CommandResult good = runPgpivotCommand({"--check", "--connect", healthy.configPath()});
   INFO("stdout: " << good.out << "\nstderr: " << good.err);

@@ -71,6 +71,10 @@ std::vector<pid_t> childrenOf(pid_t parent) {
 
 }  // namespace
 
+ScratchFile::~ScratchFile() {
+  ::unlink(path.c_str());
+}
+
 TwoNodeCluster::TwoNodeCluster() {
   char pattern[] = "/tmp/pgpivot-cluster.XXXXXX";
   const char* dir = ::mkdtemp(pattern);

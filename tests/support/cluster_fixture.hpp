@@ -9,6 +9,15 @@
 
 namespace pgpivot::test {
 
+// A file a test names (an event log, say), removed when the test ends however it ends.
+struct ScratchFile {
+  std::string path;
+  explicit ScratchFile(std::string p) : path(std::move(p)) {}
+  ~ScratchFile();
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+};
+
 class TwoNodeCluster {
  public:
   TwoNodeCluster();  // starts both nodes and waits for streaming; fails the test otherwise
