@@ -9,19 +9,14 @@
 
 #include "pgpivot/auth/auth_file.hpp"
 #include "pgpivot/config/parser.hpp"
+#include "pgpivot/net/pq_handles.hpp"
 
 namespace pgpivot::app {
 
 namespace {
 
-struct PgConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct PgResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using PgConnPtr = std::unique_ptr<PGconn, PgConnDeleter>;
-using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
+using net::PgConnPtr;
+using net::PgResultPtr;
 
 struct NodeReport {
   bool reachable = false;
@@ -59,10 +54,7 @@ NodeReport probeNode(const std::string& host, uint16_t port, const std::string& 
   PgConnPtr conn(PQconnectdbParams(keys, values, 0));
   NodeReport report;
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    report.detail = PQerrorMessage(conn.get());
-    while (!report.detail.empty() && report.detail.back() == '\n') {
-      report.detail.pop_back();
-    }
+    report.detail = net::trimmedMessage(PQerrorMessage(conn.get()));
     return report;
   }
   PgResultPtr result(PQexec(conn.get(), kNodeQuery));

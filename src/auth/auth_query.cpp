@@ -1,30 +1,14 @@
 #include "pgpivot/auth/auth_query.hpp"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
-#include <memory>
+#include "pgpivot/net/pq_handles.hpp"
 
 namespace pgpivot::auth {
 
-namespace {
-
-struct PgConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct PgResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-
-std::string trimmed(const char* message) {
-  std::string text = message != nullptr ? message : "";
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
-
-}  // namespace
+using net::PgConnPtr;
+using net::PgResultPtr;
+using net::trimmedMessage;
 
 AuthQueryResult runAuthQuery(const AuthQueryRequest& request) {
   const std::string port = std::to_string(request.port);
@@ -34,19 +18,19 @@ AuthQueryResult runAuthQuery(const AuthQueryRequest& request) {
                           request.dbname.c_str(),        request.auth_user.c_str(),
                           request.auth_password.c_str(), "5",
                           "pgpivot-auth_query",          nullptr};
-  std::unique_ptr<PGconn, PgConnDeleter> conn(PQconnectdbParams(keys, values, 0));
+  PgConnPtr conn(PQconnectdbParams(keys, values, 0));
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     return fail(sqlstate::kConnectionFailure,
                 fmt::format("pgpivot: auth_query connection failed: {}",
-                            trimmed(PQerrorMessage(conn.get()))));
+                            trimmedMessage(PQerrorMessage(conn.get()))));
   }
   const char* params[] = {request.user.c_str()};
-  std::unique_ptr<PGresult, PgResultDeleter> result(
+  PgResultPtr result(
       PQexecParams(conn.get(), request.query.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-    return fail(
-        sqlstate::kConnectionFailure,
-        fmt::format("pgpivot: auth_query failed: {}", trimmed(PQresultErrorMessage(result.get()))));
+    return fail(sqlstate::kConnectionFailure,
+                fmt::format("pgpivot: auth_query failed: {}",
+                            trimmedMessage(PQresultErrorMessage(result.get()))));
   }
   if (PQntuples(result.get()) == 0 || PQnfields(result.get()) < 2 ||
       PQgetisnull(result.get(), 0, 1) != 0) {

@@ -2,23 +2,19 @@
 
 #include <thread>
 
+#include "pgpivot/net/pq_handles.hpp"
+
 namespace pgpivot::monitor {
 
 namespace {
 
-std::string trimmed(const char* text) {
-  std::string out = text != nullptr ? text : "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-    out.pop_back();
-  }
-  return out;
-}
+using net::trimmedMessage;
 
 // libpq reports start-up failures as text only; recover the SQLSTATEs the classifier
 // needs from PostgreSQL's fixed messages (postmaster.c, ProcessStartupPacket).
 ProbeOutcome connectFailure(PGconn* conn) {
   ProbeOutcome outcome;
-  outcome.message = trimmed(PQerrorMessage(conn));
+  outcome.message = trimmedMessage(PQerrorMessage(conn));
   const auto has = [&](std::string_view needle) {
     return outcome.message.find(needle) != std::string::npos;
   };
@@ -137,13 +133,18 @@ void PgProbe::onConnectProgress() {
   }
 }
 
+// The connection broke under a query: report libpq's words and start afresh next run.
+void PgProbe::failBroken() {
+  ProbeOutcome outcome;
+  outcome.kind = ProbeOutcome::Kind::kError;
+  outcome.message = trimmedMessage(PQerrorMessage(conn_));
+  abandon(false);
+  finish(std::move(outcome));
+}
+
 void PgProbe::sendQuery() {
   if (PQsendQuery(conn_, sql_.c_str()) == 0) {
-    ProbeOutcome outcome;
-    outcome.kind = ProbeOutcome::Kind::kError;
-    outcome.message = trimmed(PQerrorMessage(conn_));
-    abandon(false);
-    finish(std::move(outcome));
+    failBroken();
     return;
   }
   phase_ = Phase::kSending;
@@ -154,11 +155,7 @@ void PgProbe::onQueryIo(int events) {
   if (phase_ == Phase::kSending) {
     const int flushed = PQflush(conn_);
     if (flushed < 0) {
-      ProbeOutcome outcome;
-      outcome.kind = ProbeOutcome::Kind::kError;
-      outcome.message = trimmed(PQerrorMessage(conn_));
-      abandon(false);
-      finish(std::move(outcome));
+      failBroken();
       return;
     }
     if (flushed == 1) {
@@ -169,11 +166,7 @@ void PgProbe::onQueryIo(int events) {
   }
   if ((events & UV_READABLE) != 0 || phase_ == Phase::kReading) {
     if (PQconsumeInput(conn_) == 0) {
-      ProbeOutcome outcome;
-      outcome.kind = ProbeOutcome::Kind::kError;
-      outcome.message = trimmed(PQerrorMessage(conn_));
-      abandon(false);
-      finish(std::move(outcome));
+      failBroken();
       return;
     }
     collectResults();
@@ -224,7 +217,7 @@ void PgProbe::collectResults() {
       partial_.kind = ProbeOutcome::Kind::kError;
       const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
       partial_.sqlstate = state != nullptr ? state : "";
-      partial_.message = trimmed(PQresultErrorMessage(result));
+      partial_.message = trimmedMessage(PQresultErrorMessage(result));
     }
     PQclear(result);
   }

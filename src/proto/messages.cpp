@@ -201,6 +201,10 @@ void writeCommandComplete(std::string& out, std::string_view tag) {
 void writeEmptyQueryResponse(std::string& out) {
   writeEmpty(out, BackendTag::kEmptyQueryResponse);
 }
+void writeFrame(std::string& out, char tag, std::string_view body) {
+  Writer(out).begin(tag).bytes(body).finish();
+}
+
 void writeParseComplete(std::string& out) {
   writeEmpty(out, BackendTag::kParseComplete);
 }

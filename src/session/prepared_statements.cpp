@@ -1,6 +1,5 @@
 #include "pgpivot/session/prepared_statements.hpp"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -17,11 +16,7 @@ namespace {
 // A frame around `body` under `tag`.
 std::string frame(char tag, std::string_view body) {
   std::string out;
-  out.reserve(body.size() + 5);
-  out.push_back(tag);
-  const uint32_t length = htonl(static_cast<uint32_t>(body.size() + 4));
-  out.append(reinterpret_cast<const char*>(&length), 4);
-  out.append(body);
+  proto::writeFrame(out, tag, body);
   return out;
 }
 

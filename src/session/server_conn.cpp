@@ -252,11 +252,7 @@ bool ServerConn::onActiveError(std::string_view body) {
   if (client_ != nullptr) {
     // Errors are rare: rebuilding the frame is cheaper than special-casing the pump.
     std::string frame;
-    frame.reserve(body.size() + proto::kHeaderSize);
-    frame.push_back('E');
-    const uint32_t length = htonl(static_cast<uint32_t>(body.size() + 4));
-    frame.append(reinterpret_cast<const char*>(&length), 4);
-    frame.append(body);
+    proto::writeFrame(frame, 'E', body);
     client_->stream().writeOwned(std::move(frame));
   }
   return true;

@@ -58,6 +58,7 @@ class PgProbe final {
   void startConnect();
   void onConnectProgress();
   void sendQuery();
+  void failBroken();
   void onQueryIo(int events);
   void collectResults();
   void watch(int events);

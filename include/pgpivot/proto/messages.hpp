@@ -49,6 +49,9 @@ void writeRowDescription(std::string& out, const std::vector<FieldDescription>& 
 void writeDataRow(std::string& out, const std::vector<Value>& columns);
 void writeCommandComplete(std::string& out, std::string_view tag);
 void writeEmptyQueryResponse(std::string& out);
+// Any message re-framed around a body pgpivot already holds (an error it passes on, a
+// message it rewrote).
+void writeFrame(std::string& out, char tag, std::string_view body);
 void writeParseComplete(std::string& out);
 void writeBindComplete(std::string& out);
 void writeCloseComplete(std::string& out);
