@@ -114,6 +114,9 @@ void renderProcess(std::string& out, const ProcessRow& p) {
       .sample({}, p.login_failures);
   Family(out, "pgpivot_cancel_requests_total", kCounter, "Cancel requests forwarded to servers")
       .sample({}, p.cancel_requests);
+  Family(out, "pgpivot_client_failover_errors_total", kCounter,
+         "Failover errors sent to clients (40001, 40003, 57P03)")
+      .sample({}, p.failover_errors);
 }
 
 void renderPools(std::string& out, const std::vector<PoolRow>& pools) {

@@ -438,9 +438,11 @@ constexpr std::string_view kHelp =
     "\n\tWAIT_CLOSE [<db>]"
     "\n\tSWITCHOVER <cluster> [TO <node>]"
     "\n\tFAILOVER <cluster> [TO <node>]"
-    "\n\tFENCE <node>"
-    "\n\tUNFENCE <node>"
-    "\n\tDRILL <cluster>"
+    "\n\tFENCE <node>    (a standby: any time; the primary: failover_mode = manual, or while"
+    "\n\t                 the cluster waits for an operator)"
+    "\n\tUNFENCE <node>  (refused while it is writable and not the routed primary: rewind it"
+    "\n\t                 and start it as a standby first)"
+    "\n\tDRILL <cluster> (a switchover that reports its steps, checks and verdict)"
     "\n\tSET_PRIMARY <cluster> TO <node>"
     "\n\tRESUME_CLUSTER <cluster>";
 
@@ -550,13 +552,29 @@ void renderShow(std::string& out, ShowKind kind, const Snapshot& snapshot) {
   }
 }
 
+// One row per step (elapsed_ms: since the run started), one per check (step "check"), and
+// the verdict last (elapsed_ms: the whole run).
 void renderReport(std::string& out, const FailoverReport& report) {
   Table t(out, kFailoverColumns);
   FailoverStepRow last;
+  last.failover_id = report.failover_id;
+  last.cluster = report.cluster;
+  last.kind = report.kind;
   for (const FailoverStepRow& f : report.steps) {
     failoverCells(t, f);
     t.endRow();
     last = f;
+  }
+  if (!report.failover_id.empty()) {
+    last.failover_id = report.failover_id;
+  }
+  for (const FailoverCheck& c : report.checks) {
+    FailoverStepRow row = last;
+    row.step = "check";
+    row.result = c.passed ? "passed" : "failed";
+    row.detail = c.name + ": " + c.detail;
+    failoverCells(t, row);
+    t.endRow();
   }
   std::string detail = report.verdict;
   if (!report.new_primary.empty()) {
@@ -567,6 +585,9 @@ void renderReport(std::string& out, const FailoverReport& report) {
   last.step = "verdict";
   last.result = report.passed ? "passed" : "failed";
   last.detail = std::move(detail);
+  if (report.duration_us > 0) {
+    last.elapsed_us = report.duration_us;
+  }
   failoverCells(t, last);
   t.endRow();
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
 #include "pgpivot/app/worker.hpp"
@@ -99,6 +100,7 @@ void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
   total.process.clients_accepted += part.process.clients_accepted;
   total.process.login_failures += part.process.login_failures;
   total.process.cancel_requests += part.process.cancel_requests;
+  total.process.failover_errors += part.process.failover_errors;
   total.process.client_connections += part.process.client_connections;
   total.process.server_connections += part.process.server_connections;
 }
@@ -165,6 +167,72 @@ void AdminService::runOnEveryWorker(const admin::Command& command,
   }
 }
 
+// SWITCHOVER and DRILL answer once the run has ended, with its steps, its checks and a
+// verdict. The failover errors clients got meanwhile (every worker's 40001/40003/57P03
+// counter, before and after) become the check "no_failed_transactions". A SWITCHOVER
+// whose pre-checks fail is an error (55000); a DRILL reports them as its verdict.
+void AdminService::runIncident(const admin::Command& command,
+                               admin::Completion<admin::CommandOutput> done) {
+  const ProcessHooks* hooks = worker_.processHooks();
+  if (hooks == nullptr || !hooks->cluster_run) {
+    done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no health monitor runs here"));
+    return;
+  }
+  struct Run {
+    admin::Completion<admin::CommandOutput> done;
+    int64_t errors_before = 0;
+    explicit Run(admin::Completion<admin::CommandOutput> d) : done(std::move(d)) {}
+  };
+  auto run = std::make_shared<Run>(std::move(done));
+  const bool drill = command.kind == admin::CommandKind::kDrill;
+  const cluster::AdminKind kind =
+      drill ? cluster::AdminKind::kDrill : cluster::AdminKind::kSwitchover;
+  admin::Parts parts;
+  parts.process = true;
+  Worker* origin = &worker_;
+  snapshot(parts, admin::Completion<admin::Snapshot>([this, run, hooks, origin, parts, drill, kind,
+                                                      command](Result<admin::Snapshot> before) {
+             run->errors_before = before ? before->process.failover_errors : 0;
+             hooks->cluster_run(
+                 command.target, kind, command.to_node,
+                 [this, run, origin, parts, drill](Result<admin::FailoverReport> report) {
+                   origin->post([this, run, parts, drill, report = std::move(report)] {
+                     if (!report) {
+                       run->done(tl::unexpected(report.error()));
+                       return;
+                     }
+                     if (report->failover_id.empty() && !drill) {
+                       run->done(fail(admin::code::kObjectNotInPrerequisiteState,
+                                      "pgpivot: switchover " + report->verdict));
+                       return;
+                     }
+                     snapshot(parts,
+                              admin::Completion<admin::Snapshot>(
+                                  [run, report = *report](Result<admin::Snapshot> after) mutable {
+                                    if (!report.failover_id.empty()) {
+                                      const int64_t failed =
+                                          after
+                                              ? after->process.failover_errors - run->errors_before
+                                              : 0;
+                                      report.failed_transactions = std::max<int64_t>(failed, 0);
+                                      report.checks.push_back(
+                                          {"no_failed_transactions", failed <= 0,
+                                           std::to_string(std::max<int64_t>(failed, 0)) +
+                                               " failover error(s) (40001, 40003, 57P03) sent to "
+                                               "clients while it ran"});
+                                      report.passed = std::all_of(
+                                          report.checks.begin(), report.checks.end(),
+                                          [](const admin::FailoverCheck& c) { return c.passed; });
+                                    }
+                                    admin::CommandOutput output;
+                                    output.report = std::move(report);
+                                    run->done(std::move(output));
+                                  }));
+                   });
+                 });
+           }));
+}
+
 void AdminService::run(const admin::Command& command,
                        admin::Completion<admin::CommandOutput> done) {
   PGPIVOT_LOG_INFO("admin console: {} runs command {}", command.caller,
@@ -222,54 +290,55 @@ void AdminService::run(const admin::Command& command,
                     : "pgpivot: SUSPEND (online restart) is not supported"));
       return;
     case admin::CommandKind::kSwitchover:
-    case admin::CommandKind::kFailover:
     case admin::CommandKind::kDrill:
+      runIncident(command, std::move(done));
+      return;
+    case admin::CommandKind::kFailover:
     case admin::CommandKind::kSetPrimary:
-    case admin::CommandKind::kResumeCluster: {
+    case admin::CommandKind::kResumeCluster:
+    case admin::CommandKind::kFence:
+    case admin::CommandKind::kUnfence: {
       const ProcessHooks* hooks = worker_.processHooks();
       if (hooks == nullptr || !hooks->cluster_admin) {
         done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no health monitor runs here"));
         return;
       }
       cluster::AdminKind kind = cluster::AdminKind::kResume;
+      std::string cluster_name = command.target;
+      std::string node = command.to_node;
       switch (command.kind) {
-        case admin::CommandKind::kSwitchover:
-          kind = cluster::AdminKind::kSwitchover;
-          break;
         case admin::CommandKind::kFailover:
           kind = cluster::AdminKind::kFailover;
           break;
-        case admin::CommandKind::kDrill:
-          kind = cluster::AdminKind::kDrill;
-          break;
         case admin::CommandKind::kSetPrimary:
           kind = cluster::AdminKind::kSetPrimary;
+          break;
+        case admin::CommandKind::kFence:
+        case admin::CommandKind::kUnfence:
+          // FENCE node: the monitor finds the node's cluster.
+          kind = command.kind == admin::CommandKind::kFence ? cluster::AdminKind::kFence
+                                                            : cluster::AdminKind::kUnfence;
+          cluster_name.clear();
+          node = command.target;
           break;
         default:
           break;
       }
       auto shared = std::make_shared<admin::Completion<admin::CommandOutput>>(std::move(done));
       Worker* origin = &worker_;
-      hooks->cluster_admin(command.target, kind, command.to_node,
-                           [shared, origin](Result<std::string> reply) {
-                             origin->post([shared, reply = std::move(reply)] {
-                               if (!reply) {
-                                 (*shared)(tl::unexpected(reply.error()));
-                                 return;
-                               }
-                               admin::CommandOutput output;
-                               output.notices.push_back("pgpivot: " + *reply);
-                               (*shared)(std::move(output));
-                             });
-                           });
+      hooks->cluster_admin(cluster_name, kind, node, [shared, origin](Result<std::string> reply) {
+        origin->post([shared, reply = std::move(reply)] {
+          if (!reply) {
+            (*shared)(tl::unexpected(reply.error()));
+            return;
+          }
+          admin::CommandOutput output;
+          output.notices.push_back("pgpivot: " + *reply);
+          (*shared)(std::move(output));
+        });
+      });
       return;
     }
-    case admin::CommandKind::kFence:
-    case admin::CommandKind::kUnfence:
-      done(fail(sqlstate::kFeatureNotSupported,
-                "pgpivot: FENCE and UNFENCE by hand are not available yet; the failover state "
-                "machine fences former primaries itself"));
-      return;
   }
   done(fail(sqlstate::kInternalError, "pgpivot: unknown admin command"));
 }

@@ -281,6 +281,11 @@ int runProcess(const ProcessOptions& options) {
                                   std::function<void(Result<std::string>)> done) {
     health.admin(cluster, kind, node, std::move(done));
   };
+  hooks.cluster_run = [&health](const std::string& cluster, cluster::AdminKind kind,
+                                const std::string& node,
+                                std::function<void(Result<admin::FailoverReport>)> done) {
+    health.adminAndWait(cluster, kind, node, std::move(done));
+  };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);
   }

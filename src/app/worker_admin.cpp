@@ -215,6 +215,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
     snapshot.process.clients_accepted = static_cast<int64_t>(stats_.clients_accepted.load());
     snapshot.process.login_failures = static_cast<int64_t>(stats_.login_failures.load());
     snapshot.process.cancel_requests = static_cast<int64_t>(stats_.cancels_forwarded.load());
+    snapshot.process.failover_errors = static_cast<int64_t>(stats_.failover_errors.load());
     snapshot.process.client_connections = static_cast<int64_t>(clients_.size());
     snapshot.process.server_connections = static_cast<int64_t>(servers_.size());
   }

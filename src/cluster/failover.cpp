@@ -349,6 +349,7 @@ void FailoverMachine::resume(std::string reason) {
     return;
   }
   paused_ = false;
+  pause_ended_ms_ = now_;
   crash_paused_ = false;
   routed_ = primary_.has_value() && !writes_refused_;
   Action& a = addAction(ActionKind::kResumeClients, primary_);

@@ -89,6 +89,10 @@ std::string_view toString(AdminKind kind) {
       return "set_primary";
     case AdminKind::kResume:
       return "resume";
+    case AdminKind::kFence:
+      return "fence";
+    case AdminKind::kUnfence:
+      return "unfence";
   }
   return "unknown";
 }

@@ -230,7 +230,9 @@ void FailoverMachine::lockPolicy(const NodeVerdict& v) {
 // readmit_after of that (research §7.4). It is then a standby like any other.
 void FailoverMachine::readmitFenced() {
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
-    if (!routing_.isFenced(names_[i]) || (primary_ && *primary_ == i)) {
+    // A node an operator fenced (FENCE) waits for UNFENCE.
+    if (!routing_.isFenced(names_[i]) || routing_.isHeld(names_[i]) ||
+        (primary_ && *primary_ == i)) {
       readmit_since_[i].reset();
       continue;
     }
@@ -430,7 +432,8 @@ void FailoverMachine::completeIncident(std::string_view result, std::string reas
   if (inc.promote_ms != 0) {
     e.emplace_back("promote_ms", inc.promote_duration_ms);
   }
-  e.emplace_back("paused_ms", now_ - pause_started_ms_);
+  e.emplace_back("paused_ms", (paused_ ? now_ : std::max(pause_ended_ms_, pause_started_ms_)) -
+                                  pause_started_ms_);
   if (inc.primary_lsn != 0 && inc.promoted_at_lsn != 0) {
     // Async replication: what the old primary had beyond the promoted standby may be lost
     // (at least this much; it may have written more after its last probe).

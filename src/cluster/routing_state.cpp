@@ -28,10 +28,26 @@ void RoutingState::fence(const std::string& node) {
   }
 }
 
+bool RoutingState::isHeld(std::string_view node) const {
+  return std::binary_search(held.begin(), held.end(), node);
+}
+
+void RoutingState::hold(const std::string& node) {
+  fence(node);
+  const auto it = std::lower_bound(held.begin(), held.end(), node);
+  if (it == held.end() || *it != node) {
+    held.insert(it, node);
+  }
+}
+
 void RoutingState::unfence(std::string_view node) {
   const auto it = std::lower_bound(fenced.begin(), fenced.end(), node);
   if (it != fenced.end() && *it == node) {
     fenced.erase(it);
+  }
+  const auto h = std::lower_bound(held.begin(), held.end(), node);
+  if (h != held.end() && *h == node) {
+    held.erase(h);
   }
 }
 
@@ -43,6 +59,9 @@ std::string serializeRoutingState(const RoutingState& state) {
   j["system_identifier"] = state.system_identifier;
   j["expected_primary"] = state.expected_primary;
   j["fenced"] = state.fenced;
+  if (!state.held.empty()) {
+    j["held"] = state.held;  // left out when empty: files stay as before FENCE existed
+  }
   return j.dump();
 }
 
@@ -84,6 +103,17 @@ Result<RoutingState> parseRoutingState(std::string_view text) {
       return bad("fenced holds something other than node names");
     }
     state.fence(node.get<std::string>());
+  }
+  if (const auto held = j.find("held"); held != j.end()) {
+    if (!held->is_array()) {
+      return bad("held is not a list");
+    }
+    for (const auto& node : *held) {
+      if (!node.is_string()) {
+        return bad("held holds something other than node names");
+      }
+      state.hold(node.get<std::string>());
+    }
   }
   return state;
 }

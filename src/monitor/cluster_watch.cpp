@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -139,6 +140,13 @@ void ClusterWatch::stop() {
     return;
   }
   uv_timer_stop(timer_);
+  for (Waiter& w : waiters_) {
+    if (w.done) {
+      ReportDone done = std::move(w.done);
+      done(fail(sqlstate::kAdminShutdown, "pgpivot: shutting down while " + w.id + " ran"));
+    }
+  }
+  waiters_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(timer_),
            [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
   timer_ = nullptr;
@@ -166,6 +174,7 @@ void ClusterWatch::tick() {
     }
   }
   apply(machine_->tick(now));
+  expireWaiters(uv_now(loop_));
 }
 
 void ClusterWatch::onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome) {
@@ -225,6 +234,7 @@ void ClusterWatch::apply(cluster::Output output) {
     backlog_.pop_front();
     for (const auto& event : next.events) {
       sink_.writeLine(formatter_.line(event, wallMs()));
+      noteForWaiters(event);
       if (event.event == "state_change") {
         PGPIVOT_LOG_INFO("{}", formatter_.summary(event));
       }
@@ -430,6 +440,114 @@ cluster::AdminReply ClusterWatch::admin(const cluster::AdminCommand& command) {
   cluster::AdminReply reply = output.admin.value_or(cluster::AdminReply{});
   apply(std::move(output));
   return reply;
+}
+
+void ClusterWatch::adminAndWait(const cluster::AdminCommand& command, ReportDone done) {
+  const uint64_t now = uv_now(loop_);
+  cluster::Output output = machine_->onAdmin(command, now);
+  const cluster::AdminReply reply = output.admin.value_or(cluster::AdminReply{});
+  Waiter waiter;
+  waiter.report.cluster = cluster_.name;
+  waiter.report.kind = std::string(cluster::toString(command.kind));
+  if (!reply.accepted || reply.incident_id.empty()) {
+    apply(std::move(output));
+    for (const cluster::AdminCheck& check : reply.checks) {
+      waiter.report.checks.push_back({check.name, check.passed, check.detail});
+    }
+    waiter.report.verdict = "refused before pausing anyone: " + reply.message;
+    done(std::move(waiter.report));
+    return;
+  }
+  // Bounded by the timeouts the run can meet, one after the other (a run that ends in
+  // WAIT_OPERATOR is answered when it gets there).
+  const cluster::Settings s = cluster::settingsFor(cluster_);
+  waiter.id = reply.incident_id;
+  waiter.started_ms = now;
+  waiter.deadline_ms = now + s.drain_timeout_ms + s.elect_timeout_ms + 2 * s.catchup_timeout_ms +
+                       s.fence_timeout_ms + s.promote_timeout_ms + s.verify_timeout_ms +
+                       s.failover_pause_timeout_ms + 5000;
+  waiter.report.failover_id = reply.incident_id;
+  waiter.done = std::move(done);
+  waiters_.push_back(std::move(waiter));
+  apply(std::move(output));
+}
+
+void ClusterWatch::noteForWaiters(const cluster::Event& event) {
+  for (Waiter& w : waiters_) {
+    if (event.failover_id != w.id || !w.done) {
+      continue;
+    }
+    admin::FailoverStepRow row;
+    row.failover_id = w.id;
+    row.cluster = cluster_.name;
+    row.kind = w.report.kind;
+    row.time_us = wallMs() * 1000;
+    row.elapsed_us =
+        static_cast<int64_t>(event.mono_ms - std::min(event.mono_ms, w.started_ms)) * 1000;
+    const bool state_change = event.event == "state_change";
+    row.step = state_change ? event.to : event.event;
+    row.result = event.result.empty() ? "ok" : event.result;
+    row.detail = event.node;
+    if (!event.reason.empty()) {
+      row.detail += (row.detail.empty() ? "" : ": ") + event.reason;
+    }
+    if (event.duration_ms.value_or(0) > 0) {
+      row.detail += (row.detail.empty() ? "" : "; ") + std::to_string(*event.duration_ms) + " ms";
+    }
+    if (!event.error.empty()) {
+      row.detail += "; " + event.error;
+    }
+    w.report.steps.push_back(std::move(row));
+    admin::FailoverReport& r = w.report;
+    if (event.event.size() > 9 && event.event.ends_with("_complete")) {
+      r.completed = event.result == "ok";
+      r.duration_us = static_cast<int64_t>(event.duration_ms.value_or(0)) * 1000;
+      if (const auto* v = cluster::findField(event.evidence, "paused_ms")) {
+        if (const auto* ms = std::get_if<int64_t>(v)) {
+          r.paused_us = *ms * 1000;
+        }
+      }
+      if (const auto* v = cluster::findField(event.evidence, "primary")) {
+        if (const auto* name = std::get_if<std::string>(v)) {
+          r.new_primary = *name;
+        }
+      }
+      r.checks.push_back({"completed", r.completed,
+                          (r.completed ? "" : std::string(event.result) + ": ") + event.reason});
+      r.verdict = r.completed ? "completed" : event.result + ": " + event.reason;
+      answer(w);
+    } else if (state_change && (event.to == "WAIT_OPERATOR" || event.to == "SPLIT_BRAIN")) {
+      r.duration_us = row.elapsed_us;
+      r.paused_us = r.duration_us;  // still paused: clients wait for the operator
+      r.checks.push_back({"completed", false, "stopped in " + event.to + ": " + event.reason});
+      r.verdict = "stopped, an operator is needed: " + event.reason;
+      answer(w);
+    }
+  }
+  std::erase_if(waiters_, [](const Waiter& w) { return !w.done; });
+}
+
+void ClusterWatch::expireWaiters(uint64_t now) {
+  for (Waiter& w : waiters_) {
+    if (w.done && now >= w.deadline_ms) {
+      w.report.duration_us = static_cast<int64_t>(now - w.started_ms) * 1000;
+      w.report.checks.push_back({"completed", false,
+                                 "still " + std::string(cluster::toString(machine_->state())) +
+                                     " after " + std::to_string((now - w.started_ms) / 1000) +
+                                     " s; see SHOW FAILOVERS"});
+      w.report.verdict = "did not end in time";
+      answer(w);
+    }
+  }
+  std::erase_if(waiters_, [](const Waiter& w) { return !w.done; });
+}
+
+void ClusterWatch::answer(Waiter& waiter) {
+  ReportDone done = std::move(waiter.done);
+  waiter.done = nullptr;
+  waiter.report.passed = std::all_of(waiter.report.checks.begin(), waiter.report.checks.end(),
+                                     [](const admin::FailoverCheck& c) { return c.passed; });
+  done(std::move(waiter.report));
 }
 
 std::optional<std::size_t> ClusterWatch::nodeIndex(const std::string& host_port) const {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "event_log.hpp"
+#include "pgpivot/admin/backend.hpp"
 #include "pgpivot/admin/snapshot.hpp"
 #include "pgpivot/cluster/event_log.hpp"
 #include "pgpivot/cluster/failover.hpp"
@@ -38,8 +39,15 @@ class ClusterWatch final {
   void stop();
   const std::string& name() const { return cluster_.name; }
 
-  // An admin command (SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME) for this cluster.
+  // An admin command (SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME, FENCE, UNFENCE)
+  // for this cluster.
   cluster::AdminReply admin(const cluster::AdminCommand& command);
+  // SWITCHOVER or DRILL, answered once the run has ended: completed or aborted, stopped
+  // waiting for an operator, or still running after every state timeout it could meet.
+  // A refused run is answered at once, with the pre-checks (failover_id empty). `done`
+  // runs on this loop.
+  using ReportDone = std::function<void(Result<admin::FailoverReport>)>;
+  void adminAndWait(const cluster::AdminCommand& command, ReportDone done);
   // Copies of what SHOW CLUSTERS / SHOW NODES / SHOW FAILOVERS show.
   void status(std::vector<admin::ClusterRow>& clusters, std::vector<admin::NodeRow>& nodes,
               std::vector<admin::FailoverStepRow>& steps) const;
@@ -71,6 +79,17 @@ class ClusterWatch final {
   cluster::RoutingState restore();
   std::vector<std::pair<std::string, std::string>> params(const config::NodeAddress& node) const;
   void refreshStatus();
+  // Runs being waited for (adminAndWait): collects their steps, answers when they end.
+  struct Waiter {
+    std::string id;
+    uint64_t started_ms = 0;
+    uint64_t deadline_ms = 0;
+    admin::FailoverReport report;
+    ReportDone done;
+  };
+  void noteForWaiters(const cluster::Event& event);
+  void expireWaiters(uint64_t now);
+  void answer(Waiter& waiter);
 
   uv_loop_t* loop_;
   config::ClusterEntry cluster_;
@@ -80,6 +99,7 @@ class ClusterWatch final {
   std::unique_ptr<cluster::FailoverMachine> machine_;
   uv_timer_t* timer_;
   std::vector<Node> nodes_;
+  std::vector<Waiter> waiters_;
   std::deque<cluster::Output> backlog_;  // outputs produced while one is being applied
   bool applying_ = false;
   std::optional<std::size_t> routed_;  // what the workers were last told

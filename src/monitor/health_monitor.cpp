@@ -60,8 +60,9 @@ void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
     return;
   }
   mailbox_.post([this, cluster, kind, node, done = std::move(done)] {
+    const bool by_node = kind == cluster::AdminKind::kFence || kind == cluster::AdminKind::kUnfence;
     for (auto& watch : clusters_) {
-      if (watch->name() != cluster) {
+      if (by_node ? !watch->nodeIndex(node) : watch->name() != cluster) {
         continue;
       }
       cluster::AdminCommand command;
@@ -79,6 +80,35 @@ void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
         return;
       }
       done(reply.message);
+      return;
+    }
+    done(fail("42704", by_node ? "pgpivot: no cluster has a node " + node
+                               : "pgpivot: no cluster named " + cluster));
+  });
+}
+
+void HealthMonitor::adminAndWait(const std::string& cluster, cluster::AdminKind kind,
+                                 const std::string& node,
+                                 std::function<void(Result<admin::FailoverReport>)> done) {
+  if (!thread_.joinable()) {
+    done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no [cluster.*] is configured"));
+    return;
+  }
+  mailbox_.post([this, cluster, kind, node, done = std::move(done)]() mutable {
+    for (auto& watch : clusters_) {
+      if (watch->name() != cluster) {
+        continue;
+      }
+      cluster::AdminCommand command;
+      command.kind = kind;
+      if (!node.empty()) {
+        command.target = watch->nodeIndex(node);
+        if (!command.target) {
+          done(fail("42704", "pgpivot: cluster " + cluster + " has no node " + node));
+          return;
+        }
+      }
+      watch->adminAndWait(command, std::move(done));
       return;
     }
     done(fail("42704", "pgpivot: no cluster named " + cluster));

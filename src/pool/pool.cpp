@@ -356,6 +356,7 @@ void Pool::janitor(uint64_t now) {
            older(std::max(waiting_.front()->waitStartedAt(), paused_since_), pause_timeout_)) {
       ClientSession* client = waiting_.front();
       waiting_.pop_front();
+      worker_.mutableStats().failover_errors++;
       client->failWaiting(sqlstate::kCannotConnectNow,
                           "pgpivot: failover in progress: no primary available within "
                           "failover_pause_timeout",

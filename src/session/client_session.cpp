@@ -660,6 +660,9 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   // The session stays; what the client is told depends on what it was doing.
   if (server->outstanding() > 0) {
     // A statement in flight: it may or may not have committed.
+    if (failover) {
+      worker_.mutableStats().failover_errors++;
+    }
     std::string out;
     proto::writeErrorResponse(
         out, proto::severity::kError,
@@ -712,6 +715,9 @@ bool ClientSession::answerLostTransaction() {
     }
     const bool failover = lost_transaction_ == LostTransaction::kFailover;
     lost_transaction_ = LostTransaction::kNone;
+    if (failover) {
+      worker_.mutableStats().failover_errors++;
+    }
     std::string out;
     proto::writeErrorResponse(
         out, proto::severity::kError,

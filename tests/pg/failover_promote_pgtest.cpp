@@ -172,10 +172,11 @@ TEST_CASE("SWITCHOVER moves the primary to the standby while clients stay connec
   }));
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  // Wait until the machine is steady (it refuses a switchover while discovering).
+  // Wait until the machine is steady (it refuses a switchover while discovering). The
+  // answer comes once the switchover has ended: its steps and verdict.
   REQUIRE(eventually(std::chrono::seconds(10), [&] {
     Res result(PQexec(admin.get(), "SWITCHOVER main"));
-    return PQresultStatus(result.get()) == PGRES_COMMAND_OK;
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
   }));
   const bool moved = eventually(std::chrono::seconds(30), [&] {
     return scalar(conn.get(), "INSERT INTO sw VALUES (1)").empty() &&
@@ -215,6 +216,7 @@ TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsiv
   INFO("last result: " << last << "\nevents:\n" << readFile(events));
   REQUIRE(moved);
   WARN("frozen primary to the first write on the promoted node: " << took.count() << " ms");
+  WARN("TMPDEBUG events:\n" << readFile(events));
   const std::string log = readFile(events);
   CHECK_THAT(log, Catch::Contains("UNRESPONSIVE"));
   CHECK_THAT(log, Catch::Contains("PROMOTING"));

@@ -142,14 +142,30 @@ struct Command {
   std::string caller;      // user name of the admin who sent it, for the log
 };
 
-// What SWITCHOVER, FAILOVER and DRILL report.
+// One check of a switchover or drill: a pre-check (before anyone is paused) or a check of
+// the outcome (completed, verified, no client transaction failed).
+struct FailoverCheck {
+  std::string name;
+  bool passed = false;
+  std::string detail;
+};
+
+// What SWITCHOVER and DRILL report once the run has ended: one row per step, one per
+// check, and the verdict.
 struct FailoverReport {
+  std::string failover_id;  // empty when refused before it started
+  std::string cluster;
+  std::string kind;  // "switchover", "drill"
   std::vector<FailoverStepRow> steps;
-  bool passed = false;  // drill: every check passed; switchover/failover: completed
-  std::string verdict;  // one line saying why
+  std::vector<FailoverCheck> checks;
+  bool completed = false;  // the run reached its end ("ok"): the new primary takes writes
+  bool passed = false;     // every check passed
+  std::string verdict;     // one line saying why
   std::string new_primary;
+  int64_t duration_us = 0;
   int64_t paused_us = 0;            // how long clients were held
-  int64_t failed_transactions = 0;  // transactions that got an error because of it
+  int64_t failed_transactions = 0;  // client transactions that got a failover error
+                                    // (40001, 40003, 57P03) while it ran
 };
 
 struct CommandOutput {

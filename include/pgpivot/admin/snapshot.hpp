@@ -212,6 +212,7 @@ struct ProcessRow {
   int64_t clients_accepted = 0;  // counter
   int64_t login_failures = 0;    // counter
   int64_t cancel_requests = 0;   // counter: cancels forwarded to PostgreSQL
+  int64_t failover_errors = 0;   // counter: 40001/40003/57P03 sent to clients by failovers
   int64_t client_connections = 0;
   int64_t server_connections = 0;
 };

@@ -26,11 +26,16 @@ struct ProcessHooks {
   std::function<void(std::vector<admin::ClusterRow>&, std::vector<admin::NodeRow>&,
                      std::vector<admin::FailoverStepRow>&)>
       cluster_status;
-  // SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME_CLUSTER; `done` runs on the
-  // monitor's thread.
+  // FAILOVER, SET_PRIMARY, RESUME_CLUSTER, FENCE, UNFENCE (cluster empty: found by node);
+  // `done` runs on the monitor's thread.
   std::function<void(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
                      std::function<void(Result<std::string>)> done)>
       cluster_admin;
+  // SWITCHOVER and DRILL: `done` gets the run's report once it has ended, on the
+  // monitor's thread.
+  std::function<void(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
+                     std::function<void(Result<admin::FailoverReport>)> done)>
+      cluster_run;
 };
 
 class AdminService final : public admin::AdminBackend {
@@ -43,6 +48,8 @@ class AdminService final : public admin::AdminBackend {
  private:
   void runOnEveryWorker(const admin::Command& command,
                         admin::Completion<admin::CommandOutput> done);
+  // SWITCHOVER / DRILL: waits for the run and adds the failover errors clients got.
+  void runIncident(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
   Worker& worker_;
 };
 

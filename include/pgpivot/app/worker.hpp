@@ -48,6 +48,9 @@ struct WorkerStats {
   std::atomic<uint64_t> servers_current{0};
   std::atomic<uint64_t> queries{0};
   std::atomic<uint64_t> cancels_forwarded{0};
+  // Failover errors sent to clients: 40001 (transaction lost to a failover), 40003
+  // (statement outcome unknown), 57P03 (no primary within failover_pause_timeout).
+  std::atomic<uint64_t> failover_errors{0};
 };
 
 class Worker final {

@@ -173,6 +173,8 @@ class FailoverMachine final {
   AdminReply failover(const AdminCommand& command);
   AdminReply setPrimary(const AdminCommand& command);
   AdminReply resumeCommand();
+  AdminReply fenceCommand(const AdminCommand& command);
+  AdminReply unfenceCommand(const AdminCommand& command);
 
   std::vector<std::string> names_;
   Settings settings_;
@@ -191,6 +193,7 @@ class FailoverMachine final {
   bool paused_ = false;
   bool crash_paused_ = false;  // paused for CRASH_RECOVERY: resume when it answers again
   uint64_t pause_started_ms_ = 0;
+  uint64_t pause_ended_ms_ = 0;  // the last resume; with pause_started_ms_, how long it held
   uint64_t pause_id_ = 0;
   std::optional<uint64_t> pause_acked_ms_;
   bool pause_timeout_reported_ = false;

@@ -117,6 +117,8 @@ enum class AdminKind : uint8_t {
   kFailover,    // unplanned, now: skips the witness and the flap guard
   kSetPrimary,  // the operator says which node is the primary (ends SPLIT_BRAIN)
   kResume,      // leave WAIT_OPERATOR / SPLIT_BRAIN / PARTITIONED: rediscover
+  kFence,       // an operator fences `target` by hand (failover_admin.cpp says when)
+  kUnfence,     // an operator lifts the fence of `target` (failover_admin.cpp says when)
 };
 std::string_view toString(AdminKind kind);
 
@@ -125,9 +127,18 @@ struct AdminCommand {
   std::optional<std::size_t> target = {};  // switchover/failover: the node to promote
 };
 
+// One pre-check of a switchover or drill, as the operator sees it.
+struct AdminCheck {
+  std::string name = {};  // "mode", "state", "primary_probe", "standby_eligible", ...
+  bool passed = false;
+  std::string detail = {};
+};
+
 struct AdminReply {
   bool accepted = false;
   std::string message = {};
+  std::string incident_id = {};         // switchover/drill/failover accepted: its id
+  std::vector<AdminCheck> checks = {};  // switchover/drill: the pre-checks, in order
 };
 
 // One line of the failover event log (research §7.7). Empty strings are left out of the

@@ -22,9 +22,16 @@ struct RoutingState {
   std::string system_identifier;    // the cluster's; empty until the first discovery
   std::string expected_primary;     // "host:port"; empty: none routed yet
   std::vector<std::string> fenced;  // sorted; never written to again until re-admitted
+  // Sorted; the subset of `fenced` an operator fenced by hand (FENCE): never re-admitted
+  // on its own, only by UNFENCE (or SET PRIMARY naming it).
+  std::vector<std::string> held;
 
   [[nodiscard]] bool isFenced(std::string_view node) const;
+  [[nodiscard]] bool isHeld(std::string_view node) const;
   void fence(const std::string& node);
+  // Fenced, and held until an operator lifts it.
+  void hold(const std::string& node);
+  // Lifts the fence and the hold.
   void unfence(std::string_view node);
 
   bool operator==(const RoutingState&) const = default;
@@ -32,7 +39,8 @@ struct RoutingState {
 
 // One JSON object on one line:
 // {"version":1,"epoch":7,"min_timeline":2,"system_identifier":"7712...",
-//  "expected_primary":"db-b:5432","fenced":["db-a:5432"]}
+//  "expected_primary":"db-b:5432","fenced":["db-a:5432"],"held":[]}
+// ("held" may be missing: files written before FENCE existed.)
 std::string serializeRoutingState(const RoutingState& state);
 // Refuses anything it does not fully understand (a newer version, a wrong type): a
 // restart must not guess at fencing state.

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "pgpivot/admin/backend.hpp"
 #include "pgpivot/admin/snapshot.hpp"
 #include "pgpivot/cluster/failover_types.hpp"
 #include "pgpivot/config/config.hpp"
@@ -45,8 +46,13 @@ class HealthMonitor final {
               std::vector<admin::FailoverStepRow>& steps) const;
   // Any thread: an admin command for `cluster`; `node` ("host:port") names the target
   // where the command takes one. `done` runs on the monitor's thread.
+  // FENCE and UNFENCE name only a node: `cluster` may be empty, the node's cluster is found.
   void admin(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
              std::function<void(pgpivot::Result<std::string>)> done);
+  // Any thread: SWITCHOVER or DRILL, answered with its report once the run has ended (see
+  // ClusterWatch::adminAndWait). `done` runs on the monitor's thread.
+  void adminAndWait(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
+                    std::function<void(pgpivot::Result<admin::FailoverReport>)> done);
 
  private:
   void run();

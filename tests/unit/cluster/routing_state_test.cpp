@@ -30,6 +30,27 @@ TEST_CASE("the routing state survives a round trip through its text", "[unit][cl
   CHECK_FALSE(s.isFenced("db-c:5432"));
 }
 
+TEST_CASE("a node fenced by an operator stays held across a round trip until unfenced",
+          "[unit][cluster]") {
+  RoutingState s;
+  s.epoch = 3;
+  s.min_timeline = 1;
+  s.hold("db-b:5432");
+  CHECK(s.isFenced("db-b:5432"));
+  CHECK(s.isHeld("db-b:5432"));
+  const std::string text = serializeRoutingState(s);
+  CHECK_THAT(text, Catch::Contains(R"("held":["db-b:5432"])"));
+  const auto back = parseRoutingState(text);
+  REQUIRE(back);
+  CHECK(*back == s);
+  CHECK(back->isHeld("db-b:5432"));
+  s.unfence("db-b:5432");
+  CHECK_FALSE(s.isFenced("db-b:5432"));
+  CHECK_FALSE(s.isHeld("db-b:5432"));
+  CHECK_FALSE(parseRoutingState(
+      R"({"version":1,"epoch":1,"min_timeline":1,"system_identifier":"","expected_primary":"","fenced":[],"held":"x"})"));
+}
+
 TEST_CASE("a state file pgpivot does not fully understand is refused", "[unit][cluster]") {
   const char* bad = GENERATE(
       "", "[]", "not json", R"({"version":2,"epoch":1})",

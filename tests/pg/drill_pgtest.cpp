@@ -1,0 +1,275 @@
+// DRILL on a live two-node cluster (real PostgreSQL 15 primary + streaming standby), the
+// "disaster recovery drill" of the postmortem: it runs a planned switchover under a pgbench
+// load and answers, once it has ended, with its steps, its checks and a verdict; and a
+// drill whose pre-checks fail stops before pausing anyone and says why.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "support/cluster_fixture.hpp"
+#include "support/pgpivot_fixture.hpp"
+
+using namespace pgpivot::test;
+
+namespace {
+
+std::string eventsPath(const char* tag) {
+  return "/tmp/pgpivot-events-" + std::string(tag) + "-" + std::to_string(::getpid());
+}
+
+Pgpivot::Options drillOptions(const TwoNodeCluster& cluster, const std::string& events) {
+  Pgpivot::Options options;
+  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
+  options.extra_sections = {cluster.clusterSection(
+      "failover_mode = promote\nprofile = fast\nprobe_interval = 0.2\nprobe_timeout = 0.5\n"
+      "failover_cooldown = 0\nfailover_log = " +
+      events + "\n")};
+  options.settings["pool_mode"] = "transaction";
+  options.settings["query_wait_timeout"] = "60";
+  options.settings["admin_users"] = kScramUser;
+  return options;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct ShellResult {
+  int status = -1;
+  std::string output;
+};
+
+ShellResult runShell(const std::string& command) {
+  ShellResult result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    return result;
+  }
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    result.output.append(buffer, n);
+  }
+  const int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string pgbenchBinary() {
+  for (const char* candidate : {"/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"}) {
+    if (::access(candidate, X_OK) == 0) {
+      return candidate;
+    }
+  }
+  FAIL("pgbench not found (install postgresql-15 or postgresql-client-15)");
+  return "";
+}
+
+// A drill's answer, row by row.
+struct Report {
+  std::vector<std::map<std::string, std::string>> rows;
+  std::string text;  // for INFO
+
+  const std::map<std::string, std::string>* row(const std::string& step) const {
+    for (const auto& r : rows) {
+      if (r.at("step") == step) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+  // The check row (a pre-check of an accepted run is a "precheck" step, a refused run's
+  // and the outcome's are "check" rows) whose detail starts with `name`.
+  const std::map<std::string, std::string>* check(const std::string& name) const {
+    for (const auto& r : rows) {
+      if ((r.at("step") == "check" || r.at("step") == "precheck") &&
+          r.at("detail").rfind(name + ":", 0) == 0) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+};
+
+Report toReport(PGresult* result) {
+  Report report;
+  for (int r = 0; r < PQntuples(result); ++r) {
+    std::map<std::string, std::string> row;
+    for (int c = 0; c < PQnfields(result); ++c) {
+      row[PQfname(result, c)] = PQgetvalue(result, r, c);
+      report.text += std::string(PQfname(result, c)) + "=" + PQgetvalue(result, r, c) + " ";
+    }
+    report.text += "\n";
+    report.rows.push_back(std::move(row));
+  }
+  return report;
+}
+
+}  // namespace
+
+TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a passed verdict",
+          "[pg][failover][admin][drill]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events_file(eventsPath("drill"));
+  const std::string pgbench = pgbenchBinary();
+  const std::string env = std::string("PGPASSWORD=") + kPassword + " PGSSLMODE=disable ";
+  const ShellResult init =
+      runShell(env + pgbench + " -i -s 1 -q -h 127.0.0.1 -p " +
+               std::to_string(cluster.primaryPort()) + " -U " + kScramUser + " appdb");
+  INFO(init.output);
+  REQUIRE(init.status == 0);
+  cluster.waitReplayed();
+
+  Pgpivot pgpivot(drillOptions(cluster, events_file.path));
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  // Steady first: the drill refuses (with a failed "state" check) while discovering.
+  REQUIRE(eventually(std::chrono::seconds(15), [&] {
+    Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
+    return PQresultStatus(clusters.get()) == PGRES_TUPLES_OK && PQntuples(clusters.get()) == 1 &&
+           std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
+               "STEADY";
+  }));
+
+  // TPC-B through pgpivot, bounded in time, while the drill runs.
+  ShellResult bench;
+  std::thread load([&] {
+    bench = runShell(env + pgbench + " -n -c 4 -j 2 -T 6 -h 127.0.0.1 -p " +
+                     std::to_string(pgpivot.port()) + " -U " + kScramUser + " appdb");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto asked = std::chrono::steady_clock::now();
+  Res answer(PQexec(admin.get(), "DRILL main"));
+  const auto answered = std::chrono::steady_clock::now();
+  load.join();
+  const Report report = toReport(answer.get());
+  INFO("drill:\n"
+       << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\npgbench:\n"
+       << bench.output << "\nevents:\n"
+       << readFile(events_file.path));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  // Typed columns: elapsed_ms is an int8.
+  CHECK(PQftype(answer.get(), PQfnumber(answer.get(), "elapsed_ms")) == 20);
+
+  // Steps in order, with time offsets that only grow.
+  for (const char* step : {"precheck", "PAUSING", "ELECTING", "CATCHING_UP", "FENCING", "PROMOTING",
+                           "VERIFYING", "RESUMING", "drill_complete"}) {
+    CAPTURE(step);
+    CHECK(report.row(step) != nullptr);
+  }
+  long previous = -1;
+  for (const auto& row : report.rows) {
+    if (row.at("step") == "check" || row.at("step") == "verdict") {
+      continue;
+    }
+    const long elapsed = std::stol(row.at("elapsed_ms"));
+    CHECK(elapsed >= previous);
+    previous = elapsed;
+  }
+  const auto* verdict = report.row("verdict");
+  REQUIRE(verdict != nullptr);
+  CHECK(verdict->at("result") == "passed");
+  CHECK(verdict->at("failover_id").rfind("d-", 0) == 0);
+  const std::string& detail = verdict->at("detail");
+  std::smatch paused;
+  REQUIRE(std::regex_search(detail, paused, std::regex("clients paused ([0-9]+) ms")));
+  const long paused_ms = std::stol(paused[1]);
+  CHECK(paused_ms > 0);
+  CHECK(paused_ms < 30000);
+  CHECK_THAT(detail,
+             Catch::Contains("primary: 127.0.0.1:" + std::to_string(cluster.standbyPort())));
+  CHECK_THAT(detail, Catch::Contains("0 transaction(s) failed"));
+  for (const char* check : {"mode", "state", "primary_probe", "standby_eligible",
+                            "standby_streaming", "completed", "no_failed_transactions"}) {
+    CAPTURE(check);
+    const auto* row = report.check(check);
+    REQUIRE(row != nullptr);
+    CHECK(row->at("result") == "passed");
+  }
+  // The answer came once the drill had ended, not at once.
+  CHECK(answered - asked >= std::chrono::milliseconds(paused_ms));
+
+  // pgbench finished its run without an aborted client.
+  CHECK(bench.status == 0);
+  CHECK_THAT(bench.output, Catch::Contains("number of failed transactions: 0 "));
+  // The standby is the primary now and takes writes through pgpivot.
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
+        "f");
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(),
+               "UPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1 "
+               "RETURNING inet_server_port()") == std::to_string(cluster.standbyPort()));
+  WARN("drill under pgbench: clients paused "
+       << paused_ms << " ms; answered after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(answered - asked).count() << " ms");
+}
+
+TEST_CASE("a DRILL whose pre-checks fail stops before pausing anyone and says why",
+          "[pg][failover][admin][drill]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events_file(eventsPath("drill-refused"));
+  Pgpivot pgpivot(drillOptions(cluster, events_file.path));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  REQUIRE(eventually(std::chrono::seconds(15), [&] {
+    Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
+    return PQresultStatus(clusters.get()) == PGRES_TUPLES_OK && PQntuples(clusters.get()) == 1 &&
+           std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
+               "STEADY";
+  }));
+  // The standby's WAL receiver stops: it cannot catch up with anything any more.
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(),
+                      "ALTER SYSTEM SET primary_conninfo = ''") != "ERROR");
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_reload_conf()") ==
+        "t");
+  REQUIRE(eventually(std::chrono::seconds(15), [&] {
+    return cluster.query(cluster.standbyPort(), cluster.standbyData(),
+                         "SELECT count(*) FROM pg_stat_wal_receiver") == "0";
+  }));
+  // A few probe intervals (0.2 s here) for the monitor to see it.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  Res answer(PQexec(admin.get(), "DRILL main"));
+  INFO("error: " << PQresultErrorMessage(answer.get()));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  const Report report = toReport(answer.get());
+  INFO("drill:\n" << report.text << "\nevents:\n" << readFile(events_file.path));
+  const auto* streaming = report.check("standby_streaming");
+  REQUIRE(streaming != nullptr);
+  CHECK(streaming->at("step") == "check");
+  CHECK(streaming->at("result") == "failed");
+  CHECK(streaming->at("failover_id").empty());
+  const auto* verdict = report.row("verdict");
+  REQUIRE(verdict != nullptr);
+  CHECK(verdict->at("result") == "failed");
+  CHECK_THAT(verdict->at("detail"), Catch::Contains("refused before pausing anyone"));
+  CHECK_THAT(verdict->at("detail"), Catch::Contains("not streaming"));
+  CHECK(report.check("primary_probe")->at("result") == "passed");
+  CHECK(report.row("PAUSING") == nullptr);
+  // A SWITCHOVER refused for the same reason is an error the script sees.
+  Res switchover(PQexec(admin.get(), "SWITCHOVER main"));
+  CHECK(PQresultStatus(switchover.get()) == PGRES_FATAL_ERROR);
+  CHECK(sqlstateOf(switchover.get()) == "55000");
+  CHECK_THAT(PQresultErrorMessage(switchover.get()), Catch::Contains("not streaming"));
+  // Nothing moved: still the primary, still writable through pgpivot, the standby untouched.
+  CHECK(scalar(conn.get(), "SELECT inet_server_port()") == std::to_string(cluster.primaryPort()));
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
+        "t");
+  Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
+  REQUIRE(PQresultStatus(clusters.get()) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) == "STEADY");
+}
