@@ -240,6 +240,19 @@ void FailoverMachine::fencing() {
     }
     return;
   }
+  const bool lost = inc.cause == NodeState::kDownDead || inc.cause == NodeState::kDownUnresponsive;
+  if (!pending_.done && !inc.planned && lost && (inc.witness_lost || inc.forced) &&
+      !settings_.has_fence_command && unreachable(p)) {
+    // The SQL fence needs the old primary to answer, and it has answered nothing for
+    // unresponsive_after (or refused): waiting fence_timeout for it would only add that
+    // much to the failover (a frozen primary took 10.3 s instead of 5.3 s). The fence
+    // keeps running and its result is logged when it comes; pgpivot routes nothing to
+    // the node, which is fenced and persisted. A fence_command (STONITH) is waited for.
+    enter(ClusterState::kPromoting, names_[p] +
+                                        " does not answer; its SQL fence runs in the "
+                                        "background and a standby lost it too");
+    return;
+  }
   if (!pending_.done && inState() < settings_.fence_timeout_ms) {
     return;
   }
@@ -257,6 +270,15 @@ void FailoverMachine::fencing() {
     return;
   }
   waitOperatorFor("could not fence " + names_[p] + ", which may still be alive: " + why);
+}
+
+// The old primary answers nothing at all now: every probe since the last contact timed
+// out or was refused (not a crash recovery, which answers 57P03). A statement sent to it
+// cannot run until it comes back.
+bool FailoverMachine::unreachable(std::size_t node) const {
+  const NodeHealth& h = nodes_[node];
+  return !h.statsOk() && h.unreachableSinceMs().has_value() &&
+         h.verdict().state != NodeState::kCrashRecovery;
 }
 
 void FailoverMachine::promoting() {

@@ -36,6 +36,7 @@ Settings settingsFor(const config::ClusterEntry& entry) {
   s.lock_pileup_grace_ms = ms(entry.lock_pileup_grace);
   s.search_primary_timeout_ms = ms(entry.search_primary_timeout);
   s.failover_pause_timeout_ms = ms(entry.failover_pause_timeout);
+  s.has_fence_command = !entry.fence_command.empty();
   return s;
 }
 

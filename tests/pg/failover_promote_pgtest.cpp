@@ -216,7 +216,6 @@ TEST_CASE("in promote mode a frozen primary (SIGSTOP) is detected as unresponsiv
   INFO("last result: " << last << "\nevents:\n" << readFile(events));
   REQUIRE(moved);
   WARN("frozen primary to the first write on the promoted node: " << took.count() << " ms");
-  WARN("TMPDEBUG events:\n" << readFile(events));
   const std::string log = readFile(events);
   CHECK_THAT(log, Catch::Contains("UNRESPONSIVE"));
   CHECK_THAT(log, Catch::Contains("PROMOTING"));

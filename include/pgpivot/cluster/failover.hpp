@@ -165,6 +165,7 @@ class FailoverMachine final {
   void promoting();
   void verifying();
   void abortSwitchover(std::string reason);
+  [[nodiscard]] bool unreachable(std::size_t node) const;
   void waitOperatorFor(std::string reason);
   [[nodiscard]] std::optional<std::string> flapGuard() const;
 

@@ -63,6 +63,10 @@ struct Settings {
   uint64_t discover_timeout_ms = 10000;
   uint64_t pause_timeout_ms = 2000;   // PAUSING -> go on without the ack
   uint64_t drain_timeout_ms = 10000;  // switchover: transactions in flight must finish
+  // A fence_command (STONITH) is configured: FENCING waits for its exit status (up to
+  // fence_timeout) even when the old primary is unreachable. Without one, the SQL fence of
+  // an unreachable old primary is not waited for (it cannot run until the node answers).
+  bool has_fence_command = false;
   uint64_t fence_timeout_ms = 5000;
   uint64_t elect_timeout_ms = 5000;
   uint64_t catchup_timeout_ms = 10000;  // switchover: candidate replays everything

@@ -60,7 +60,10 @@ struct DetectionProfile {
   Millis unresponsive_after;  // every probe timing out for this long: DOWN:UNRESPONSIVE
   Millis write_stuck_after;   // heartbeat writes failing (server-side cause) this long
 };
-inline constexpr DetectionProfile kProfileFast{Millis{3000}, Millis{5000}, Millis{10000}};
+// fast: unresponsive after 3 s (research §7.2 proposed 5 s), so that a frozen primary is
+// replaced within issue 4's 4 s: with 1 s probes that is still three deadlines missed
+// in a row by the kept connection and by fresh connections alike.
+inline constexpr DetectionProfile kProfileFast{Millis{3000}, Millis{3000}, Millis{10000}};
 inline constexpr DetectionProfile kProfileDefault{Millis{5000}, Millis{10000}, Millis{20000}};
 inline constexpr DetectionProfile kProfileSafe{Millis{10000}, Millis{30000}, Millis{60000}};
 

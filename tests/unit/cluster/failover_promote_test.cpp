@@ -103,6 +103,55 @@ TEST_CASE("promote: a fast profile declares a frozen primary down sooner", "[uni
   REQUIRE(sim.runUntil(5000, [&] { return steadyOn(sim, 1); }));
 }
 
+TEST_CASE("promote: an unreachable old primary's SQL fence is not waited for", "[unit][cluster]") {
+  Settings s = walkSettings(FailoverMode::kPromote);
+  s.unresponsive_after_ms = 3000;
+  s.witness_stale_ms = 3000;
+  Sim sim = steadyCluster(s);
+  sim.node(0).mode = FakeNode::Mode::kFrozen;  // the fence's connection never gets an answer
+  REQUIRE(sim.runUntil(10000, [&] { return sim.visited(ClusterState::kFencing); }));
+  const uint64_t fencing = sim.now();
+  REQUIRE(sim.runUntil(10000, [&] { return steadyOn(sim, 1); }));
+  INFO(sim.dump());
+  // Promoted within the same step as the fence was sent, not after fence_timeout.
+  const Event* promoting = nullptr;
+  for (const Event& e : sim.events) {
+    if (e.event == "state_change" && e.to == "PROMOTING") {
+      promoting = &e;
+    }
+  }
+  REQUIRE(promoting != nullptr);
+  CHECK(promoting->mono_ms == fencing);
+  CHECK(promoting->reason.find("does not answer") != std::string::npos);
+  // The fence was still persisted and sent before the promotion.
+  CHECK(sim.machine().routing().isFenced("db0:5432"));
+  std::vector<ActionKind> order;
+  for (const Action& a : sim.actions) {
+    if (a.kind == ActionKind::kFence || a.kind == ActionKind::kPromote) {
+      order.push_back(a.kind);
+    }
+  }
+  CHECK(order == std::vector<ActionKind>{ActionKind::kFence, ActionKind::kPromote});
+}
+
+TEST_CASE("promote: with a fence_command the fence is waited for, up to fence_timeout",
+          "[unit][cluster]") {
+  Settings s = walkSettings(FailoverMode::kPromote);
+  s.unresponsive_after_ms = 3000;
+  s.witness_stale_ms = 3000;
+  s.has_fence_command = true;
+  Sim sim = steadyCluster(s);
+  sim.node(0).mode = FakeNode::Mode::kFrozen;
+  REQUIRE(sim.runUntil(10000, [&] { return sim.visited(ClusterState::kFencing); }));
+  const uint64_t fencing = sim.now();
+  sim.run(s.fence_timeout_ms - 500);
+  CHECK(sim.state() == ClusterState::kFencing);
+  CHECK(sim.count(ActionKind::kPromote) == 0);
+  REQUIRE(sim.runUntil(10000, [&] { return steadyOn(sim, 1); }));
+  INFO(sim.dump());
+  CHECK(sim.lastEvent("promote")->mono_ms >= fencing + s.fence_timeout_ms);
+}
+
 TEST_CASE("promote: heartbeat writes stuck on I/O fail over without a witness", "[unit][cluster]") {
   Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));
   sim.node(0).write_outcome = ProbeOutcome::kTimeout;  // fsfreeze: research fault 5

@@ -363,6 +363,10 @@ class Sim {
         }
         return r;
       case ActionKind::kFence:
+        if (nodes_[*a.node].mode == FakeNode::Mode::kFrozen ||
+            nodes_[*a.node].mode == FakeNode::Mode::kPartitioned) {
+          return std::nullopt;  // the fence's connection hangs: no answer for a long time
+        }
         if (!reachable(*a.node)) {
           r.status = ActionStatus::kUnreachable;
           r.error = "connection refused";
