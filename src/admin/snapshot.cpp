@@ -44,6 +44,10 @@ StatAverages computeAverages(const StatTotals& earlier, const StatTotals& later,
   return avg;
 }
 
+bool changeableAtRuntime(std::string_view key) {
+  return std::find(kFixedAtStart.begin(), kFixedAtStart.end(), key) == kFixedAtStart.end();
+}
+
 std::vector<ConfigRow> configRows(const config::Config& config) {
   const auto current = config::currentSettings(config);
   const auto defaults = config::currentSettings(config::Config{});
@@ -58,8 +62,7 @@ std::vector<ConfigRow> configRows(const config::Config& config) {
     if (d != defaults.end()) {
       row.default_value = d->value;
     }
-    row.changeable =
-        std::find(kFixedAtStart.begin(), kFixedAtStart.end(), setting.name) == kFixedAtStart.end();
+    row.changeable = changeableAtRuntime(setting.name);
     rows.push_back(std::move(row));
   }
   return rows;

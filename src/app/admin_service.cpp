@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "pgpivot/app/worker.hpp"
@@ -282,12 +283,39 @@ void AdminService::run(const admin::Command& command,
       }
       return;
     }
+    case admin::CommandKind::kSet: {
+      const ProcessHooks* hooks = worker_.processHooks();
+      if (hooks == nullptr || !hooks->set) {
+        done(fail(sqlstate::kFeatureNotSupported, "pgpivot: SET is not available here"));
+        return;
+      }
+      std::string key = command.key;
+      std::transform(key.begin(), key.end(), key.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!admin::changeableAtRuntime(key)) {
+        // 55P02 cant_change_runtime_param, as PostgreSQL answers SET of a postmaster GUC.
+        done(fail("55P02", "pgpivot: " + key +
+                               " cannot be changed while pgpivot runs: edit the file and restart"));
+        return;
+      }
+      auto shared = std::make_shared<admin::Completion<admin::CommandOutput>>(std::move(done));
+      Worker* origin = &worker_;
+      hooks->set(key, command.value, [shared, origin](Result<std::vector<std::string>> result) {
+        origin->post([shared, result = std::move(result)]() mutable {
+          if (!result) {
+            (*shared)(tl::unexpected(result.error()));
+            return;
+          }
+          admin::CommandOutput output;
+          output.notices = std::move(*result);
+          (*shared)(std::move(output));
+        });
+      });
+      return;
+    }
     case admin::CommandKind::kSuspend:
-    case admin::CommandKind::kSet:
       done(fail(sqlstate::kFeatureNotSupported,
-                command.kind == admin::CommandKind::kSet
-                    ? "pgpivot: SET is not supported yet: edit the file and RELOAD"
-                    : "pgpivot: SUSPEND (online restart) is not supported"));
+                "pgpivot: SUSPEND (online restart) is not supported"));
       return;
     case admin::CommandKind::kSwitchover:
     case admin::CommandKind::kDrill:

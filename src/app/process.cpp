@@ -119,8 +119,12 @@ bool switchUser(const std::string& name) {
 // The main thread's loop: signals in, mailbox posts out.
 class Supervisor {
  public:
-  Supervisor(const ProcessOptions& options, ConfigPtr config, std::vector<Worker*> workers)
-      : options_(options), config_(std::move(config)), workers_(std::move(workers)) {}
+  Supervisor(const ProcessOptions& options, ConfigPtr config, AuthFilePtr auth_file,
+             std::vector<Worker*> workers)
+      : options_(options),
+        config_(std::move(config)),
+        auth_file_(std::move(auth_file)),
+        workers_(std::move(workers)) {}
 
   void run() {
     uv_loop_init(&loop_);
@@ -185,10 +189,53 @@ class Supervisor {
     }
     log::setVerbosity(std::max(options_.verbose, loaded.config->verbose), options_.quiet);
     config_ = loaded.config;
+    auth_file_ = loaded.auth_file;
     for (Worker* worker : workers_) {
       worker->postReload(loaded.config, loaded.auth_file);
     }
     return warnings;
+  }
+
+  // The admin console's SET: the running config with one key changed, checked as a file
+  // would be, and handed to the workers as a reload does. The next RELOAD re-reads the
+  // file and so drops it (PgBouncer does the same).
+  Result<std::vector<std::string>> set(const std::string& key, const std::string& value) {
+    auto changed = std::make_shared<config::Config>(*config_);
+    auto warning = config::setSetting(*changed, key, value);
+    if (!warning) {
+      return fail(warning.error().sqlstate, "pgpivot: " + warning.error().message);
+    }
+    std::string errors;
+    for (const auto& diagnostic : config::validate(*changed)) {
+      if (diagnostic.isError()) {
+        errors += (errors.empty() ? "" : "; ") + diagnostic.message;
+      }
+    }
+    if (!errors.empty()) {
+      return fail("22023", "pgpivot: " + key + " = " + value + " refused: " + errors);
+    }
+    AuthFilePtr auth_file = auth_file_;
+    std::vector<std::string> notices;
+    if (changed->auth_file != config_->auth_file && !changed->auth_file.empty()) {
+      std::vector<std::string> warnings;
+      auto loaded = auth::loadAuthFile(changed->auth_file, warnings);
+      if (!loaded) {
+        return fail("22023", "pgpivot: auth_file: " + loaded.error().message);
+      }
+      auth_file = std::make_shared<const auth::AuthFile>(std::move(*loaded));
+      notices.insert(notices.end(), warnings.begin(), warnings.end());
+    }
+    if (!warning->empty()) {
+      notices.push_back(*warning);
+    }
+    PGPIVOT_LOG_INFO("admin console: SET {} = {}", key, value);
+    log::setVerbosity(std::max(options_.verbose, changed->verbose), options_.quiet);
+    config_ = changed;
+    auth_file_ = auth_file;
+    for (Worker* worker : workers_) {
+      worker->postReload(config_, auth_file_);
+    }
+    return notices;
   }
 
   void shutdown(bool immediate) {
@@ -213,6 +260,7 @@ class Supervisor {
 
   const ProcessOptions& options_;
   ConfigPtr config_;
+  AuthFilePtr auth_file_;  // the one the workers have (SET keeps it unless auth_file changes)
   std::vector<Worker*> workers_;
   uv_loop_t loop_{};
   uv_signal_t sighup_{};
@@ -256,10 +304,16 @@ int runProcess(const ProcessOptions& options) {
   }
   // The admin console's RELOAD and SHUTDOWN run on the supervisor's thread; their
   // answers are called there and hop back to the asking worker (AdminService).
-  Supervisor supervisor(options, loaded.config, peers);
+  Supervisor supervisor(options, loaded.config, loaded.auth_file, peers);
   ProcessHooks hooks;
   hooks.reload = [&supervisor](std::function<void(Result<std::vector<std::string>>)> done) {
     supervisor.post([&supervisor, done = std::move(done)] { done(supervisor.reload()); });
+  };
+  hooks.set = [&supervisor](const std::string& key, const std::string& value,
+                            std::function<void(Result<std::vector<std::string>>)> done) {
+    supervisor.post([&supervisor, key, value, done = std::move(done)] {
+      done(supervisor.set(key, value));
+    });
   };
   hooks.shutdown = [&supervisor] {
     supervisor.post([&supervisor] { supervisor.shutdown(false); });

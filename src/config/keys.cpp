@@ -414,4 +414,26 @@ std::vector<Setting> currentSettings(const Config& config) {
   return settings;
 }
 
+Result<std::string> setSetting(Config& config, std::string_view key, std::string_view value) {
+  const std::string name = toLower(trim(key));
+  const KeySpec* spec = findKey(name);
+  if (spec == nullptr) {
+    std::string message = "unknown configuration key '" + std::string(trim(key)) + "'";
+    if (const std::string_view hint = closestMatch(key, allKeyNames()); !hint.empty()) {
+      message += " (did you mean '" + std::string(hint) + "'?)";
+    }
+    return fail("22023", std::move(message));
+  }
+  if (spec->set == nullptr) {
+    return fail("22023", name + " is not supported by pgpivot");
+  }
+  auto outcome = spec->set(config, value);
+  if (!outcome) {
+    return fail("22023",
+                name + ": invalid value '" + std::string(trim(value)) + "': " +
+                    outcome.error().message);
+  }
+  return outcome->warning;
+}
+
 }  // namespace pgpivot::config

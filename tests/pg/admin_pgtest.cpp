@@ -197,3 +197,97 @@ TEST_CASE("the metrics endpoint serves Prometheus text that follows the load", "
   bad.send("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK_THAT(bad.readAll(std::chrono::seconds(5)), Catch::StartsWith("HTTP/1.1 404"));
 }
+
+namespace {
+
+// SHOW CONFIG's row for `key`: {value, changeable}.
+std::pair<std::string, std::string> configRow(PGconn* admin, const std::string& key) {
+  Res config(PQexec(admin, "SHOW CONFIG"));
+  if (PQresultStatus(config.get()) != PGRES_TUPLES_OK) {
+    return {"error", "error"};
+  }
+  for (int r = 0; r < PQntuples(config.get()); ++r) {
+    if (PQgetvalue(config.get(), r, PQfnumber(config.get(), "key")) == key) {
+      return {PQgetvalue(config.get(), r, PQfnumber(config.get(), "value")),
+              PQgetvalue(config.get(), r, PQfnumber(config.get(), "changeable"))};
+    }
+  }
+  return {"missing", "missing"};
+}
+
+}  // namespace
+
+TEST_CASE("SET changes a runtime setting until the next RELOAD and refuses what it cannot change",
+          "[pg][admin][set]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  REQUIRE(configRow(admin.get(), "default_pool_size").first == "20");
+
+  Res set(PQexec(admin.get(), "SET default_pool_size = 7"));
+  INFO(PQresultErrorMessage(set.get()));
+  REQUIRE(PQresultStatus(set.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(set.get())) == "SET");
+  CHECK(configRow(admin.get(), "default_pool_size") ==
+        std::make_pair(std::string("7"), std::string("yes")));
+  // The workers have it too: SHOW DATABASES gives the pool size new pools get.
+  Res databases(PQexec(admin.get(), "SHOW DATABASES"));
+  REQUIRE(PQresultStatus(databases.get()) == PGRES_TUPLES_OK);
+  bool found = false;
+  for (int r = 0; r < PQntuples(databases.get()); ++r) {
+    if (std::string(PQgetvalue(databases.get(), r, 0)) == "appdb") {
+      found = true;
+      CHECK(std::string(PQgetvalue(databases.get(), r, PQfnumber(databases.get(), "pool_size"))) ==
+            "7");
+    }
+  }
+  CHECK(found);
+
+  // Bad input: each refused with its SQLSTATE, naming the key; nothing changes.
+  struct Bad {
+    const char* sql;
+    const char* state;
+    const char* words;
+  };
+  for (const Bad& bad : {Bad{"SET default_pool_size = lots", "22023", "default_pool_size"},
+                         Bad{"SET default_pool_size = -3", "22023", "default_pool_size"},
+                         Bad{"SET no_such_key = 1", "22023", "no_such_key"},
+                         Bad{"SET transaction_timeout = 5", "22023", "not supported"},
+                         Bad{"SET listen_port = 7000", "55P02", "listen_port"},
+                         Bad{"SET workers = 3", "55P02", "restart"}}) {
+    CAPTURE(bad.sql);
+    Res result(PQexec(admin.get(), bad.sql));
+    CHECK(PQresultStatus(result.get()) == PGRES_FATAL_ERROR);
+    CHECK(sqlstateOf(result.get()) == bad.state);
+    CHECK_THAT(PQresultErrorMessage(result.get()),
+               Catch::StartsWith("ERROR:  pgpivot: ") && Catch::Contains(bad.words));
+  }
+  CHECK(configRow(admin.get(), "default_pool_size").first == "7");
+  CHECK(configRow(admin.get(), "listen_port").second == "no");
+  CHECK(configRow(admin.get(), "max_client_conn").second == "yes");
+
+  // A limit takes effect for the next client: the admin session and one client are two.
+  Res limit(PQexec(admin.get(), "SET max_client_conn TO 2"));
+  REQUIRE(PQresultStatus(limit.get()) == PGRES_COMMAND_OK);
+  Conn first = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
+  const LoginResult refused = attemptLogin(pgpivot.conninfo());
+  CHECK_FALSE(refused.ok);
+  CHECK(refused.sqlstate == "53300");
+
+  // RELOAD re-reads the file: what SET changed is gone, as in PgBouncer.
+  Res reload(PQexec(admin.get(), "RELOAD"));
+  REQUIRE(PQresultStatus(reload.get()) == PGRES_COMMAND_OK);
+  CHECK(configRow(admin.get(), "default_pool_size").first == "20");
+  CHECK(configRow(admin.get(), "max_client_conn").first == "500");
+  const LoginResult admitted = attemptLogin(pgpivot.conninfo());
+  INFO(admitted.text);
+  CHECK(admitted.ok);
+
+  // Stats users may look, not SET.
+  Conn stats = connect(pgpivot.conninfo(kMd5User, "pgbouncer"));
+  REQUIRE(PQstatus(stats.get()) == CONNECTION_OK);
+  Res denied(PQexec(stats.get(), "SET default_pool_size = 3"));
+  CHECK(sqlstateOf(denied.get()) == "42501");
+}

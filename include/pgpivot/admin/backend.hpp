@@ -114,8 +114,10 @@ enum class CommandKind {
   kReload,      // Re-read the config file and the auth file, apply them on every worker.
                 // Warnings go to CommandOutput::notices; a bad file is an error (F0000)
                 // and leaves the old config in force.
-  kSet,         // key, value. Change one [pgpivot] setting at runtime (as a reload would).
-                // Unknown key or bad value: 22023; not changeable at runtime: 55000.
+  kSet,         // key, value. Change one [pgpivot] setting at runtime (as a reload would;
+                // the next RELOAD re-reads the file and drops it, as in PgBouncer).
+                // Unknown or unsupported key, bad value: 22023; not changeable at runtime
+                // (listen and admin sockets, workers, ...): 55P02.
   kShutdown,    // Stop the process (PgBouncer: at once). Complete before closing clients
                 // if possible, so the caller sees SHUTDOWN.
   // pgpivot's own; until the failover module lands the backend may answer 0A000.

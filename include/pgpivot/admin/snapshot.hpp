@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pgpivot/config/config.hpp"
@@ -152,6 +153,8 @@ struct ConfigRow {
 // whether it can change at runtime (everything but the listening sockets, pidfile,
 // pkt_buf and workers, which a running process cannot change).
 std::vector<ConfigRow> configRows(const config::Config& config);
+// Whether SET and RELOAD may change `key` (lower case) without a restart.
+bool changeableAtRuntime(std::string_view key);
 
 // --- Failover (pgpivot's own) ----------------------------------------------------------
 

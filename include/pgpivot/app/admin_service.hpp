@@ -22,6 +22,11 @@ struct ProcessHooks {
   // diagnostics (warnings) or the error.
   std::function<void(std::function<void(Result<std::vector<std::string>>)> done)> reload;
   std::function<void()> shutdown;
+  // SET key = value: applied to a copy of the running config as a reload applies a new
+  // file (until the next RELOAD re-reads the file); `done` as for reload.
+  std::function<void(const std::string& key, const std::string& value,
+                     std::function<void(Result<std::vector<std::string>>)> done)>
+      set;
   // The health monitor's view (SHOW CLUSTERS / NODES / FAILOVERS); safe from any thread.
   std::function<void(std::vector<admin::ClusterRow>&, std::vector<admin::NodeRow>&,
                      std::vector<admin::FailoverStepRow>&)>

@@ -13,6 +13,7 @@
 
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/config/diagnostics.hpp"
+#include "pgpivot/core/result.hpp"
 
 namespace pgpivot::config {
 
@@ -54,5 +55,11 @@ struct Setting {
   std::string value;
 };
 std::vector<Setting> currentSettings(const Config& config);
+
+// The admin console's SET: one [pgpivot] key set as a line of the file would set it. The
+// warning the value deserves (empty if none), or an error (message without a prefix) for
+// an unknown key, a key pgpivot does not implement, or a bad value naming the key.
+[[nodiscard]] Result<std::string> setSetting(Config& config, std::string_view key,
+                                             std::string_view value);
 
 }  // namespace pgpivot::config
