@@ -415,6 +415,7 @@ void resolvePaths(Config& config, const fs::path& dir) {
   resolvePath(config.pidfile, config, "pidfile", dir);
   for (auto& [name, cluster] : config.clusters) {
     resolvePath(cluster.failover_log, config, "cluster." + name + ".failover_log", dir);
+    resolvePath(cluster.state_file, config, "cluster." + name + ".state_file", dir);
   }
 }
 
