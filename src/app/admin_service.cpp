@@ -234,6 +234,75 @@ void AdminService::runIncident(const admin::Command& command,
            }));
 }
 
+// WAIT_CLOSE [db]: every worker is asked, every kWaitClosePollMs, how many of its servers
+// (of `db`, or all) RECONNECT, a reload or a failover marked close_needed are still open;
+// the command completes when none is, or fails (57014) after kWaitCloseLimitMs with the
+// count, so a client that never releases its server cannot hold the console forever.
+namespace {
+
+constexpr uint64_t kWaitClosePollMs = 100;
+constexpr uint64_t kWaitCloseLimitMs = 60000;
+
+struct WaitClose {
+  AdminService* service = nullptr;
+  Worker* worker = nullptr;
+  std::string database;
+  uint64_t started_ms = 0;
+  admin::Completion<admin::CommandOutput> done;
+  uv_timer_t timer{};
+  explicit WaitClose(admin::Completion<admin::CommandOutput> d) : done(std::move(d)) {}
+};
+
+void pollWaitClose(uv_timer_t* timer) noexcept {
+  auto* w = static_cast<WaitClose*>(timer->data);
+  admin::Parts parts;
+  parts.servers = true;
+  w->service->snapshot(
+      parts, admin::Completion<admin::Snapshot>([w](Result<admin::Snapshot> s) {
+        int64_t open = 0;
+        if (s) {
+          for (const admin::ConnRow& row : s->servers) {
+            if (row.close_needed && (w->database.empty() || row.database == w->database)) {
+              ++open;
+            }
+          }
+        }
+        const uint64_t waited = w->worker->now() - w->started_ms;
+        if (s && open > 0 && waited < kWaitCloseLimitMs) {
+          uv_timer_start(&w->timer, pollWaitClose, kWaitClosePollMs, 0);
+          return;
+        }
+        if (!s) {
+          w->done(tl::unexpected(s.error()));
+        } else if (open > 0) {
+          w->done(fail(sqlstate::kQueryCanceled,
+                       fmt::format("pgpivot: WAIT_CLOSE: {} server connection(s) marked for close "
+                                   "are still in use after {} s",
+                                   open, waited / 1000)));
+        } else {
+          w->done(admin::CommandOutput{});
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(&w->timer),
+                 [](uv_handle_t* h) noexcept { delete static_cast<WaitClose*>(h->data); });
+      }));
+}
+
+}  // namespace
+
+void AdminService::waitClose(const admin::Command& command,
+                             admin::Completion<admin::CommandOutput> done) {
+  auto* wait = new WaitClose(std::move(done));
+  wait->service = this;
+  wait->worker = &worker_;
+  wait->database = command.target;
+  wait->started_ms = worker_.now();
+  uv_timer_init(worker_.loop(), &wait->timer);
+  wait->timer.data = wait;
+  // Not a reason to keep the loop running at shutdown.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&wait->timer));
+  uv_timer_start(&wait->timer, pollWaitClose, 0, 0);
+}
+
 void AdminService::run(const admin::Command& command,
                        admin::Completion<admin::CommandOutput> done) {
   PGPIVOT_LOG_INFO("admin console: {} runs command {}", command.caller,
@@ -249,9 +318,7 @@ void AdminService::run(const admin::Command& command,
       runOnEveryWorker(command, std::move(done));
       return;
     case admin::CommandKind::kWaitClose:
-      // Servers marked by RECONNECT or a reload close when released; this build does not
-      // track the moment, so the command answers at once.
-      done(admin::CommandOutput{});
+      waitClose(command, std::move(done));
       return;
     case admin::CommandKind::kReload: {
       const ProcessHooks* hooks = worker_.processHooks();

@@ -2,6 +2,7 @@
 // Prometheus metrics endpoint, driven the way operators drive them: psql and HTTP.
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <thread>
 
 #include "support/pgpivot_fixture.hpp"
 
@@ -290,4 +291,47 @@ TEST_CASE("SET changes a runtime setting until the next RELOAD and refuses what 
   REQUIRE(PQstatus(stats.get()) == CONNECTION_OK);
   Res denied(PQexec(stats.get(), "SET default_pool_size = 3"));
   CHECK(sqlstateOf(denied.get()) == "42501");
+}
+
+TEST_CASE("WAIT_CLOSE waits until the servers RECONNECT marked have closed", "[pg][admin]") {
+  Pgpivot::Options options = adminOptions();
+  options.settings["pool_mode"] = "session";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  // Nothing marked: it answers at once.
+  Res nothing(PQexec(admin.get(), "WAIT_CLOSE"));
+  REQUIRE(PQresultStatus(nothing.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(nothing.get())) == "WAIT_CLOSE");
+
+  // A session-mode client holds its server; RECONNECT marks it for close when released.
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  const std::string pid = scalar(client.get(), "SELECT pg_backend_pid()");
+  Res reconnect(PQexec(admin.get(), "RECONNECT appdb"));
+  REQUIRE(PQresultStatus(reconnect.get()) == PGRES_COMMAND_OK);
+  Conn observer = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  Res servers(PQexec(observer.get(), "SHOW SERVERS"));
+  REQUIRE(PQresultStatus(servers.get()) == PGRES_TUPLES_OK);
+  REQUIRE(PQntuples(servers.get()) >= 1);
+
+  REQUIRE(PQsendQuery(admin.get(), "WAIT_CLOSE appdb") == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(PQconsumeInput(admin.get()) == 1);
+  CHECK(PQisBusy(admin.get()) == 1);  // still waiting: the server is in use
+  // Another database's WAIT_CLOSE does not wait for appdb's server.
+  Res other(PQexec(observer.get(), "WAIT_CLOSE postgres"));
+  CHECK(PQresultStatus(other.get()) == PGRES_COMMAND_OK);
+
+  client.reset();  // released, so closed
+  Res done(PQgetResult(admin.get()));
+  INFO(PQresultErrorMessage(done.get()));
+  CHECK(PQresultStatus(done.get()) == PGRES_COMMAND_OK);
+  while (Res extra{PQgetResult(admin.get())}) {
+  }
+  // The backend that served the client is gone.
+  Conn direct = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
+  CHECK(scalar(direct.get(), "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0");
 }
