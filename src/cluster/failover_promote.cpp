@@ -221,6 +221,7 @@ void FailoverMachine::fencing() {
     entered_ = true;
     routing_.fence(names_[p]);  // persisted before the fence runs: never routed again
     persist();
+    inc.fence_persist_id = out_.actions.back().id;
     Action& a = addAction(ActionKind::kFence, p);
     a.planned = inc.planned;
     a.reason = inc.reason;
@@ -241,8 +242,10 @@ void FailoverMachine::fencing() {
     return;
   }
   const bool lost = inc.cause == NodeState::kDownDead || inc.cause == NodeState::kDownUnresponsive;
+  // Only once the fence is known to be persisted (a failed write stops everything).
+  const bool fence_persisted = outstanding_.count(inc.fence_persist_id) == 0;
   if (!pending_.done && !inc.planned && lost && (inc.witness_lost || inc.forced) &&
-      !settings_.has_fence_command && unreachable(p)) {
+      fence_persisted && !settings_.has_fence_command && unreachable(p)) {
     // The SQL fence needs the old primary to answer, and it has answered nothing for
     // unresponsive_after (or refused): waiting fence_timeout for it would only add that
     // much to the failover (a frozen primary took 10.3 s instead of 5.3 s). The fence

@@ -102,6 +102,7 @@ class FailoverMachine final {
     uint64_t primary_lsn = 0;
     uint32_t from_timeline = 0;
     bool fence_sent = false;
+    uint64_t fence_persist_id = 0;  // the kPersistState that recorded the fence
     bool fence_done = false;  // switchover: fence confirmed, final catch-up next
     uint64_t fence_done_ms = 0;
     uint64_t promote_ms = 0;  // when pg_promote() returned true
