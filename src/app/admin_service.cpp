@@ -158,7 +158,7 @@ void AdminService::runOnEveryWorker(const admin::Command& command,
             fanout->found == 0) {
           fanout->done(fail(admin::code::kObjectNotInPrerequisiteState,
                             kind == admin::CommandKind::kResume
-                                ? "pgpivot: nothing is paused"
+                                ? "pgpivot: nothing is paused or suspended"
                                 : "pgpivot: that database is not disabled"));
           return;
         }
@@ -303,6 +303,86 @@ void AdminService::waitClose(const admin::Command& command,
   uv_timer_start(&wait->timer, pollWaitClose, 0, 0);
 }
 
+// SUSPEND: every worker stops reading its sockets (console sessions excepted, so RESUME
+// can be sent), then the command completes once every worker's connections have written
+// out what they had queued, polled every kFlushPollMs; after kFlushLimitMs it fails
+// (57014) and the process stays suspended until RESUME.
+namespace {
+
+constexpr uint64_t kFlushPollMs = 20;
+constexpr uint64_t kFlushLimitMs = 30000;
+
+struct Flush {
+  Worker* worker = nullptr;
+  uint64_t started_ms = 0;
+  admin::Completion<admin::CommandOutput> done;
+  uv_timer_t timer{};
+  explicit Flush(admin::Completion<admin::CommandOutput> d) : done(std::move(d)) {}
+};
+
+void finishFlush(Flush* f, Result<admin::CommandOutput> result) {
+  f->done(std::move(result));
+  uv_close(reinterpret_cast<uv_handle_t*>(&f->timer),
+           [](uv_handle_t* h) noexcept { delete static_cast<Flush*>(h->data); });
+}
+
+void pollFlush(uv_timer_t* timer) noexcept {
+  auto* f = static_cast<Flush*>(timer->data);
+  struct Sum {
+    std::size_t total = 0;
+    std::size_t remaining = 0;
+  };
+  auto sum = std::make_shared<Sum>();
+  const auto& peers = f->worker->peers();
+  sum->remaining = peers.size();
+  Worker* origin = f->worker;
+  for (Worker* peer : peers) {
+    peer->post([peer, origin, sum, f] {
+      const std::size_t bytes = peer->unflushedBytes();
+      origin->post([sum, f, bytes] {
+        sum->total += bytes;
+        if (--sum->remaining > 0) {
+          return;
+        }
+        const uint64_t waited = f->worker->now() - f->started_ms;
+        if (sum->total == 0) {
+          finishFlush(f, admin::CommandOutput{});
+        } else if (waited >= kFlushLimitMs) {
+          finishFlush(f, fail(sqlstate::kQueryCanceled,
+                              fmt::format("pgpivot: SUSPEND: {} byte(s) still unsent after {} s; "
+                                          "reads stay suspended until RESUME",
+                                          sum->total, waited / 1000)));
+        } else {
+          uv_timer_start(&f->timer, pollFlush, kFlushPollMs, 0);
+        }
+      });
+    });
+  }
+}
+
+}  // namespace
+
+void AdminService::suspend(const admin::Command& command,
+                           admin::Completion<admin::CommandOutput> done) {
+  Worker* worker = &worker_;
+  runOnEveryWorker(
+      command,
+      admin::Completion<admin::CommandOutput>(
+          [worker, done = std::move(done)](Result<admin::CommandOutput> suspended) mutable {
+            if (!suspended) {
+              done(std::move(suspended));
+              return;
+            }
+            auto* flush = new Flush(std::move(done));
+            flush->worker = worker;
+            flush->started_ms = worker->now();
+            uv_timer_init(worker->loop(), &flush->timer);
+            flush->timer.data = flush;
+            uv_unref(reinterpret_cast<uv_handle_t*>(&flush->timer));
+            uv_timer_start(&flush->timer, pollFlush, 0, 0);
+          }));
+}
+
 void AdminService::run(const admin::Command& command,
                        admin::Completion<admin::CommandOutput> done) {
   PGPIVOT_LOG_INFO("admin console: {} runs command {}", command.caller,
@@ -381,8 +461,7 @@ void AdminService::run(const admin::Command& command,
       return;
     }
     case admin::CommandKind::kSuspend:
-      done(fail(sqlstate::kFeatureNotSupported,
-                "pgpivot: SUSPEND (online restart) is not supported"));
+      suspend(command, std::move(done));
       return;
     case admin::CommandKind::kSwitchover:
     case admin::CommandKind::kDrill:

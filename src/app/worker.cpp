@@ -203,6 +203,7 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix, bool admin_port) {
   session::ClientSession& ref = *client;
   if (admin_port) {
     ref.markAdminPort();
+    ref.stream().setSuspendExempt(true);  // the console must stay usable to RESUME
   }
   clients_.emplace(&ref, std::move(client));
   clients_by_id_.emplace(ref.id(), &ref);

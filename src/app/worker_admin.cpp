@@ -222,6 +222,17 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
   return snapshot;
 }
 
+std::size_t Worker::unflushedBytes() {
+  std::size_t total = 0;
+  for (auto& [key, client] : clients_) {
+    total += client->stream().unflushedBytes();
+  }
+  for (auto& [key, server] : servers_) {
+    total += server->stream().unflushedBytes();
+  }
+  return total;
+}
+
 void Worker::applyAdminCommand(const admin::Command& command, int& found) {
   const auto matches = [&](const std::string& database) {
     return command.target.empty() || command.target == database;
@@ -230,6 +241,17 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
     case admin::CommandKind::kPause:
     case admin::CommandKind::kResume: {
       const bool pause = command.kind == admin::CommandKind::kPause;
+      if (!pause && suspended_ && command.target.empty()) {
+        suspended_ = false;
+        ++found;
+        net::Stream::setReadsSuspended(false);
+        for (auto& [key, client] : clients_) {
+          client->stream().resumeReading();
+        }
+        for (auto& [key, server] : servers_) {
+          server->stream().resumeReading();
+        }
+      }
       if (pause) {
         admin_paused_.insert(command.target);
       } else if (command.target.empty()) {
@@ -245,6 +267,24 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
       }
       return;
     }
+    case admin::CommandKind::kSuspend:
+      // PgBouncer's SUSPEND: stop reading every socket (pending writes still go out; the
+      // caller waits for unflushedBytes() to reach 0). Console sessions keep reading, so
+      // RESUME can be sent; a new connection is accepted but not read from until RESUME.
+      suspended_ = true;
+      net::Stream::setReadsSuspended(true);
+      for (auto& [key, client] : clients_) {
+        if (client->state() == session::ClientState::kAdmin) {
+          client->stream().setSuspendExempt(true);
+        } else {
+          client->stream().holdReading();
+        }
+      }
+      for (auto& [key, server] : servers_) {
+        server->stream().holdReading();
+      }
+      ++found;
+      return;
     case admin::CommandKind::kDisable:
       disabled_databases_.insert(command.target);
       return;

@@ -59,10 +59,49 @@ void Stream::connectPipe(const std::string& path) {
                   });
 }
 
+namespace {
+thread_local bool t_reads_suspended = false;  // this loop's SUSPEND
+}  // namespace
+
+void Stream::setReadsSuspended(bool suspended) {
+  t_reads_suspended = suspended;
+}
+
+bool Stream::readsSuspended() {
+  return t_reads_suspended;
+}
+
+void Stream::holdReading() {
+  if (reading_) {
+    stopReading();
+    wants_reading_ = true;
+  }
+}
+
+void Stream::resumeReading() {
+  if (wants_reading_) {
+    wants_reading_ = false;
+    startReading();
+  }
+}
+
+std::size_t Stream::unflushedBytes() const {
+  if (handle_closed_ || handle_closing_) {
+    return 0;
+  }
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&handle_)) +
+         (forward_in_flight_ ? 1 : 0);
+}
+
 void Stream::startReading() {
   if (reading_ || closing_) {
     return;
   }
+  if (t_reads_suspended && !suspend_exempt_) {
+    wants_reading_ = true;
+    return;
+  }
+  wants_reading_ = false;
   const int rc = uv_read_start(
       handle(),
       [](uv_handle_t* h, size_t, uv_buf_t* out) noexcept {
@@ -92,6 +131,7 @@ void Stream::startReading() {
 }
 
 void Stream::stopReading() {
+  wants_reading_ = false;
   if (!reading_) {
     return;
   }

@@ -2,6 +2,7 @@
 // Prometheus metrics endpoint, driven the way operators drive them: psql and HTTP.
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "support/pgpivot_fixture.hpp"
@@ -334,4 +335,56 @@ TEST_CASE("WAIT_CLOSE waits until the servers RECONNECT marked have closed", "[p
   Conn direct = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
   CHECK(scalar(direct.get(), "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0");
+}
+
+TEST_CASE("SUSPEND stops reading every client and server socket until RESUME", "[pg][admin]") {
+  const int admin_port = freePort();
+  Pgpivot::Options options = adminOptions(admin_port);
+  options.settings["pool_mode"] = "session";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  const std::string on_admin_port = "host=127.0.0.1 port=" + std::to_string(admin_port) +
+                                    " user=" + kScramUser + " password=" + kPassword +
+                                    " dbname=pgpivot sslmode=disable";
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+
+  Res suspend(PQexec(admin.get(), "SUSPEND"));
+  INFO(PQresultErrorMessage(suspend.get()));
+  REQUIRE(PQresultStatus(suspend.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(suspend.get())) == "SUSPEND");
+
+  // The client's query is not read: no answer while suspended.
+  REQUIRE(PQsendQuery(client.get(), "SELECT 42") == 1);
+  // A new client is accepted but its start-up packet is not read either.
+  std::optional<LoginResult> late;
+  std::thread login([&] { late = attemptLogin(pgpivot.conninfo(), std::chrono::seconds(30)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(PQconsumeInput(client.get()) == 1);
+  CHECK(PQisBusy(client.get()) == 1);
+  CHECK_FALSE(late.has_value());
+  // The console still answers, on this session and on a new one on the admin port.
+  Res pools(PQexec(admin.get(), "SHOW POOLS"));
+  CHECK(PQresultStatus(pools.get()) == PGRES_TUPLES_OK);
+  Conn second_admin = connect(on_admin_port);
+  REQUIRE(PQstatus(second_admin.get()) == CONNECTION_OK);
+
+  Res resume(PQexec(second_admin.get(), "RESUME"));
+  INFO(PQresultErrorMessage(resume.get()));
+  REQUIRE(PQresultStatus(resume.get()) == PGRES_COMMAND_OK);
+  Res answer(PQgetResult(client.get()));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(answer.get(), 0, 0)) == "42");
+  while (Res extra{PQgetResult(client.get())}) {
+  }
+  login.join();
+  REQUIRE(late.has_value());
+  INFO(late->text);
+  CHECK(late->ok);
+  // Nothing left to resume.
+  Res again(PQexec(admin.get(), "RESUME"));
+  CHECK(sqlstateOf(again.get()) == "55000");
 }

@@ -57,6 +57,8 @@ class AdminService final : public admin::AdminBackend {
   void runIncident(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
   // WAIT_CLOSE: completes once no server marked close_needed is left (bounded).
   void waitClose(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
+  // SUSPEND: every worker stops reading, then completes once their writes are flushed.
+  void suspend(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
   Worker& worker_;
 };
 

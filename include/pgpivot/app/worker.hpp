@@ -142,6 +142,8 @@ class Worker final {
   // Carries out an admin command on this worker's pools and sessions. `found` counts
   // what it touched (KILL_CLIENT: whether the client was here).
   void applyAdminCommand(const admin::Command& command, int& found);
+  // SUSPEND: bytes this worker's connections still have to write (0: flushed).
+  std::size_t unflushedBytes();
   bool databaseDisabled(const std::string& database) const {
     return disabled_databases_.count(database) > 0;
   }
@@ -200,6 +202,7 @@ class Worker final {
   const ProcessHooks* hooks_ = nullptr;
   std::set<std::string> disabled_databases_;
   std::set<std::string> admin_paused_;  // "" = every database
+  bool suspended_ = false;               // SUSPEND: no socket is read until RESUME
   uint64_t start_wall_us_ = 0;
   // The console is declared first so it is destroyed last: a completion the service drops
   // on destruction still finds it (Console only stores the reference when constructed).

@@ -51,6 +51,18 @@ class Stream final {
   void stopReading();
   bool reading() const { return reading_; }
 
+  // SUSPEND (admin console). While reads are suspended on the calling loop's thread (one
+  // loop per thread), startReading() on a stream that is not exempt only records the
+  // wish; holdReading() stops a reading stream the same way, and resumeReading() starts
+  // it again once reads are no longer suspended.
+  static void setReadsSuspended(bool suspended);
+  [[nodiscard]] static bool readsSuspended();
+  void setSuspendExempt(bool exempt) { suspend_exempt_ = exempt; }
+  void holdReading();
+  void resumeReading();
+  // Bytes libuv still has to write (plus one while a forward is in flight): 0 once flushed.
+  [[nodiscard]] std::size_t unflushedBytes() const;
+
   // Sends this buffer's parsed-but-unsent bytes to `target` without copying them. While
   // the write is in flight this stream reads nothing more (backpressure) and its buffer
   // is not compacted. When it completes, onStreamData fires on this stream's owner.
@@ -89,6 +101,8 @@ class Stream final {
   uv_connect_t connect_req_{};
   uv_shutdown_t shutdown_req_{};
   bool reading_ = false;
+  bool wants_reading_ = false;   // held by SUSPEND: resumeReading() starts it again
+  bool suspend_exempt_ = false;  // the admin console keeps reading through SUSPEND
   bool forward_in_flight_ = false;
   bool closing_ = false;
   bool handle_closing_ = false;
