@@ -265,7 +265,7 @@ const KeySpec kKeys[] = {
     unsupported("max_db_client_connections"),
     intKey<&Config::max_db_connections, 0, kMaxCount>("max_db_connections"),
     {"max_packet_size", kPgb, setMaxPacketSize, getInt<&Config::max_packet_size>},
-    unsupported("max_prepared_statements"),
+    intKey<&Config::max_prepared_statements, 0, kMaxCount>("max_prepared_statements"),
     unsupported("max_user_client_connections"),
     intKey<&Config::max_user_connections, 0, kMaxCount>("max_user_connections"),
     {"metrics_port", kOwn, setInt<&Config::metrics_port, 0, 65535>, getInt<&Config::metrics_port>},

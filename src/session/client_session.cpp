@@ -741,6 +741,10 @@ Action ClientSession::classify(char tag) {
     case 'X':
       return Action::kConsume;
     case 'Q':
+      if (mayDeallocate()) {
+        return Action::kConsume;  // counted in onMessage: classify may see it again
+      }
+      [[fallthrough]];
     case 'F':
       syncs_since_execute_ = 0;
       expectReadyForQuery();
@@ -764,13 +768,52 @@ Action ClientSession::classify(char tag) {
     case 'D':
     case 'C':
       // Transaction and statement mode: named statements follow the client from server
-      // to server (prepared_statements.hpp). Session mode passes them through.
-      return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession
-                 ? Action::kConsume
-                 : Action::kForward;
+      // to server (prepared_statements.hpp). Session mode, and max_prepared_statements = 0,
+      // pass them through.
+      return rewritesStatements() ? Action::kConsume : Action::kForward;
     default:
       return Action::kForward;
   }
+}
+
+bool ClientSession::rewritesStatements() const {
+  return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
+         worker_.config().max_prepared_statements > 0;
+}
+
+bool ClientSession::mayDeallocate() const {
+  if (statements_.empty() || !rewritesStatements()) {
+    return false;
+  }
+  // classify() sees each header while it starts the unparsed bytes (relay.hpp); the body
+  // may not all be here yet. Only a Query that starts like a DEALLOCATE is taken whole.
+  const auto& buffer = stream_.buffer();
+  const std::string_view unparsed = buffer.unparsed();
+  if (unparsed.size() < proto::kHeaderSize) {
+    return false;
+  }
+  uint32_t length = 0;
+  std::memcpy(&length, unparsed.data() + 1, 4);
+  const std::size_t total = 1 + static_cast<std::size_t>(ntohl(length));
+  if (total > buffer.capacity()) {
+    return false;
+  }
+  std::string_view sql = unparsed.substr(proto::kHeaderSize, total - proto::kHeaderSize);
+  while (!sql.empty() && (sql.front() == ' ' || sql.front() == '\t' || sql.front() == '\n' ||
+                          sql.front() == '\r')) {
+    sql.remove_prefix(1);
+  }
+  if (sql.empty() || sql.front() == '-' || sql.front() == '/') {
+    return true;  // not here yet, or a comment first: look at the whole message
+  }
+  constexpr std::string_view kWord = "deallocate";
+  for (std::size_t i = 0; i < kWord.size() && i < sql.size(); ++i) {
+    const char c = sql[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kWord[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void ClientSession::expectReadyForQuery() {
@@ -792,6 +835,11 @@ bool ClientSession::onMessage(char tag, std::string_view body) {
   if (tag == 'X') {
     close(CloseReason::kClientTerminate);
     return false;
+  }
+  if (tag == 'Q') {
+    syncs_since_execute_ = 0;
+    expectReadyForQuery();
+    pool_->mutableStats().queries++;
   }
   if (server_ != nullptr && !statements_.relay(tag, body, *server_)) {
     closeWithError(sqlstate::kProtocolViolation,

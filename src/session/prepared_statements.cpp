@@ -1,5 +1,6 @@
 #include "pgpivot/session/prepared_statements.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -13,12 +14,12 @@ namespace pgpivot::session {
 
 namespace {
 
-// A frame around `body` under `tag`.
-std::string frame(char tag, std::string_view body) {
-  std::string out;
-  proto::writeFrame(out, tag, body);
-  return out;
-}
+// What the server runs instead of a client's DEALLOCATE of a statement it only knows under
+// another name: no effect, no rows, and like DEALLOCATE it fails in an aborted transaction.
+// Its CommandComplete is told from the client's by its tag (a client of a transaction
+// pooler has no use for UNLISTEN: LISTEN does not survive it).
+constexpr std::string_view kDeallocateStandIn = "UNLISTEN pgpivot_deallocate";
+constexpr std::string_view kDeallocateStandInTag = "UNLISTEN";
 
 // The server-side name of a statement: the same query and parameter types give the same
 // name on every connection, so one preparation serves every client of that server.
@@ -35,7 +36,294 @@ std::size_t cstringEnd(std::string_view body, std::size_t from) {
   return from < body.size() ? body.find('\0', from) : std::string_view::npos;
 }
 
+// A message header (tag and length) for a body of `body_size` bytes.
+void appendHeader(std::string& out, char tag, std::size_t body_size) {
+  const uint32_t length = htonl(static_cast<uint32_t>(body_size + 4));
+  out.push_back(tag);
+  out.append(reinterpret_cast<const char*>(&length), 4);
+}
+
+// A Bind, Describe or Close body with one NUL-terminated name replaced: `before` (up to
+// the name), `name`, NUL, `after`.
+void appendRenamed(std::string& out, char tag, std::string_view before, std::string_view name,
+                   std::string_view after) {
+  appendHeader(out, tag, before.size() + name.size() + 1 + after.size());
+  out.append(before);
+  out.append(name);
+  out.push_back('\0');
+  out.append(after);
+}
+
+void appendFrame(std::string& out, char tag, std::string_view body) {
+  appendHeader(out, tag, body.size());
+  out.append(body);
+}
+
+// --- a small SQL scanner, enough for one DEALLOCATE statement -----------------------------
+
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// Skips whitespace and comments ("-- ..." and "/* ... */", nested as PostgreSQL nests them).
+// false: a comment that does not end.
+bool skipBlank(std::string_view sql, std::size_t& pos) {
+  while (pos < sql.size()) {
+    if (isSpace(sql[pos])) {
+      ++pos;
+    } else if (sql.compare(pos, 2, "--") == 0) {
+      const std::size_t end = sql.find('\n', pos);
+      pos = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (sql.compare(pos, 2, "/*") == 0) {
+      int depth = 0;
+      while (pos < sql.size()) {
+        if (sql.compare(pos, 2, "/*") == 0) {
+          ++depth;
+          pos += 2;
+        } else if (sql.compare(pos, 2, "*/") == 0) {
+          pos += 2;
+          if (--depth == 0) {
+            break;
+          }
+        } else {
+          ++pos;
+        }
+      }
+      if (depth != 0) {
+        return false;
+      }
+    } else {
+      return true;
+    }
+  }
+  return true;
+}
+
+bool isIdentStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+bool isIdentChar(char c) {
+  return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+// One identifier at `pos`, folded as PostgreSQL folds it. `quoted` says whether it was.
+bool readIdentifier(std::string_view sql, std::size_t& pos, std::string& out, bool& quoted) {
+  out.clear();
+  quoted = pos < sql.size() && sql[pos] == '"';
+  if (quoted) {
+    ++pos;
+    while (pos < sql.size()) {
+      if (sql[pos] == '"') {
+        if (pos + 1 < sql.size() && sql[pos + 1] == '"') {
+          out.push_back('"');
+          pos += 2;
+          continue;
+        }
+        ++pos;
+        return !out.empty();  // "" is not an identifier
+      }
+      out.push_back(sql[pos++]);
+    }
+    return false;
+  }
+  if (pos >= sql.size() || !isIdentStart(sql[pos])) {
+    return false;
+  }
+  while (pos < sql.size() && isIdentChar(sql[pos])) {
+    const char c = sql[pos++];
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<DeallocateSql> parseDeallocate(std::string_view sql) {
+  std::size_t pos = 0;
+  std::string word;
+  bool quoted = false;
+  if (!skipBlank(sql, pos) || !readIdentifier(sql, pos, word, quoted) || quoted ||
+      word != "deallocate" || !skipBlank(sql, pos)) {
+    return std::nullopt;
+  }
+  if (!readIdentifier(sql, pos, word, quoted) || !skipBlank(sql, pos)) {
+    return std::nullopt;
+  }
+  // DEALLOCATE PREPARE name: unless "prepare" is the statement's own name.
+  if (!quoted && word == "prepare" && pos < sql.size() && sql[pos] != ';') {
+    if (!readIdentifier(sql, pos, word, quoted) || !skipBlank(sql, pos)) {
+      return std::nullopt;
+    }
+  }
+  if (pos < sql.size() && sql[pos] == ';') {
+    ++pos;
+    if (!skipBlank(sql, pos)) {
+      return std::nullopt;
+    }
+  }
+  if (pos != sql.size()) {
+    return std::nullopt;  // more than one statement, or not one we understand
+  }
+  DeallocateSql out;
+  out.all = !quoted && word == "all";
+  if (!out.all) {
+    out.name = std::move(word);
+  }
+  return out;
+}
+
+// --- StatementLru ---------------------------------------------------------------------------
+
+bool StatementLru::touch(std::string_view name) {
+  const auto it = index_.find(name);
+  if (it == index_.end()) {
+    return false;
+  }
+  order_.splice(order_.begin(), order_, it->second);
+  return true;
+}
+
+void StatementLru::insert(std::string_view name) {
+  if (touch(name)) {
+    return;
+  }
+  order_.emplace_front(name);
+  index_.emplace(order_.front(), order_.begin());
+}
+
+void StatementLru::insertOldest(std::string_view name) {
+  if (contains(name)) {
+    return;
+  }
+  order_.emplace_back(name);
+  index_.emplace(order_.back(), std::prev(order_.end()));
+}
+
+void StatementLru::erase(std::string_view name) {
+  const auto it = index_.find(name);
+  if (it == index_.end()) {
+    return;
+  }
+  const auto node = it->second;
+  index_.erase(it);  // before the string its key views goes away
+  order_.erase(node);
+}
+
+void StatementLru::clear() {
+  index_.clear();
+  order_.clear();
+}
+
+// --- ServerStatements -----------------------------------------------------------------------
+
+void ServerStatements::resetBatches() {
+  for (const Expected& expected : expected_) {
+    undo(expected);
+  }
+  expected_.clear();
+  command_tags_ = 0;
+  batches_sent_ = 0;
+  batches_done_ = 0;
+}
+
+void ServerStatements::expect(Reply reply, bool drop, std::string_view name, uint64_t batch) {
+  expected_.push_back(Expected{reply, drop, batch, std::string(name), {}});
+}
+
+void ServerStatements::prepare(std::string& out, std::string_view server_name,
+                               std::string_view parse_message, bool drop) {
+  while (capacity_ > 0 && cache_.size() >= capacity_) {
+    // Full: the least recently used goes first. Its CloseComplete is ours.
+    const std::string& victim = cache_.oldest();
+    proto::writeClose(out, proto::ObjectKind::kStatement, victim);
+    expect(Reply::kCloseComplete, true, victim, batches_sent_);
+    cache_.erase(victim);
+  }
+  out.append(parse_message);
+  cache_.insert(server_name);
+  expect(Reply::kParseComplete, drop, server_name, batches_sent_);
+}
+
+void ServerStatements::expectCommandTag(std::string_view tag, std::string_view client_name,
+                                        bool as_query) {
+  // A Query was counted when it was sent: it ends batch batches_sent_ - 1.
+  expected_.push_back(Expected{Reply::kCommandComplete, false,
+                               as_query && batches_sent_ > 0 ? batches_sent_ - 1 : batches_sent_,
+                               std::string(client_name), tag});
+  ++command_tags_;
+}
+
+bool ServerStatements::onComplete(Reply reply) {
+  // ParseCompletes and CloseCompletes come in the order their messages were sent; the
+  // CommandComplete of a stand-in may still be due between them.
+  auto it = expected_.begin();
+  while (it != expected_.end() && it->reply == Reply::kCommandComplete) {
+    ++it;
+  }
+  if (it == expected_.end() || it->reply != reply) {
+    return true;  // not one pgpivot accounted for: the client's
+  }
+  const bool drop = it->drop;
+  expected_.erase(it);
+  return !drop;
+}
+
+std::optional<ServerStatements::Rewrite> ServerStatements::onCommandComplete(std::string_view tag) {
+  if (tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") {
+    cache_.clear();
+  }
+  if (command_tags_ == 0 || tag != kDeallocateStandInTag) {
+    return std::nullopt;
+  }
+  for (auto it = expected_.begin(); it != expected_.end(); ++it) {
+    if (it->reply != Reply::kCommandComplete) {
+      continue;
+    }
+    Rewrite rewrite{it->tag, std::move(it->name)};
+    expected_.erase(it);
+    --command_tags_;
+    return rewrite;
+  }
+  return std::nullopt;
+}
+
+void ServerStatements::onInternalCommandComplete(std::string_view tag) {
+  if (tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") {
+    cache_.clear();
+  }
+}
+
+void ServerStatements::onReadyForQuery() {
+  ++batches_done_;
+  while (!expected_.empty() && expected_.front().batch < batches_done_) {
+    undo(expected_.front());
+    expected_.pop_front();
+  }
+}
+
+void ServerStatements::undo(const Expected& expected) {
+  switch (expected.reply) {
+    case Reply::kParseComplete:
+      // Skipped after an error: the statement was never created.
+      if (!expected.name.empty()) {
+        cache_.erase(expected.name);
+      }
+      return;
+    case Reply::kCloseComplete:
+      // Skipped: the statement pgpivot meant to close is still there.
+      if (!expected.name.empty()) {
+        cache_.insertOldest(expected.name);
+      }
+      return;
+    case Reply::kCommandComplete:
+      --command_tags_;
+      return;
+  }
+}
+
+// --- PreparedStatements (one client's statements) -------------------------------------------
 
 bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& server) {
   switch (tag) {
@@ -46,9 +334,14 @@ bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& serv
     case 'D':
     case 'C':
       return relayDescribeOrClose(tag, body, server);
-    default:
-      server.stream().writeOwned(frame(tag, body));
+    case 'Q':
+      return relayQuery(body, server);
+    default: {
+      std::string out;
+      appendFrame(out, tag, body);
+      server.stream().writeOwned(std::move(out));
       return true;
+    }
   }
 }
 
@@ -57,36 +350,49 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
   if (!parse) {
     return false;
   }
+  ServerStatements& on_server = server.statements();
+  std::string out;
   if (parse->name.empty()) {
-    server.expectParseComplete(false, {});
-    server.stream().writeOwned(frame('P', body));
+    on_server.expectClientParseComplete();
+    // DEALLOCATE through the extended protocol (psycopg does so): as for a Query.
+    const auto deallocate = parseDeallocate(parse->query);
+    const auto it =
+        deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
+    if (it != statements_.end()) {
+      proto::writeParse(out, "", kDeallocateStandIn, {});
+      on_server.expectCommandTag("DEALLOCATE", it->first, false);
+    } else {
+      appendFrame(out, 'P', body);
+    }
+    server.stream().writeOwned(std::move(out));
     return true;
   }
   Statement statement;
   statement.server_name = serverName(parse->query, parse->param_types);
   proto::writeParse(statement.parse_message, statement.server_name, parse->query,
                     parse->param_types);
-  std::string out;
-  if (server.hasPrepared(statement.server_name)) {
+  if (on_server.has(statement.server_name)) {
     // Already there: parse it as the unnamed statement instead, so the client still gets
     // its ParseComplete (and its errors) at this very place.
+    on_server.touch(statement.server_name);
     proto::writeParse(out, "", parse->query, parse->param_types);
-    server.expectParseComplete(false, {});
+    on_server.expectClientParseComplete();
   } else {
-    out = statement.parse_message;
-    server.expectParseComplete(false, statement.server_name);
+    on_server.prepare(out, statement.server_name, statement.parse_message, false);
   }
-  statements_[std::string(parse->name)] = std::move(statement);
+  statements_.insert_or_assign(std::string(parse->name), std::move(statement));
   server.stream().writeOwned(std::move(out));
   return true;
 }
 
-void PreparedStatements::ensurePrepared(const Statement& statement, ServerConn& server) {
-  if (server.hasPrepared(statement.server_name)) {
+void PreparedStatements::ensurePrepared(const Statement& statement, ServerConn& server,
+                                        std::string& out) {
+  ServerStatements& on_server = server.statements();
+  if (on_server.has(statement.server_name)) {
+    on_server.touch(statement.server_name);
     return;
   }
-  server.expectParseComplete(true, statement.server_name);  // ours: not the client's news
-  server.stream().writeOwned(statement.parse_message);
+  on_server.prepare(out, statement.server_name, statement.parse_message, true);
 }
 
 bool PreparedStatements::relayBind(std::string_view body, ServerConn& server) {
@@ -96,20 +402,17 @@ bool PreparedStatements::relayBind(std::string_view body, ServerConn& server) {
   if (portal_end == std::string_view::npos || name_end == std::string_view::npos) {
     return false;
   }
-  const std::string name(body.substr(portal_end + 1, name_end - portal_end - 1));
+  const std::string_view name = body.substr(portal_end + 1, name_end - portal_end - 1);
   const auto it = name.empty() ? statements_.end() : statements_.find(name);
+  std::string out;
   if (it == statements_.end()) {
-    server.stream().writeOwned(frame('B', body));  // unnamed, or unknown: PostgreSQL says so
-    return true;
+    appendFrame(out, 'B', body);  // unnamed, or unknown: PostgreSQL says so
+  } else {
+    ensurePrepared(it->second, server, out);
+    appendRenamed(out, 'B', body.substr(0, portal_end + 1), it->second.server_name,
+                  body.substr(name_end + 1));
   }
-  ensurePrepared(it->second, server);
-  std::string rewritten;
-  rewritten.reserve(body.size() + it->second.server_name.size());
-  rewritten.append(body.substr(0, portal_end + 1));
-  rewritten.append(it->second.server_name);
-  rewritten.push_back('\0');
-  rewritten.append(body.substr(name_end + 1));
-  server.stream().writeOwned(frame('B', rewritten));
+  server.stream().writeOwned(std::move(out));
   return true;
 }
 
@@ -119,24 +422,48 @@ bool PreparedStatements::relayDescribeOrClose(char tag, std::string_view body, S
   if (body.empty() || name_end == std::string_view::npos || name_end + 1 != body.size()) {
     return false;
   }
-  const std::string name(body.substr(1, name_end - 1));
-  const auto it = body[0] == 'S' && !name.empty() ? statements_.find(name) : statements_.end();
-  if (it == statements_.end()) {
-    server.stream().writeOwned(frame(tag, body));
-    return true;
+  if (tag == 'C') {
+    server.statements().expectClientCloseComplete();
   }
-  std::string rewritten(1, 'S');
-  if (tag == 'D') {
-    ensurePrepared(it->second, server);
-    rewritten += it->second.server_name;
+  const std::string_view name = body.substr(1, name_end - 1);
+  const auto it = body[0] == 'S' && !name.empty() ? statements_.find(name) : statements_.end();
+  std::string out;
+  if (it == statements_.end()) {
+    appendFrame(out, tag, body);
+  } else if (tag == 'D') {
+    ensurePrepared(it->second, server, out);
+    appendRenamed(out, tag, "S", it->second.server_name, {});
   } else {
     // The server keeps its copy for other clients; the client's name is gone. Closing a
     // name that does not exist is not an error: the client gets its CloseComplete.
     statements_.erase(it);
-    rewritten += "pgpivot_closed";
+    appendRenamed(out, tag, "S", "pgpivot_closed", {});
   }
-  rewritten.push_back('\0');
-  server.stream().writeOwned(frame(tag, rewritten));
+  server.stream().writeOwned(std::move(out));
+  return true;
+}
+
+bool PreparedStatements::relayQuery(std::string_view body, ServerConn& server) {
+  auto sql = proto::parseQuery(body);
+  if (!sql) {
+    return false;
+  }
+  std::string out;
+  const auto deallocate = parseDeallocate(*sql);
+  const auto it =
+      deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
+  if (it == statements_.end()) {
+    // Anything else, a name the client never prepared through the protocol (PostgreSQL
+    // answers, 26000 if it has no such statement either), or DEALLOCATE ALL (the server's
+    // CommandComplete empties the lists).
+    appendFrame(out, 'Q', body);
+  } else {
+    // Forgotten when the server says it is done: in an aborted transaction the stand-in
+    // fails as the DEALLOCATE would, and the statement stays.
+    proto::writeQuery(out, kDeallocateStandIn);
+    server.statements().expectCommandTag("DEALLOCATE", it->first, true);
+  }
+  server.stream().writeOwned(std::move(out));
   return true;
 }
 

@@ -216,22 +216,62 @@ Action ServerConn::classify(char tag) {
     case 'E':
       return Action::kConsume;  // a FATAL is the server's last word, not the client's news
     case '1':
-      // Only when pgpivot injected Parses may some ParseComplete not be the client's.
-      return pending_parses_.empty() ? Action::kForward : Action::kConsume;
+    case '3':
+      // Only when pgpivot injected a Parse or Close may a ParseComplete or CloseComplete
+      // not be the client's.
+      return statements_.expectsReplies() ? Action::kConsume : Action::kForward;
+    case 'C':
+      // A CommandComplete to rewrite (the stand-in for a client's DEALLOCATE), or one that
+      // says the server's statements are gone (DEALLOCATE ALL, DISCARD ALL).
+      consuming_command_complete_ = statements_.expectsCommandTag();
+      if (consuming_command_complete_) {
+        return Action::kConsume;
+      }
+      return !statements_.empty() || (client_ != nullptr && client_->hasPreparedStatements())
+                 ? Action::kInspect
+                 : Action::kForward;
     default:
       return Action::kForward;
   }
 }
 
 bool ServerConn::onParseComplete() {
-  bool drop = false;
-  if (!pending_parses_.empty()) {
-    drop = pending_parses_.front().first;
-    pending_parses_.pop_front();
-  }
-  if (!drop && client_ != nullptr) {
+  if (statements_.onParseComplete() && client_ != nullptr) {
     std::string out;
     proto::writeParseComplete(out);
+    client_->stream().writeOwned(std::move(out));
+  }
+  return true;
+}
+
+bool ServerConn::onCloseComplete() {
+  if (statements_.onCloseComplete() && client_ != nullptr) {
+    std::string out;
+    proto::writeCloseComplete(out);
+    client_->stream().writeOwned(std::move(out));
+  }
+  return true;
+}
+
+bool ServerConn::onCommandComplete(std::string_view body) {
+  const auto tag = proto::parseCommandComplete(body);
+  std::optional<ServerStatements::Rewrite> rewrite;
+  if (tag) {
+    if ((*tag == "DEALLOCATE ALL" || *tag == "DISCARD ALL") && client_ != nullptr) {
+      client_->forgetPreparedStatements();
+    }
+    rewrite = statements_.onCommandComplete(*tag);
+    if (rewrite && client_ != nullptr) {
+      client_->forgetPreparedStatement(rewrite->client_name);
+    }
+  }
+  if (consuming_command_complete_ && client_ != nullptr) {
+    std::string out;
+    if (rewrite) {
+      proto::writeCommandComplete(out, rewrite->tag);
+    } else {
+      proto::writeFrame(out, 'C', body);
+    }
     client_->stream().writeOwned(std::move(out));
   }
   return true;
@@ -276,6 +316,12 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
       if (tag == '1') {
         return onParseComplete();
       }
+      if (tag == '3') {
+        return onCloseComplete();
+      }
+      if (tag == 'C') {
+        return onCommandComplete(body);
+      }
       if ((tag == 'G' || tag == 'W') && client_ != nullptr) {
         client_->onCopyInStarted();
       }
@@ -305,14 +351,8 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
   if (auto status = proto::parseReadyForQuery(body)) {
     tx_status_ = *status;
   }
-  // Parses still unanswered at ReadyForQuery were skipped after an error: those
-  // statements do not exist on the server.
-  for (const auto& [drop, name] : pending_parses_) {
-    if (!name.empty()) {
-      prepared_.erase(name);
-    }
-  }
-  pending_parses_.clear();
+  // Parses and Closes of this batch still unanswered were skipped after an error.
+  statements_.onReadyForQuery();
   if (outstanding_ > 0) {
     --outstanding_;
   }
@@ -511,6 +551,8 @@ void ServerConn::link(ClientSession& client) {
   client_ = &client;
   last_used_at_ = worker_.now();
   outstanding_ = 0;
+  statements_.resetBatches();
+  statements_.setCapacity(static_cast<std::size_t>(worker_.config().max_prepared_statements));
   const std::string sql = buildSetQuery(client.wantedParams(), params_);
   if (sql.empty()) {
     setState(ServerState::kActive);
@@ -551,6 +593,11 @@ bool ServerConn::onInternalQueryMessage(char tag, std::string_view body) {
         if (fields->sqlstate.size() == 5) {
           internal_error_ = fmt::format("{} ({})", internal_error_, fields->sqlstate);
         }
+      }
+      return true;
+    case 'C':
+      if (auto command = proto::parseCommandComplete(body)) {
+        statements_.onInternalCommandComplete(*command);  // a reset query may discard them
       }
       return true;
     case 'Z':

@@ -170,6 +170,9 @@ struct Config {
   Millis query_wait_timeout{120000};
   Millis idle_transaction_timeout{0};
   std::vector<std::string> ignore_startup_parameters;
+  // Named prepared statements kept on each server connection in transaction and
+  // statement mode (least recently used closed first); 0: passed through unchanged.
+  int max_prepared_statements = 200;
 
   // --- process -----------------------------------------------------------------------
   std::string logfile;  // empty: stderr

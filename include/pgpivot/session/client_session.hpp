@@ -69,6 +69,11 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   void noteServerParameter(std::string_view name, std::string_view value);
   // The server entered COPY FROM STDIN (CopyInResponse or CopyBothResponse).
   void onCopyInStarted();
+  // Named prepared statements (transaction and statement mode): whether we have any, and
+  // DEALLOCATE ALL or DISCARD ALL succeeded on our server.
+  bool hasPreparedStatements() const { return !statements_.empty(); }
+  void forgetPreparedStatements() { statements_.forgetAll(); }
+  void forgetPreparedStatement(std::string_view name) { statements_.forget(name); }
   // Whether everything we sent the server ended at a message boundary.
   bool atMessageBoundary() const { return cursor_.body_left == 0; }
   // Server side of the link: bytes for the client arrived / pump resumed.
@@ -114,6 +119,11 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
 
  private:
   void setState(ClientState state);
+  // Whether pgpivot renames the client's prepared statements (prepared_statements.hpp).
+  bool rewritesStatements() const;
+  // Whether the Query whose header starts the unparsed bytes may be a DEALLOCATE of one
+  // of our statements (and is small enough to take whole).
+  bool mayDeallocate() const;
   void readStartup();
   bool handleStartupPacket(int32_t code, std::string_view body);
   bool handleStartupMessage(std::string_view body);

@@ -8,10 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
-#include <unordered_set>
 
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/net/stream.hpp"
@@ -19,6 +17,7 @@
 #include "pgpivot/proto/constants.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
+#include "pgpivot/session/prepared_statements.hpp"
 #include "pgpivot/session/relay.hpp"
 
 namespace pgpivot::app {
@@ -75,19 +74,19 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   ClientSession* client() const { return client_; }
   void unlinkClient() { client_ = nullptr; }
   // The client sent a message that PostgreSQL answers with ReadyForQuery.
-  void expectReadyForQuery() { ++outstanding_; }
-  void forgetExpectedReadyForQuery(int count) { outstanding_ = std::max(0, outstanding_ - count); }
+  void expectReadyForQuery() {
+    ++outstanding_;
+    statements_.noteBatchSent();
+  }
+  void forgetExpectedReadyForQuery(int count) {
+    outstanding_ = std::max(0, outstanding_ - count);
+    statements_.forgetBatches(count);
+  }
 
   // Prepared statements (transaction mode, prepared_statements.hpp): which server-side
-  // names exist on this connection, and the ParseCompletes still to come, in order, with
-  // whether the client must not see them (pgpivot's own Parse).
-  bool hasPrepared(const std::string& name) const { return prepared_.count(name) > 0; }
-  void expectParseComplete(bool drop, std::string name) {
-    if (!name.empty()) {
-      prepared_.insert(name);
-    }
-    pending_parses_.emplace_back(drop, std::move(name));
-  }
+  // statements exist on this connection, and the replies to come that pgpivot drops or
+  // rewrites.
+  ServerStatements& statements() { return statements_; }
   int outstanding() const { return outstanding_; }
   proto::TxStatus txStatus() const { return tx_status_; }
   // Whether the connection sits at a protocol boundary where another client could use it.
@@ -135,6 +134,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool onReadyForQuery(std::string_view body);
   bool onActiveError(std::string_view body);
   bool onParseComplete();
+  bool onCloseComplete();
+  bool onCommandComplete(std::string_view body);
   void releaseAfterTransaction();
 
   app::Worker& worker_;
@@ -156,8 +157,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool release_pending_ = false;
   std::string internal_error_;
   std::string last_words_;  // a FATAL the server sent before closing
-  std::unordered_set<std::string> prepared_;
-  std::deque<std::pair<bool, std::string>> pending_parses_;
+  ServerStatements statements_;
+  bool consuming_command_complete_ = false;  // classify's decision for the current 'C'
   std::unique_ptr<auth::ScramClient> scram_;
   sockaddr_storage address_{};
   uint64_t created_at_ = 0;

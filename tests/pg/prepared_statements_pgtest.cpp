@@ -1,0 +1,200 @@
+// Named prepared statements in transaction mode beyond the basics of
+// transaction_pooling_pgtest.cpp: the per-server limit (max_prepared_statements), DEALLOCATE
+// and DISCARD ALL sent as SQL.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "support/pgpivot_fixture.hpp"
+
+using namespace pgpivot::test;
+
+namespace {
+
+Pgpivot::Options transactionMode(int pool_size, int max_prepared_statements) {
+  Pgpivot::Options options;
+  options.settings["pool_mode"] = "transaction";
+  options.settings["default_pool_size"] = std::to_string(pool_size);
+  options.settings["query_wait_timeout"] = "20";
+  options.settings["max_prepared_statements"] = std::to_string(max_prepared_statements);
+  return options;
+}
+
+// Executes prepared statement `name` with text parameters; returns the first value or
+// "ERROR <sqlstate>".
+std::string execPrepared(PGconn* conn, const std::string& name,
+                         const std::vector<std::string>& params = {}) {
+  std::vector<const char*> values;
+  for (const auto& param : params) {
+    values.push_back(param.c_str());
+  }
+  Res result(PQexecPrepared(conn, name.c_str(), static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, 0));
+  if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+    return "ERROR " + sqlstateOf(result.get());
+  }
+  return PQgetvalue(result.get(), 0, 0);
+}
+
+bool prepare(PGconn* conn, const std::string& name, const std::string& sql) {
+  Res result(PQprepare(conn, name.c_str(), sql.c_str(), 0, nullptr));
+  return PQresultStatus(result.get()) == PGRES_COMMAND_OK;
+}
+
+// The command tag of a simple query, or "ERROR <sqlstate>".
+std::string command(PGconn* conn, const std::string& sql) {
+  Res result(PQexec(conn, sql.c_str()));
+  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK &&
+      PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+    return "ERROR " + sqlstateOf(result.get());
+  }
+  return PQcmdStatus(result.get());
+}
+
+}  // namespace
+
+TEST_CASE("max_prepared_statements bounds the statements each server connection holds",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(1, 2));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  Conn other = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(other.get()) == CONNECTION_OK);
+  for (int k = 0; k < 5; ++k) {
+    REQUIRE(
+        prepare(conn.get(), "s" + std::to_string(k), "SELECT $1::int * 10 + " + std::to_string(k)));
+  }
+  REQUIRE(prepare(other.get(), "mine", "SELECT $1::int - 1"));
+  // The pool has one server: every statement below runs on it, and it never holds more
+  // than two of pgpivot's statements.
+  const auto held = [&] {
+    return std::stoi(scalar(other.get(),
+                            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE "
+                            "'pgpivot\\_%'"));
+  };
+  CHECK(held() <= 2);
+  const int order[] = {4, 0, 3, 3, 1, 4, 2, 0, 1, 2, 4, 4, 0, 3, 1};
+  int step = 0;
+  for (const int k : order) {
+    CAPTURE(step, k);
+    const std::string x = std::to_string(step);
+    CHECK(execPrepared(conn.get(), "s" + std::to_string(k), {x}) == std::to_string(step * 10 + k));
+    if (step % 4 == 0) {
+      CHECK(execPrepared(other.get(), "mine", {x}) == std::to_string(step - 1));
+    }
+    CHECK(held() <= 2);
+    ++step;
+  }
+  // Inside one transaction too, where several are used back to back.
+  CHECK(command(conn.get(), "BEGIN") == "BEGIN");
+  for (int k = 4; k >= 0; --k) {
+    CHECK(execPrepared(conn.get(), "s" + std::to_string(k), {"7"}) == std::to_string(70 + k));
+  }
+  Res described(PQdescribePrepared(conn.get(), "s0"));
+  CHECK(PQresultStatus(described.get()) == PGRES_COMMAND_OK);
+  CHECK(PQnparams(described.get()) == 1);
+  CHECK(command(conn.get(), "COMMIT") == "COMMIT");
+  CHECK(held() <= 2);
+  CHECK(held() >= 1);
+}
+
+TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(1, 0));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  REQUIRE(prepare(conn.get(), "plain_name", "SELECT $1::int + 1"));
+  CHECK(execPrepared(conn.get(), "plain_name", {"1"}) == "2");
+  // The server knows it under the client's own name.
+  CHECK(scalar(conn.get(),
+               "SELECT count(*) FROM pg_prepared_statements WHERE name = 'plain_name'") == "1");
+  CHECK(command(conn.get(), "DEALLOCATE plain_name") == "DEALLOCATE");
+}
+
+TEST_CASE("DEALLOCATE of a statement frees its name, on any server connection",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(2, 200));
+  pgpivot.start();
+  Conn a = connect(pgpivot.conninfo());
+  Conn b = connect(pgpivot.conninfo());
+  Conn c = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+  // B holds server X; A prepares on the other one, Y.
+  CHECK(command(b.get(), "BEGIN") == "BEGIN");
+  const std::string x = scalar(b.get(), "SELECT pg_backend_pid()");
+  REQUIRE(prepare(a.get(), "s1", "SELECT pg_backend_pid()"));
+  const std::string y = execPrepared(a.get(), "s1");
+  REQUIRE(y != x);
+  // C holds Y, B lets X go: A's DEALLOCATE runs on X, which never had the statement.
+  CHECK(command(c.get(), "BEGIN") == "BEGIN");
+  CHECK(scalar(c.get(), "SELECT pg_backend_pid()") == y);
+  CHECK(command(b.get(), "COMMIT") == "COMMIT");
+  CHECK(command(a.get(), "DEALLOCATE s1") == "DEALLOCATE");
+  CHECK(execPrepared(a.get(), "s1") == "ERROR 26000");
+  // The name is free: the same name with another query runs the new query.
+  REQUIRE(prepare(a.get(), "s1", "SELECT 42"));
+  CHECK(execPrepared(a.get(), "s1") == "42");
+  CHECK(command(c.get(), "COMMIT") == "COMMIT");
+  CHECK(execPrepared(a.get(), "s1") == "42");
+  // PREPARE, folded and quoted names, as PostgreSQL reads them.
+  REQUIRE(prepare(a.get(), "Mixed", "SELECT 1"));
+  REQUIRE(prepare(a.get(), "lower", "SELECT 2"));
+  CHECK(command(a.get(), "deallocate prepare \"Mixed\";") == "DEALLOCATE");
+  CHECK(command(a.get(), "  DEALLOCATE LOWER") == "DEALLOCATE");
+  CHECK(execPrepared(a.get(), "Mixed") == "ERROR 26000");
+  CHECK(execPrepared(a.get(), "lower") == "ERROR 26000");
+  // A name never prepared gets PostgreSQL's own error, and the session goes on.
+  CHECK(command(a.get(), "DEALLOCATE never_prepared") == "ERROR 26000");
+  CHECK(execPrepared(a.get(), "s1") == "42");
+  // In an aborted transaction it fails as it does on PostgreSQL, and the statement stays.
+  CHECK(command(a.get(), "BEGIN") == "BEGIN");
+  CHECK(command(a.get(), "SELECT 1/0") == "ERROR 22012");
+  CHECK(command(a.get(), "DEALLOCATE s1") == "ERROR 25P02");
+  CHECK(command(a.get(), "ROLLBACK") == "ROLLBACK");
+  CHECK(execPrepared(a.get(), "s1") == "42");
+  // Inside a transaction it works as well.
+  CHECK(command(a.get(), "BEGIN") == "BEGIN");
+  CHECK(command(a.get(), "DEALLOCATE s1") == "DEALLOCATE");
+  CHECK(command(a.get(), "COMMIT") == "COMMIT");
+  CHECK(execPrepared(a.get(), "s1") == "ERROR 26000");
+}
+
+TEST_CASE("DEALLOCATE ALL and DISCARD ALL forget the client's statements and no others",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(1, 200));
+  pgpivot.start();
+  Conn a = connect(pgpivot.conninfo());
+  Conn b = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+  // The first client keeps the one server from its login to its first transaction.
+  CHECK(scalar(a.get(), "SELECT 1") == "1");
+  REQUIRE(prepare(b.get(), "bq", "SELECT $1::int * 3"));
+  CHECK(execPrepared(b.get(), "bq", {"2"}) == "6");
+  for (const char* forget_all : {"DEALLOCATE ALL", "DISCARD ALL", "deallocate prepare all"}) {
+    CAPTURE(forget_all);
+    REQUIRE(prepare(a.get(), "s1", "SELECT 1"));
+    REQUIRE(prepare(a.get(), "s2", "SELECT 2"));
+    CHECK(execPrepared(a.get(), "s1") == "1");
+    CHECK(command(a.get(), forget_all) ==
+          (std::string(forget_all) == "DISCARD ALL" ? "DISCARD ALL" : "DEALLOCATE ALL"));
+    CHECK(execPrepared(a.get(), "s1") == "ERROR 26000");
+    CHECK(execPrepared(a.get(), "s2") == "ERROR 26000");
+    // The one server lost B's statement too: pgpivot knows, and prepares it again.
+    CHECK(execPrepared(b.get(), "bq", {"5"}) == "15");
+    // A's names are free for new queries.
+    REQUIRE(prepare(a.get(), "s1", "SELECT 11"));
+    CHECK(execPrepared(a.get(), "s1") == "11");
+    CHECK(command(a.get(), "DEALLOCATE s1") == "DEALLOCATE");
+  }
+  // A client with no statements of its own wipes the server's: B's still works.
+  Conn c = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+  CHECK(execPrepared(b.get(), "bq", {"1"}) == "3");
+  CHECK(command(c.get(), "DEALLOCATE ALL") == "DEALLOCATE ALL");
+  CHECK(execPrepared(b.get(), "bq", {"7"}) == "21");
+}
