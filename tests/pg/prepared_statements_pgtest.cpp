@@ -1,7 +1,10 @@
 // Named prepared statements in transaction mode beyond the basics of
 // transaction_pooling_pgtest.cpp: the per-server limit (max_prepared_statements), DEALLOCATE
-// and DISCARD ALL sent as SQL.
+// and DISCARD ALL sent as SQL, and real clients that prepare (psycopg 3, pgbench).
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,13 @@ std::string command(PGconn* conn, const std::string& sql) {
     return "ERROR " + sqlstateOf(result.get());
   }
   return PQcmdStatus(result.get());
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
@@ -197,4 +207,46 @@ TEST_CASE("DEALLOCATE ALL and DISCARD ALL forget the client's statements and no 
   CHECK(execPrepared(b.get(), "bq", {"1"}) == "3");
   CHECK(command(c.get(), "DEALLOCATE ALL") == "DEALLOCATE ALL");
   CHECK(execPrepared(b.get(), "bq", {"7"}) == "21");
+}
+
+TEST_CASE("psycopg 3 prepares through transaction pooling and gets every result right",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(2, 3));  // fewer than the 4 queries the script prepares
+  pgpivot.start();
+  const std::string log = "/tmp/pgpivot-psycopg-prepared-" + std::to_string(pgpivot.port());
+  const std::string run = "timeout 120 /usr/bin/python3 " PGPIVOT_SOURCE_DIR_FOR_TESTS
+                          "/tests/pg/psycopg_prepared.py " +
+                          std::to_string(pgpivot.port()) + " > " + log + " 2>&1";
+  const int status = system(run.c_str());
+  const std::string text = readFile(log);
+  std::remove(log.c_str());
+  INFO(text);
+  CHECK(status == 0);
+  CHECK_THAT(text, Catch::Contains("checked 616 results, 0 wrong"));
+}
+
+TEST_CASE("pgbench -M prepared with a small max_prepared_statements aborts no client",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(8, 3));
+  pgpivot.start();
+  const auto& pg = pgServer();
+  const std::string init = "PGPASSWORD=secret pgbench -i -s 1 -q -h " + pg.host + " -p " +
+                           std::to_string(pg.port) + " -U " + kScramUser + " appdb >/dev/null 2>&1";
+  REQUIRE(system(init.c_str()) == 0);
+  // TPC-B-like uses 7 statements per client, select-only 1: with 3 per server, TPC-B
+  // keeps closing and preparing.
+  for (const std::string script : {"-S", "-b tpcb-like"}) {
+    CAPTURE(script);
+    const std::string log = "/tmp/pgpivot-pgbench-small-cache-" + std::to_string(pgpivot.port());
+    const std::string run = "PGPASSWORD=secret timeout 120 pgbench -n -M prepared " + script +
+                            " -c 8 -j 2 -t 100 -h 127.0.0.1 -p " + std::to_string(pgpivot.port()) +
+                            " -U " + kScramUser + " appdb > " + log + " 2>&1";
+    const int status = system(run.c_str());
+    const std::string text = readFile(log);
+    std::remove(log.c_str());
+    INFO(text);
+    CHECK(status == 0);
+    CHECK_THAT(text, Catch::Contains("number of transactions actually processed: 800/800"));
+    CHECK_THAT(text, Catch::Contains("number of failed transactions: 0"));
+  }
 }
