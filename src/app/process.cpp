@@ -340,6 +340,9 @@ int runProcess(const ProcessOptions& options) {
                                 std::function<void(Result<admin::FailoverReport>)> done) {
     health.adminAndWait(cluster, kind, node, std::move(done));
   };
+  hooks.data_path = [&health](monitor::DataPathReport report) {
+    health.postDataPath(std::move(report));
+  };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);
   }

@@ -517,6 +517,7 @@ void Worker::onJanitorTick() {
   for (auto& [key, pool] : pools_) {
     pool->janitor(now);
   }
+  trackDataPath(now);
 }
 
 void Worker::applyReload(ConfigPtr config, AuthFilePtr auth_file) {

@@ -124,6 +124,16 @@ Output FailoverMachine::onHotStandbyReport(std::size_t node, bool in_hot_standby
   return finish();
 }
 
+Output FailoverMachine::onDataPath(std::size_t node, const DataPathSample& sample,
+                                   uint64_t now_ms) {
+  begin(now_ms);
+  if (node < nodes_.size()) {
+    nodes_[node].onDataPath(sample);
+  }
+  step();
+  return finish();
+}
+
 Output FailoverMachine::tick(uint64_t now_ms) {
   begin(now_ms);
   step();

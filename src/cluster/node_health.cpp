@@ -253,6 +253,14 @@ void NodeHealth::resetWriteProbe() {
   w_fail_lsn_ = 0;
 }
 
+const DataPathSample* NodeHealth::dataPath(uint64_t now_ms) const {
+  constexpr uint64_t kFreshMs = 2000;  // workers report every 500 ms
+  if (!data_path_ || data_path_->at_ms + kFreshMs < now_ms) {
+    return nullptr;
+  }
+  return &*data_path_;
+}
+
 std::optional<uint64_t> NodeHealth::lastWriteOkMs() const {
   if (w_.seen && w_.outcome == ProbeOutcome::kOk) {
     return w_.last_ok_done;
@@ -380,6 +388,17 @@ NodeHealth::Classified NodeHealth::reachable(uint64_t now_ms, bool expected_prim
                          formatSeconds(s.oldest_lock_wait_ms),
                      lockCritical()};
   }
+  if (!raw && stalledBehindLocks(now_ms)) {
+    // Below the lock thresholds, but pgpivot's own clients are stuck behind the locks:
+    // the data path says the pile-up is hurting now.
+    const DataPathSample& d = *dataPath(now_ms);
+    raw = Classified{
+        NodeState::kDegradedLocks,
+        std::to_string(d.stalled_queries) + " queries through pgpivot without a reply for over " +
+            formatSeconds(d.stall_timeout_ms) + " (oldest " + formatSeconds(d.oldest_stall_ms) +
+            "), " + std::to_string(last_ok_stats_->lock_waiters) + " sessions waiting on locks",
+        lockCritical()};
+  }
   if (raw) {
     if (isDegraded(raw->state)) {
       degraded_held_ = raw->state;
@@ -429,6 +448,10 @@ std::optional<NodeHealth::Classified> NodeHealth::writeFailing(uint64_t now_ms) 
       cause = "WAL position frozen at " + formatLsn(s.current_lsn);
     } else if (serverWriteError(w_.sqlstate)) {
       cause = "write error " + w_.sqlstate;
+    } else if (const DataPathSample* d = dataPath(now_ms);
+               d != nullptr && d->stalled_queries > 0 && d->transactions_per_s == 0) {
+      cause = std::to_string(d->stalled_queries) +
+              " queries through pgpivot stalled and no transaction completing";
     }
   }
   if (cause.empty()) {
@@ -467,6 +490,13 @@ bool NodeHealth::lockWarn() const {
   }
   return last_ok_stats_->lock_waiters >= settings_.lock_waiters_warn ||
          last_ok_stats_->oldest_lock_wait_ms >= settings_.oldest_lock_wait_warn_ms;
+}
+
+// Queries through pgpivot stalled while sessions wait on locks: the stall is the locks'.
+bool NodeHealth::stalledBehindLocks(uint64_t now_ms) const {
+  const DataPathSample* d = dataPath(now_ms);
+  return d != nullptr && d->stalled_queries > 0 && last_ok_stats_ &&
+         last_ok_stats_->lock_waiters > 0;
 }
 
 bool NodeHealth::lockCritical() const {
@@ -525,6 +555,14 @@ Evidence NodeHealth::evidence(uint64_t now_ms, bool expected_primary) const {
   }
   if (w_misconfigured_) {
     e.emplace_back("W_setup_error", w_.sqlstate + " " + w_.error);
+  }
+  if (const DataPathSample* d = dataPath(now_ms)) {
+    e.emplace_back("data_path", Evidence{{"stalled_queries", d->stalled_queries},
+                                         {"oldest_stall_ms", d->oldest_stall_ms},
+                                         {"query_stall_timeout_ms", d->stall_timeout_ms},
+                                         {"queries_in_flight", d->queries_in_flight},
+                                         {"transactions_per_s", d->transactions_per_s},
+                                         {"server_errors", d->server_errors}});
   }
   return e;
 }

@@ -355,6 +355,7 @@ const ClusterKey kClusterKeys[] = {
     {"probe_interval", setProbe<&C::probe_interval>},
     {"probe_timeout", setProbe<&C::probe_timeout>},
     {"profile", setProfile},
+    {"query_stall_timeout", setClusterDuration<&C::query_stall_timeout, false>},
     {"search_primary_timeout", setClusterDuration<&C::search_primary_timeout, false>},
     {"state_file", setText<&C::state_file, C>},
     {"unresponsive_after", setClusterDuration<&C::unresponsive_after, false>},

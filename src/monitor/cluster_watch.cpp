@@ -550,6 +550,44 @@ void ClusterWatch::answer(Waiter& waiter) {
   done(std::move(waiter.report));
 }
 
+// Each worker reports every DataPathTracker::kReportIntervalMs; a report older than four
+// intervals is from a worker that stopped (or has no client of this cluster any more).
+void ClusterWatch::onDataPath(const DataPathReport& report) {
+  data_path_[report.worker] = report;
+  const uint64_t now = uv_now(loop_);
+  constexpr uint64_t kFresh = 4 * DataPathTracker::kReportIntervalMs;
+  std::vector<cluster::DataPathSample> sums(nodes_.size());
+  std::vector<double> rates(nodes_.size(), 0.0);
+  for (const auto& [worker, r] : data_path_) {
+    if (r.at_ms + kFresh < now) {
+      continue;
+    }
+    for (const DataPathNode& n : r.nodes) {
+      const auto index = n.cluster == cluster_.name ? nodeIndex(n.node) : std::nullopt;
+      if (!index) {
+        continue;
+      }
+      cluster::DataPathSample& s = sums[*index];
+      s.stalled_queries += n.stalled;
+      s.oldest_stall_ms = std::max(s.oldest_stall_ms, n.oldest_stall_ms);
+      s.queries_in_flight += n.owing;
+      s.server_errors += static_cast<int64_t>(n.server_errors);
+      if (r.interval_ms > 0) {
+        rates[*index] +=
+            static_cast<double>(n.transactions) * 1000.0 / static_cast<double>(r.interval_ms);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    cluster::DataPathSample& s = sums[i];
+    s.at_ms = now;
+    s.stall_timeout_ms = static_cast<uint64_t>(config::queryStallTimeout(cluster_).count());
+    s.transactions_per_s = static_cast<int64_t>(rates[i] + 0.5);
+    nodes_[i].data_path = s;
+    apply(machine_->onDataPath(i, s, now));
+  }
+}
+
 std::optional<std::size_t> ClusterWatch::nodeIndex(const std::string& host_port) const {
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     if (nodes_[i].name == host_port) {
@@ -603,6 +641,7 @@ void ClusterWatch::refreshStatus() {
     } else {
       row.role = "unknown";
     }
+    row.stalled_queries = node.data_path.stalled_queries;
     row.last_probe_time_us = wallMs() * 1000;
     status_nodes_.push_back(std::move(row));
   }

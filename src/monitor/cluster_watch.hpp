@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,8 @@ class ClusterWatch final {
   // An admin command (SWITCHOVER, FAILOVER, DRILL, SET_PRIMARY, RESUME, FENCE, UNFENCE)
   // for this cluster.
   cluster::AdminReply admin(const cluster::AdminCommand& command);
+  // A worker's data-path report (the part about this cluster's nodes).
+  void onDataPath(const DataPathReport& report);
   // SWITCHOVER or DRILL, answered once the run has ended: completed or aborted, stopped
   // waiting for an operator, or still running after every state timeout it could meet.
   // A refused run is answered at once, with the pre-checks (failover_id empty). `done`
@@ -63,6 +66,7 @@ class ClusterWatch final {
     uint64_t next_stats_ms = 0;
     uint64_t next_connect_ms = 0;
     std::optional<cluster::ProbeSample> last;  // for SHOW NODES
+    cluster::DataPathSample data_path;         // summed over the workers, for SHOW NODES
   };
 
   void tick();
@@ -100,7 +104,8 @@ class ClusterWatch final {
   uv_timer_t* timer_;
   std::vector<Node> nodes_;
   std::vector<Waiter> waiters_;
-  std::deque<cluster::Output> backlog_;  // outputs produced while one is being applied
+  std::map<int, DataPathReport> data_path_;  // each worker's newest report
+  std::deque<cluster::Output> backlog_;      // outputs produced while one is being applied
   bool applying_ = false;
   std::optional<std::size_t> routed_;  // what the workers were last told
   uint64_t epoch_ = 0;

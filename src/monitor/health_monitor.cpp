@@ -44,6 +44,17 @@ void HealthMonitor::stop() {
   thread_.join();
 }
 
+void HealthMonitor::postDataPath(DataPathReport report) {
+  if (!thread_.joinable()) {
+    return;
+  }
+  mailbox_.post([this, report = std::move(report)] {
+    for (auto& watch : clusters_) {
+      watch->onDataPath(report);
+    }
+  });
+}
+
 void HealthMonitor::status(std::vector<admin::ClusterRow>& clusters,
                            std::vector<admin::NodeRow>& nodes,
                            std::vector<admin::FailoverStepRow>& steps) const {

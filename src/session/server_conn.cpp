@@ -283,6 +283,9 @@ bool ServerConn::onActiveError(std::string_view body) {
       fields ? (fields->severity_nonlocalized.empty() ? fields->severity
                                                       : fields->severity_nonlocalized)
              : std::string_view{};
+  if (fields && (fields->sqlstate.starts_with("57P0") || fields->sqlstate.starts_with("08"))) {
+    pool_.mutableStats().server_errors++;  // shutdown, crash, recovery: failover evidence
+  }
   if (fields && (severity == proto::severity::kFatal || severity == proto::severity::kPanic)) {
     // The server is about to close. The client keeps its session, so it must not read
     // "terminating connection"; onServerLost tells it what happened, once.

@@ -122,6 +122,87 @@ TEST_CASE("a lock pile-up on the primary is reported but does not fail over", "[
   }
 }
 
+TEST_CASE(
+    "queries stalled behind a lock show in SHOW NODES and make the primary DEGRADED:LOCKS "
+    "without a failover",
+    "[pg][failover]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events_file(eventsPath("stalled"));
+  const std::string& events = events_file.path;
+  Pgpivot::Options options = promoteOptions(cluster, events);
+  // The lock statistics alone stay below their warnings here: only the data path (three
+  // queries through pgpivot with no reply for over query_stall_timeout) can say it.
+  options.extra_sections.front() +=
+      "query_stall_timeout = 1\nlock_waiters_warn = 50\noldest_lock_wait_warn = 600\n";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn holder = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(holder.get()) == CONNECTION_OK);
+  CHECK(scalar(holder.get(), "CREATE TABLE stalled (id int)").empty());
+  CHECK(scalar(holder.get(), "BEGIN").empty());
+  CHECK(scalar(holder.get(), "LOCK TABLE stalled IN ACCESS EXCLUSIVE MODE").empty());
+  std::vector<Conn> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(connect(pgpivot.conninfo()));
+    REQUIRE(PQstatus(waiters.back().get()) == CONNECTION_OK);
+    REQUIRE(PQsendQuery(waiters.back().get(), "SELECT count(*) FROM stalled") == 1);
+  }
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  const std::string primary = "127.0.0.1:" + std::to_string(cluster.primaryPort());
+  std::string stalled_queries;
+  std::string health;
+  const bool seen = eventually(std::chrono::seconds(20), [&] {
+    Res nodes(PQexec(admin.get(), "SHOW NODES"));
+    if (PQresultStatus(nodes.get()) != PGRES_TUPLES_OK) {
+      return false;
+    }
+    const int node = PQfnumber(nodes.get(), "node");
+    const int stalled = PQfnumber(nodes.get(), "stalled_queries");
+    const int state = PQfnumber(nodes.get(), "health");
+    for (int row = 0; row < PQntuples(nodes.get()); ++row) {
+      if (PQgetvalue(nodes.get(), row, node) == primary) {
+        stalled_queries = PQgetvalue(nodes.get(), row, stalled);
+        health = PQgetvalue(nodes.get(), row, state);
+      }
+    }
+    return stalled_queries == "3" && health == "DEGRADED:LOCKS";
+  });
+  INFO("stalled_queries " << stalled_queries << ", health " << health << "\nevents:\n"
+                          << readFile(events));
+  CHECK(seen);
+  // Past the fast profile's down thresholds: still the primary, still routed to.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  Conn fresh = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(fresh.get()) == CONNECTION_OK);
+  CHECK(serverPort(fresh.get()) == std::to_string(cluster.primaryPort()));
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
+        "t");
+  const std::string log = readFile(events);
+  CHECK_THAT(log, !Catch::Contains("PROMOTING"));
+  CHECK_THAT(log, Catch::Contains("lock_pileup") && Catch::Contains("stalled_queries") &&
+                      Catch::Contains("queries through pgpivot without a reply"));
+  CHECK(scalar(holder.get(), "COMMIT").empty());
+  for (auto& waiter : waiters) {
+    Res result(PQgetResult(waiter.get()));
+    CHECK(PQresultStatus(result.get()) == PGRES_TUPLES_OK);
+    while (Res extra{PQgetResult(waiter.get())}) {
+    }
+  }
+  // Answered: nothing stalled any more.
+  CHECK(eventually(std::chrono::seconds(10), [&] {
+    Res nodes(PQexec(admin.get(), "SHOW NODES"));
+    const int node = PQfnumber(nodes.get(), "node");
+    const int stalled = PQfnumber(nodes.get(), "stalled_queries");
+    for (int row = 0; row < PQntuples(nodes.get()); ++row) {
+      if (PQgetvalue(nodes.get(), row, node) == primary) {
+        return std::string(PQgetvalue(nodes.get(), row, stalled)) == "0";
+      }
+    }
+    return false;
+  }));
+}
+
 TEST_CASE("SHOW NODES and SHOW CLUSTERS tell the operator who is primary and how it is",
           "[pg][failover][admin]") {
   TwoNodeCluster cluster;

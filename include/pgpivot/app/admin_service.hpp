@@ -11,6 +11,7 @@
 
 #include "pgpivot/admin/backend.hpp"
 #include "pgpivot/cluster/failover_types.hpp"
+#include "pgpivot/monitor/data_path.hpp"
 
 namespace pgpivot::app {
 
@@ -41,6 +42,9 @@ struct ProcessHooks {
   std::function<void(const std::string& cluster, cluster::AdminKind kind, const std::string& node,
                      std::function<void(Result<admin::FailoverReport>)> done)>
       cluster_run;
+  // A worker's data-path evidence for the health monitor (monitor/data_path.hpp); any
+  // thread, posts to the monitor's mailbox.
+  std::function<void(monitor::DataPathReport)> data_path;
 };
 
 class AdminService final : public admin::AdminBackend {

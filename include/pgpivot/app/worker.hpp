@@ -23,6 +23,7 @@
 #include "pgpivot/auth/auth_file.hpp"
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/config/config.hpp"
+#include "pgpivot/monitor/data_path.hpp"
 #include "pgpivot/monitor/route.hpp"
 #include "pgpivot/net/listener.hpp"
 #include "pgpivot/net/mailbox.hpp"
@@ -153,6 +154,9 @@ class Worker final {
   void onConnection(uv_stream_t* server, bool is_unix, bool admin_port);
   [[nodiscard]] Result<void> startAdminEndpoints();
   void onJanitorTick();
+  // worker_data_path.cpp: the data-path evidence of cluster databases, posted to the
+  // health monitor every DataPathTracker::kReportIntervalMs.
+  void trackDataPath(uint64_t now);
   void applyReload(ConfigPtr config, AuthFilePtr auth_file);
   void applyRoute(const monitor::ClusterRoute& route);
   void beginShutdown(bool immediate);
@@ -195,6 +199,7 @@ class Worker final {
   std::unordered_map<uint64_t, session::ClientSession*> clients_by_id_;
   auth::AuthQueryRunner auth_query_;
   std::map<std::string, monitor::ClusterRoute> routes_;
+  monitor::DataPathTracker data_path_;
   pool::SharedLimits& shared_;
   const std::vector<Worker*>& peers_;
   std::map<std::pair<std::string, std::string>, uint64_t> last_idle_ask_;

@@ -66,6 +66,8 @@ class FailoverMachine final {
   [[nodiscard]] Output onConnect(std::size_t node, const ConnectSample& sample, uint64_t now_ms);
   [[nodiscard]] Output onWrite(std::size_t node, const WriteSample& sample, uint64_t now_ms);
   [[nodiscard]] Output onHotStandbyReport(std::size_t node, bool in_hot_standby, uint64_t now_ms);
+  // The data path's evidence about a node (stalled queries, completions, server errors).
+  [[nodiscard]] Output onDataPath(std::size_t node, const DataPathSample& sample, uint64_t now_ms);
   [[nodiscard]] Output onActionResult(const ActionResult& result, uint64_t now_ms);
   [[nodiscard]] Output onAdmin(const AdminCommand& command, uint64_t now_ms);
   // At least every probe_interval / 4 (250 ms with the defaults): timeouts and the

@@ -20,7 +20,9 @@
 //   DEGRADED:SYNCREP     W failing with commits waiting in IPC/SyncRep for syncrep_after
 //   DEGRADED:NO_NEW_CONN C failing no_new_conn_failures times in a row while L is fine
 //   DEGRADED:LOCKS       lock waiters or the oldest lock wait at the warn threshold, or W
-//                        refused by our own lock_timeout (55P03). Locks never make a node
+//                        refused by our own lock_timeout (55P03), or queries through
+//                        pgpivot stalled (no byte back for query_stall_timeout) while L
+//                        shows sessions waiting on locks. Locks never make a node
 //                        DOWN: a pile-up is the application's, and a failover would only
 //                        move it to the new primary (research finding 2)
 //   SUSPECT              any L or W failure not yet above; also a node recovering, until
@@ -88,6 +90,10 @@ class NodeHealth final {
   // A pooled server connection's ParameterStatus in_hot_standby (PG14+): a free,
   // immediate role signal (research finding 9). Only "on" matters; a later L overrides.
   void onHotStandbyReport(bool in_hot_standby, uint64_t at_ms);
+  // The data path's evidence (DataPathSample): stalled queries explain a lock pile-up
+  // below the lock thresholds, and corroborate a write stall; they are in the evidence.
+  // Alone they never make a node anything: a long query is not a stuck server.
+  void onDataPath(const DataPathSample& sample) { data_path_ = sample; }
   // The W probe starts or stops running on this node: forget old W results.
   void resetWriteProbe();
 
@@ -115,6 +121,9 @@ class NodeHealth final {
   [[nodiscard]] bool writeMisconfigured() const { return w_misconfigured_; }
   // at_ms of the first L sample of the current run of "writable" (not in recovery) ones.
   [[nodiscard]] std::optional<uint64_t> writableSinceMs() const { return writable_since_; }
+  // The newest data-path sample, if it is recent (two report intervals at most behind
+  // the newest probe time seen).
+  [[nodiscard]] const DataPathSample* dataPath(uint64_t now_ms) const;
   // pg_stat_database.deadlocks increase between the last two L samples (0 after a reset).
   [[nodiscard]] int64_t deadlocksDelta() const { return deadlocks_delta_; }
 
@@ -151,11 +160,13 @@ class NodeHealth final {
   Classified holdDegraded(uint64_t now_ms, Classified raw);
   Evidence evidence(uint64_t now_ms, bool expected_primary) const;
   bool lockWarn() const;
+  bool stalledBehindLocks(uint64_t now_ms) const;
   bool lockCritical() const;
 
   Settings settings_;
   Track l_, c_, w_;
   std::optional<ProbeSample> last_ok_stats_;
+  std::optional<DataPathSample> data_path_;
   uint64_t last_contact_ms_ = 0;
   std::optional<uint64_t> unreach_since_;
   std::optional<uint64_t> crash_since_;  // first crash-class failure since last contact

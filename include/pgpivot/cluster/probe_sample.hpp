@@ -70,6 +70,19 @@ struct ProbeSample {
 // C: a fresh connection (startup, authentication, `SELECT 1`). 57P03 ("starting up",
 // "in recovery mode", "not yet accepting connections") is the crash-recovery signal and
 // 53300 (too many connections) a saturated node.
+// What pgpivot's own server connections to a node showed (summed over the workers; the
+// monitor's data_path.hpp): the data path's evidence, next to the probes' (DESIGN.md
+// "Failover, in outline" step 2). Corroborates; never by itself a reason to fail over.
+struct DataPathSample {
+  uint64_t at_ms = 0;
+  int64_t stalled_queries = 0;  // owing a reply, no byte back for stall_timeout_ms
+  uint64_t oldest_stall_ms = 0;
+  uint64_t stall_timeout_ms = 0;  // query_stall_timeout
+  int64_t queries_in_flight = 0;  // connections owing a reply at all
+  int64_t transactions_per_s = 0;
+  int64_t server_errors = 0;  // 57P0x / 08xxx ErrorResponses in the last interval
+};
+
 struct ConnectSample {
   ProbeOutcome outcome = ProbeOutcome::kOk;
   std::string sqlstate;

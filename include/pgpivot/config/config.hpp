@@ -90,6 +90,9 @@ struct ClusterEntry {
   Millis dead_after = kProfileDefault.dead_after;
   Millis unresponsive_after = kProfileDefault.unresponsive_after;
   Millis write_stuck_after = kProfileDefault.write_stuck_after;
+  // A query through pgpivot with no byte back for this long is "stalled" (data-path
+  // evidence, SHOW NODES stalled_queries). 0: unresponsive_after.
+  Millis query_stall_timeout{0};
   Millis crash_recovery_grace{30000};  // 57P03 "starting up" pauses the failure clock this long
   int lock_waiters_warn = 10;          // DEGRADED:LOCKS at this many lock waiters...
   Millis oldest_lock_wait_warn{5000};  // ...or when the oldest lock wait is this old
@@ -105,6 +108,12 @@ struct ClusterEntry {
   std::string state_file;  // epoch, timeline, fenced nodes; empty: kept in memory only
   int line = 0;
 };
+
+// query_stall_timeout, or unresponsive_after where it is not set.
+inline Millis queryStallTimeout(const ClusterEntry& cluster) {
+  return cluster.query_stall_timeout.count() > 0 ? cluster.query_stall_timeout
+                                                 : cluster.unresponsive_after;
+}
 
 inline std::string_view toString(LockPileupAction action) {
   switch (action) {

@@ -19,6 +19,7 @@
 #include "pgpivot/cluster/failover_types.hpp"
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/core/result.hpp"
+#include "pgpivot/monitor/data_path.hpp"
 #include "pgpivot/monitor/route.hpp"
 #include "pgpivot/net/mailbox.hpp"
 
@@ -42,6 +43,9 @@ class HealthMonitor final {
   void stop();
 
   // Any thread: what SHOW CLUSTERS / NODES / FAILOVERS show.
+  // Any thread (a worker's janitor): what a worker saw of the clusters' nodes through its
+  // server connections; summed over the workers and handed to each cluster's machine.
+  void postDataPath(DataPathReport report);
   void status(std::vector<admin::ClusterRow>& clusters, std::vector<admin::NodeRow>& nodes,
               std::vector<admin::FailoverStepRow>& steps) const;
   // Any thread: an admin command for `cluster`; `node` ("host:port") names the target

@@ -355,7 +355,7 @@ TEST_CASE("the key lists are sorted, disjoint and describe the table", "[unit][c
   CHECK(contains(unsupported, "tcp_keepalive"));
   CHECK(own == std::vector<std::string_view>{"admin_listen_addr", "admin_port", "metrics_port",
                                              "workers"});
-  CHECK(clusterKeys().size() == 24);
+  CHECK(clusterKeys().size() == 25);
 }
 
 TEST_CASE("current settings show defaults as PgBouncer's SHOW CONFIG does", "[unit][config]") {
