@@ -10,6 +10,7 @@
 #include "pgpivot/auth/md5.hpp"
 #include "pgpivot/auth/scram.hpp"
 #include "pgpivot/log/log.hpp"
+#include "pgpivot/net/tcp_options.hpp"
 #include "pgpivot/pool/pool.hpp"
 #include "pgpivot/proto/messages.hpp"
 #include "pgpivot/proto/views.hpp"
@@ -152,6 +153,11 @@ void ServerConn::onStreamConnected(net::Stream&, int status) {
     return;
   }
   PGPIVOT_LOG_DEBUG("{} connected", log_prefix_);
+  if (const std::string error =
+          net::applyTcpOptions(stream_.uvStream(), net::tcpOptionsFrom(worker_.config()));
+      !error.empty()) {
+    PGPIVOT_LOG_WARN("{} cannot set TCP options: {}", log_prefix_, error);
+  }
   sendStartup();
 }
 

@@ -83,6 +83,8 @@ class Pgpivot {
 
   int port() const { return port_; }
   const std::string& configPath() const { return config_path_; }
+  // The pgpivot process (after start()).
+  pid_t pid() const { return pid_; }
   const std::string& logPath() const { return log_path_; }
   std::string logText() const;
   // "host=127.0.0.1 port=P dbname=appdb user=U password=secret" plus `extra`.

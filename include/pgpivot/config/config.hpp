@@ -173,6 +173,13 @@ struct Config {
   Millis server_idle_timeout{600 * 1000};
   Millis server_connect_timeout{15000};
   Millis server_login_retry{15000};
+  // TCP keepalives and TCP_USER_TIMEOUT on server sockets (PgBouncer's keys and units:
+  // seconds, a count, milliseconds; 0: the operating system's default).
+  bool tcp_keepalive = true;
+  int tcp_keepidle = 0;
+  int tcp_keepintvl = 0;
+  int tcp_keepcnt = 0;
+  int tcp_user_timeout = 0;
   Millis client_login_timeout{60000};
   Millis client_idle_timeout{0};  // 0: off
   Millis query_timeout{0};

@@ -80,6 +80,8 @@ class Stream final {
   buf::RecvBuffer& buffer() { return buffer_; }
   const buf::RecvBuffer& buffer() const { return buffer_; }
   StreamOwner& owner() { return owner_; }
+  // The libuv handle, for socket options its owner sets (net/tcp_options.hpp).
+  uv_stream_t* uvStream() { return handle(); }
   std::string peerName() const;
   uint64_t bytesIn() const { return bytes_in_; }
   uint64_t bytesOut() const { return bytes_out_; }

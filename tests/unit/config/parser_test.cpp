@@ -352,7 +352,8 @@ TEST_CASE("the key lists are sorted, disjoint and describe the table", "[unit][c
   CHECK(contains(supported, "pool_mode"));
   CHECK(contains(supported, "max_packet_size"));
   CHECK(contains(unsupported, "client_tls_sslmode"));
-  CHECK(contains(unsupported, "tcp_keepalive"));
+  CHECK(contains(unsupported, "tcp_socket_buffer"));
+  CHECK(contains(supported, "tcp_user_timeout"));
   CHECK(own == std::vector<std::string_view>{"admin_listen_addr", "admin_port", "metrics_port",
                                              "workers"});
   CHECK(clusterKeys().size() == 25);
