@@ -37,6 +37,7 @@ Settings settingsFor(const config::ClusterEntry& entry) {
   s.search_primary_timeout_ms = ms(entry.search_primary_timeout);
   s.failover_pause_timeout_ms = ms(entry.failover_pause_timeout);
   s.has_fence_command = !entry.fence_command.empty();
+  s.fence_timeout_ms = std::max<uint64_t>(ms(entry.fence_timeout), 1);
   return s;
 }
 

@@ -342,6 +342,7 @@ const ClusterKey kClusterKeys[] = {
     {"failover_mode", setFailoverMode},
     {"failover_pause_timeout", setClusterDuration<&C::failover_pause_timeout, false>},
     {"fence_command", setText<&C::fence_command, C>},
+    {"fence_timeout", setClusterDuration<&C::fence_timeout, false>},
     {"lock_pileup_action", setLockPileupAction},
     {"lock_pileup_grace", setClusterDuration<&C::lock_pileup_grace, true>},
     {"lock_waiters_warn", setClusterInt<&C::lock_waiters_warn, 1, kMaxCount>},

@@ -265,6 +265,20 @@ void ClusterWatch::apply(cluster::Output output) {
 }
 
 void ClusterWatch::report(uint64_t id, cluster::ActionStatus status, std::string error) {
+  if (const auto local = local_actions_.find(id); local != local_actions_.end()) {
+    const cluster::Action action = local->second;
+    local_actions_.erase(local);
+    logEvent(
+        cluster::Event{.event = "fence_sql",
+                       .node = action.node ? nodes_[*action.node].name : std::string(),
+                       .sql = action.sql,
+                       .result = status == cluster::ActionStatus::kOk            ? "ok"
+                                 : status == cluster::ActionStatus::kUnreachable ? "unreachable"
+                                                                                 : "failed",
+                       .error = error},
+        action);
+    return;
+  }
   cluster::ActionResult result;
   result.id = id;
   result.status = status;
@@ -323,13 +337,15 @@ void ClusterWatch::execute(const cluster::Action& action) {
         routed_.reset();
         publishRoute(true, true);
       }
-      if (!cluster_.fence_command.empty()) {
-        PGPIVOT_LOG_WARN("cluster {}: fence_command is not run by this build: {}", cluster_.name,
-                         cluster_.fence_command);
+      cluster::Action sql_fence = action;
+      if (!cluster_.fence_command.empty() && action.node) {
+        runFenceCommand(action);
+        sql_fence.id = next_local_id_++;
+        local_actions_[sql_fence.id] = sql_fence;
       }
       // One statement per Query: ALTER SYSTEM refuses the implicit transaction block a
       // multi-statement Query runs in.
-      runSql(action,
+      runSql(sql_fence,
              {std::string(cluster::sql::kFenceTerminateSessions),
               std::string(cluster::sql::kFenceReadOnly), std::string(cluster::sql::kReloadConf)},
              false);
@@ -363,6 +379,69 @@ void ClusterWatch::execute(const cluster::Action& action) {
       }
       return;
   }
+}
+
+void ClusterWatch::logEvent(cluster::Event event, const cluster::Action& action) {
+  event.mono_ms = uv_now(loop_);
+  event.epoch = action.epoch;
+  event.failover_id = action.failover_id;
+  sink_.writeLine(formatter_.line(event, wallMs()));
+}
+
+void ClusterWatch::runFenceCommand(const cluster::Action& action) {
+  if (!fence_command_) {
+    fence_command_ = std::make_unique<FenceCommand>(loop_);
+  }
+  const Node& node = nodes_[*action.node];
+  if (fence_command_->running()) {
+    report(action.id, cluster::ActionStatus::kFailed, "fence_command: another run is not done");
+    return;
+  }
+  const FenceTarget target{.cluster = cluster_.name,
+                           .host = node.address.host,
+                           .port = node.address.port,
+                           .failover_id = action.failover_id,
+                           .epoch = action.epoch};
+  const std::string command = substituteFenceCommand(cluster_.fence_command, target);
+  PGPIVOT_LOG_WARN("cluster {}: fencing {}: running fence_command: {}", cluster_.name, node.name,
+                   command);
+  logEvent(cluster::Event{.event = "fence_command_started", .node = node.name, .sql = command},
+           action);
+  const uint64_t id = action.id;
+  const std::string name = node.name;
+  auto last_line = std::make_shared<std::string>();
+  fence_command_->run(
+      cluster_.fence_command, target, static_cast<uint64_t>(cluster_.fence_timeout.count()),
+      [this, action, name, last_line](std::string_view stream, std::string_view line) {
+        PGPIVOT_LOG_INFO("cluster {}: fence_command {} {}: {}", cluster_.name, name, stream, line);
+        *last_line = std::string(line);
+        logEvent(cluster::Event{.event = "fence_command_output",
+                                .node = name,
+                                .reason = std::string(line),
+                                .result = std::string(stream)},
+                 action);
+      },
+      [this, action, id, name, last_line](const FenceOutcome& outcome) {
+        std::string error = outcome.error;
+        if (!outcome.ok() && !last_line->empty()) {
+          error += ": " + *last_line;
+        }
+        if (outcome.ok()) {
+          PGPIVOT_LOG_INFO("cluster {}: fence_command fenced {} in {} ms", cluster_.name, name,
+                           outcome.duration_ms);
+        } else {
+          PGPIVOT_LOG_ERROR("cluster {}: fence_command on {} failed: {}", cluster_.name, name,
+                            error);
+        }
+        logEvent(cluster::Event{.event = "fence_command",
+                                .node = name,
+                                .duration_ms = outcome.duration_ms,
+                                .result = outcome.ok() ? "ok" : "failed",
+                                .error = error},
+                 action);
+        report(id, outcome.ok() ? cluster::ActionStatus::kOk : cluster::ActionStatus::kFailed,
+               error);
+      });
 }
 
 void ClusterWatch::runSql(const cluster::Action& action, std::vector<std::string> statements,

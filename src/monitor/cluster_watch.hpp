@@ -14,10 +14,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "event_log.hpp"
+#include "fence_command.hpp"
 #include "pgpivot/admin/backend.hpp"
 #include "pgpivot/admin/snapshot.hpp"
 #include "pgpivot/cluster/event_log.hpp"
@@ -76,6 +78,10 @@ class ClusterWatch final {
   void execute(const cluster::Action& action);
   void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
   void runSql(const cluster::Action& action, std::vector<std::string> statements, bool expect_true);
+  // kFence with a fence_command: the command's exit status is the action's result; the
+  // SQL fence runs beside it and its result is only logged.
+  void runFenceCommand(const cluster::Action& action);
+  void logEvent(cluster::Event event, const cluster::Action& action);
   void runStatements(std::size_t node, uint64_t id, bool long_running,
                      std::vector<std::string> statements, std::size_t next, bool expect_true);
   void publishRoute(bool paused, bool drop_connections);
@@ -105,7 +111,10 @@ class ClusterWatch final {
   std::vector<Node> nodes_;
   std::vector<Waiter> waiters_;
   std::map<int, DataPathReport> data_path_;  // each worker's newest report
-  std::deque<cluster::Output> backlog_;      // outputs produced while one is being applied
+  std::unique_ptr<FenceCommand> fence_command_;
+  uint64_t next_local_id_ = uint64_t{1} << 62;  // SQL run beside a fence_command
+  std::map<uint64_t, cluster::Action> local_actions_;
+  std::deque<cluster::Output> backlog_;  // outputs produced while one is being applied
   bool applying_ = false;
   std::optional<std::size_t> routed_;  // what the workers were last told
   uint64_t epoch_ = 0;

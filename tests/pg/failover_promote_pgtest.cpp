@@ -203,6 +203,51 @@ TEST_CASE(
   }));
 }
 
+TEST_CASE("in promote mode the fence_command runs against the old primary before the promotion",
+          "[pg][failover]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events_file(eventsPath("fencecmd"));
+  const ScratchFile marker(eventsPath("fence-marker"));
+  const ScratchFile script(eventsPath("fence-script"));
+  {
+    std::ofstream out(script.path);
+    out << "echo \"fenced $1:$2 ($PGPIVOT_NODE_HOST:$PGPIVOT_NODE_PORT $PGPIVOT_FAILOVER_ID)\" "
+           ">> "
+        << marker.path << "\necho \"stonith $1:$2 done\"\necho warming up >&2\nexit 0\n";
+  }
+  Pgpivot::Options options = promoteOptions(cluster, events_file.path);
+  options.extra_sections.front() += "fence_command = /bin/sh " + script.path + " %h %p\n";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(), "CREATE TABLE fenced (id int)").empty());
+  cluster.waitReplayed();
+  cluster.killPrimary();
+  const bool moved = eventually(std::chrono::seconds(30), [&] {
+    return scalar(conn.get(), "INSERT INTO fenced VALUES (1) RETURNING inet_server_port()") ==
+           std::to_string(cluster.standbyPort());
+  });
+  const std::string log = readFile(events_file.path);
+  INFO("events:\n" << log << "\nlog:\n" << pgpivot.logText());
+  REQUIRE(moved);
+  const std::string old_primary = "127.0.0.1:" + std::to_string(cluster.primaryPort());
+  // Run once, told which node by its arguments and its environment.
+  CHECK(readFile(marker.path) == "fenced " + old_primary + " (" + old_primary + " f-1-1)\n");
+  // Its output is in the event log line by line, and its exit status is the fence's
+  // result, before the promotion.
+  CHECK_THAT(log, Catch::Contains("\"event\":\"fence_command_output\"") &&
+                      Catch::Contains("stonith " + old_primary + " done") &&
+                      Catch::Contains("warming up"));
+  const auto fence_ok = log.find("\"event\":\"fence\",");
+  const auto promoting = log.find("\"to\":\"PROMOTING\"");
+  REQUIRE(fence_ok != std::string::npos);
+  REQUIRE(promoting != std::string::npos);
+  CHECK(fence_ok < promoting);
+  CHECK(log.find("\"result\":\"ok\"", fence_ok) < log.find('\n', fence_ok));
+  CHECK_THAT(pgpivot.logText(), Catch::Contains("stonith " + old_primary + " done"));
+}
+
 TEST_CASE("SHOW NODES and SHOW CLUSTERS tell the operator who is primary and how it is",
           "[pg][failover][admin]") {
   TwoNodeCluster cluster;

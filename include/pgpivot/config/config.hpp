@@ -85,6 +85,7 @@ struct ClusterEntry {
   Millis probe_timeout{1000};
   std::string failover_log;  // empty: the main log
   std::string fence_command;
+  Millis fence_timeout{5000};  // fence_command is killed after this; FENCING waits this long
 
   // --- detection (the cluster module's NodeHealth) -----------------------------------
   Millis dead_after = kProfileDefault.dead_after;
