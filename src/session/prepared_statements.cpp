@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 
@@ -142,10 +143,13 @@ bool readIdentifier(std::string_view sql, std::size_t& pos, std::string& out, bo
 
 std::optional<DeallocateSql> parseDeallocate(std::string_view sql) {
   std::size_t pos = 0;
+  if (!skipBlank(sql, pos) || pos >= sql.size() || (sql[pos] != 'd' && sql[pos] != 'D')) {
+    return std::nullopt;  // every unnamed Parse comes here: most leave at once
+  }
   std::string word;
   bool quoted = false;
-  if (!skipBlank(sql, pos) || !readIdentifier(sql, pos, word, quoted) || quoted ||
-      word != "deallocate" || !skipBlank(sql, pos)) {
+  if (!readIdentifier(sql, pos, word, quoted) || quoted || word != "deallocate" ||
+      !skipBlank(sql, pos)) {
     return std::nullopt;
   }
   if (!readIdentifier(sql, pos, word, quoted) || !skipBlank(sql, pos)) {
@@ -234,13 +238,15 @@ void ServerStatements::expect(Reply reply, bool drop, std::string_view name, uin
 
 void ServerStatements::prepare(std::string& out, std::string_view server_name,
                                std::string_view parse_message, bool drop) {
-  while (capacity_ > 0 && cache_.size() >= capacity_) {
+  while (capacity_ > 0 && cache_.size() >= capacity_ && !cache_.contains(server_name)) {
     // Full: the least recently used goes first. Its CloseComplete is ours.
     const std::string& victim = cache_.oldest();
     proto::writeClose(out, proto::ObjectKind::kStatement, victim);
     expect(Reply::kCloseComplete, true, victim, batches_sent_);
     cache_.erase(victim);
   }
+  proto::writeClose(out, proto::ObjectKind::kStatement, server_name);
+  expect(Reply::kCloseComplete, true, {}, batches_sent_);
   out.append(parse_message);
   cache_.insert(server_name);
   expect(Reply::kParseComplete, drop, server_name, batches_sent_);
@@ -253,6 +259,16 @@ void ServerStatements::expectCommandTag(std::string_view tag, std::string_view c
                                as_query && batches_sent_ > 0 ? batches_sent_ - 1 : batches_sent_,
                                std::string(client_name), tag});
   ++command_tags_;
+}
+
+bool ServerStatements::pendingInEarlierBatch(std::string_view name) const {
+  for (const Expected& expected : expected_) {
+    if (expected.reply == Reply::kParseComplete && expected.batch < batches_sent_ &&
+        expected.name == name) {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool ServerStatements::onComplete(Reply reply) {
@@ -306,9 +322,17 @@ void ServerStatements::onReadyForQuery() {
 void ServerStatements::undo(const Expected& expected) {
   switch (expected.reply) {
     case Reply::kParseComplete:
-      // Skipped after an error: the statement was never created.
+      // Skipped after an error: the statement was never created (unless a later batch
+      // prepares it again).
       if (!expected.name.empty()) {
-        cache_.erase(expected.name);
+        const bool again =
+            std::any_of(expected_.begin(), expected_.end(), [&](const Expected& later) {
+              return &later != &expected && later.reply == Reply::kParseComplete &&
+                     later.name == expected.name;
+            });
+        if (!again) {
+          cache_.erase(expected.name);
+        }
       }
       return;
     case Reply::kCloseComplete:
@@ -355,7 +379,7 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
   if (parse->name.empty()) {
     on_server.expectClientParseComplete();
     // DEALLOCATE through the extended protocol (psycopg does so): as for a Query.
-    const auto deallocate = parseDeallocate(parse->query);
+    const auto deallocate = statements_.empty() ? std::nullopt : parseDeallocate(parse->query);
     const auto it =
         deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
     if (it != statements_.end()) {

@@ -109,6 +109,81 @@ TEST_CASE("max_prepared_statements bounds the statements each server connection 
   CHECK(held() >= 1);
 }
 
+TEST_CASE("pipelined batches with an error keep the statement bookkeeping right",
+          "[pg][transaction][prepared]") {
+  // One statement per server: every execution below closes one and prepares another, and
+  // the error skips what pgpivot injected in the rest of its batch.
+  Pgpivot pgpivot(transactionMode(1, 1));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  for (int k = 0; k < 3; ++k) {
+    REQUIRE(prepare(conn.get(), "s" + std::to_string(k),
+                    "SELECT $1::int + " + std::to_string(100 * k)));
+  }
+  REQUIRE(prepare(conn.get(), "div", "SELECT 10 / $1::int"));
+  struct Step {
+    std::string name;
+    std::string arg;
+    std::string want;  // a value, "ERROR <sqlstate>", "ABORTED" or "SYNC"
+  };
+  const std::vector<Step> steps = {
+      {"s0", "1", "1"},       {"div", "0", "ERROR 22012"},
+      {"s1", "1", "ABORTED"}, {"s2", "1", "ABORTED"},
+      {"", "", "SYNC"},       {"s2", "1", "201"},
+      {"s0", "2", "2"},       {"s1", "3", "103"},
+      {"", "", "SYNC"},       {"div", "5", "2"},
+      {"s1", "4", "104"},     {"div", "0", "ERROR 22012"},
+      {"", "", "SYNC"},       {"s1", "5", "105"},
+      {"s0", "6", "6"},       {"", "", "SYNC"},
+  };
+  REQUIRE(PQenterPipelineMode(conn.get()) == 1);
+  for (const Step& step : steps) {
+    if (step.name.empty()) {
+      REQUIRE(PQpipelineSync(conn.get()) == 1);
+      continue;
+    }
+    const char* values[] = {step.arg.c_str()};
+    REQUIRE(PQsendQueryPrepared(conn.get(), step.name.c_str(), 1, values, nullptr, nullptr, 0) ==
+            1);
+  }
+  int index = 0;
+  for (const Step& step : steps) {
+    CAPTURE(index++, step.name, step.arg);
+    Res result(PQgetResult(conn.get()));
+    REQUIRE(result);
+    std::string got;
+    switch (PQresultStatus(result.get())) {
+      case PGRES_TUPLES_OK:
+        got = PQgetvalue(result.get(), 0, 0);
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        got = "ABORTED";
+        break;
+      case PGRES_PIPELINE_SYNC:
+        got = "SYNC";
+        break;
+      default:
+        got = "ERROR " + sqlstateOf(result.get());
+    }
+    CHECK(got == step.want);
+    if (!step.name.empty()) {
+      const Res end(PQgetResult(conn.get()));  // the end of this query's results
+      CHECK(end.get() == nullptr);
+    }
+  }
+  REQUIRE(PQexitPipelineMode(conn.get()) == 1);
+  // Afterwards every statement still runs, and the server holds at most one of them.
+  for (int round = 0; round < 2; ++round) {
+    for (int k = 2; k >= 0; --k) {
+      CHECK(execPrepared(conn.get(), "s" + std::to_string(k), {"7"}) ==
+            std::to_string(7 + 100 * k));
+    }
+  }
+  CHECK(scalar(conn.get(),
+               "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgpivot\\_%'") == "1");
+}
+
 TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 0));

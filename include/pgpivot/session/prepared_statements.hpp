@@ -24,6 +24,7 @@
 // client's statements are emptied.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -76,7 +77,11 @@ class StatementLru final {
 class ServerStatements final {
  public:
   void setCapacity(std::size_t capacity) { capacity_ = capacity; }
-  bool has(std::string_view name) const { return cache_.contains(name); }
+  // Whether `name` surely exists when the next message reaches the server: prepared, and
+  // not by a batch still running (an error there may yet skip its Parse).
+  bool has(std::string_view name) const {
+    return cache_.contains(name) && (expected_.empty() || !pendingInEarlierBatch(name));
+  }
   void touch(std::string_view name) { cache_.touch(name); }
   std::size_t size() const { return cache_.size(); }
   bool empty() const { return cache_.empty(); }
@@ -91,8 +96,9 @@ class ServerStatements final {
   void resetBatches();
 
   // Appends to `out` what makes `server_name` exist on the server: a Close of the least
-  // recently used statement when the connection is full, then `parse_message`. `drop`:
-  // the ParseComplete is pgpivot's, not the client's.
+  // recently used statement when the connection is full, a Close of `server_name` itself
+  // (it may exist after all, if an error skipped the Close that was to remove it), then
+  // `parse_message`. `drop`: the ParseComplete is pgpivot's, not the client's.
   void prepare(std::string& out, std::string_view server_name, std::string_view parse_message,
                bool drop);
   // A Parse or Close the client sent, answered to the client as PostgreSQL answers it.
@@ -135,6 +141,7 @@ class ServerStatements final {
 
   void expect(Reply reply, bool drop, std::string_view name, uint64_t batch);
   bool onComplete(Reply reply);
+  bool pendingInEarlierBatch(std::string_view name) const;
   // An expected reply that will not come (skipped after an error): undo what it assumed.
   void undo(const Expected& expected);
 

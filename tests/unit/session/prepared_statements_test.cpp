@@ -91,19 +91,22 @@ TEST_CASE("ServerStatements closes the least recently used statement when full",
   std::string out;
   server.prepare(out, "s1", parseOf("s1"), false);
   server.prepare(out, "s2", parseOf("s2"), true);
-  CHECK(tags(out) == std::vector<std::string>{"P:s1", "P:s2"});
+  // Each Parse goes after a Close of its own name, which may exist after all.
+  CHECK(tags(out) == std::vector<std::string>{"C:s1", "P:s1", "C:s2", "P:s2"});
   server.touch("s1");
   out.clear();
   server.prepare(out, "s3", parseOf("s3"), true);
-  CHECK(tags(out) == std::vector<std::string>{"C:s2", "P:s3"});
+  CHECK(tags(out) == std::vector<std::string>{"C:s2", "C:s3", "P:s3"});
   CHECK(server.size() == 2);
   CHECK(server.has("s1"));
   CHECK_FALSE(server.has("s2"));
-  // Replies in order: the client's ParseComplete, pgpivot's, pgpivot's CloseComplete and
-  // ParseComplete.
+  // Replies in order: the client's ParseComplete is the only one the client sees.
   CHECK(server.expectsReplies());
+  CHECK_FALSE(server.onCloseComplete());
   CHECK(server.onParseComplete());
+  CHECK_FALSE(server.onCloseComplete());
   CHECK_FALSE(server.onParseComplete());
+  CHECK_FALSE(server.onCloseComplete());
   CHECK_FALSE(server.onCloseComplete());
   CHECK_FALSE(server.onParseComplete());
   CHECK_FALSE(server.expectsReplies());
@@ -116,6 +119,7 @@ TEST_CASE("ServerStatements undoes what a batch skipped after an error", "[unit]
   std::string out;
   server.prepare(out, "old", parseOf("old"), false);
   server.noteBatchSent();  // Sync
+  CHECK_FALSE(server.onCloseComplete());
   CHECK(server.onParseComplete());
   server.onReadyForQuery();
   // Next batch: closing "old" to make room for "new", and then an error skips both.
@@ -128,12 +132,16 @@ TEST_CASE("ServerStatements undoes what a batch skipped after an error", "[unit]
   server.onReadyForQuery();  // the second batch failed: no Close, no Parse happened
   CHECK(server.has("old"));
   CHECK_FALSE(server.has("new"));
-  // The third batch's replies still count.
+  // "third" is not sure yet: its batch may fail as well.
+  CHECK_FALSE(server.has("third"));
+  // The third batch's replies still count: pgpivot's Closes of "new" (to make room) and of
+  // "third" (no error for a missing statement), then the client's ParseComplete.
   CHECK(server.expectsReplies());
-  // pgpivot's Close of "new" (no error for a missing statement), then the client's Parse.
+  CHECK_FALSE(server.onCloseComplete());
   CHECK_FALSE(server.onCloseComplete());
   CHECK(server.onParseComplete());
   CHECK_FALSE(server.expectsReplies());
+  CHECK(server.has("third"));
 }
 
 TEST_CASE("ServerStatements rewrites the tag of the stand-in for a DEALLOCATE",
@@ -164,12 +172,18 @@ TEST_CASE("ServerStatements rewrites the tag of the stand-in for a DEALLOCATE",
 TEST_CASE("DEALLOCATE ALL and DISCARD ALL empty a server's statements", "[unit][prepared]") {
   ServerStatements server;
   std::string out;
-  server.prepare(out, "s1", parseOf("s1"), false);
-  server.onReadyForQuery();
+  const auto prepareOne = [&] {
+    server.prepare(out, "s1", parseOf("s1"), false);
+    server.noteBatchSent();
+    CHECK_FALSE(server.onCloseComplete());
+    CHECK(server.onParseComplete());
+    server.onReadyForQuery();
+    CHECK_FALSE(server.empty());
+  };
+  prepareOne();
   CHECK_FALSE(server.onCommandComplete("DEALLOCATE ALL"));
   CHECK(server.empty());
-  server.prepare(out, "s1", parseOf("s1"), false);
-  server.onReadyForQuery();
+  prepareOne();
   server.onInternalCommandComplete("DISCARD ALL");
   CHECK(server.empty());
 }
@@ -188,6 +202,7 @@ TEST_CASE("a stand-in sent as an unnamed Parse keeps later replies in order", "[
   server.prepare(out, "next", parseOf("next"), true);  // a Bind further on needs it
   CHECK(server.onParseComplete());
   // No Execute of the stand-in in this batch: its CommandComplete never comes.
+  CHECK_FALSE(server.onCloseComplete());
   CHECK_FALSE(server.onParseComplete());
   CHECK(server.expectsCommandTag());
   server.noteBatchSent();
