@@ -223,10 +223,7 @@ void StatementLru::clear() {
 // --- ServerStatements -----------------------------------------------------------------------
 
 void ServerStatements::resetBatches() {
-  for (const Expected& expected : expected_) {
-    undo(expected);
-  }
-  expected_.clear();
+  undoFirst(expected_.size());
   command_tags_ = 0;
   batches_sent_ = 0;
   batches_done_ = 0;
@@ -313,31 +310,41 @@ void ServerStatements::onInternalCommandComplete(std::string_view tag) {
 
 void ServerStatements::onReadyForQuery() {
   ++batches_done_;
-  while (!expected_.empty() && expected_.front().batch < batches_done_) {
-    undo(expected_.front());
-    expected_.pop_front();
+  std::size_t done = 0;
+  while (done < expected_.size() && expected_[done].batch < batches_done_) {
+    ++done;
   }
+  undoFirst(done);
 }
 
-void ServerStatements::undo(const Expected& expected) {
+void ServerStatements::undoFirst(std::size_t count) {
+  // Newest first, as a rollback: a skipped Close of a statement whose Parse was skipped
+  // too must not bring it back.
+  for (std::size_t i = count; i-- > 0;) {
+    undo(expected_[i], count);
+  }
+  expected_.erase(expected_.begin(), expected_.begin() + static_cast<std::ptrdiff_t>(count));
+}
+
+void ServerStatements::undo(const Expected& expected, std::size_t later) {
+  // A batch still running that prepares or closes the same statement decides where it
+  // stands; the list already says so.
+  const auto decidedLater = [&] {
+    return std::any_of(expected_.begin() + static_cast<std::ptrdiff_t>(later), expected_.end(),
+                       [&](const Expected& next) {
+                         return next.reply != Reply::kCommandComplete && next.name == expected.name;
+                       });
+  };
   switch (expected.reply) {
     case Reply::kParseComplete:
-      // Skipped after an error: the statement was never created (unless a later batch
-      // prepares it again).
-      if (!expected.name.empty()) {
-        const bool again =
-            std::any_of(expected_.begin(), expected_.end(), [&](const Expected& later) {
-              return &later != &expected && later.reply == Reply::kParseComplete &&
-                     later.name == expected.name;
-            });
-        if (!again) {
-          cache_.erase(expected.name);
-        }
+      // Skipped after an error: the statement was never created.
+      if (!expected.name.empty() && !decidedLater()) {
+        cache_.erase(expected.name);
       }
       return;
     case Reply::kCloseComplete:
       // Skipped: the statement pgpivot meant to close is still there.
-      if (!expected.name.empty()) {
+      if (!expected.name.empty() && !decidedLater()) {
         cache_.insertOldest(expected.name);
       }
       return;

@@ -143,7 +143,10 @@ class ServerStatements final {
   bool onComplete(Reply reply);
   bool pendingInEarlierBatch(std::string_view name) const;
   // An expected reply that will not come (skipped after an error): undo what it assumed.
-  void undo(const Expected& expected);
+  // Undone newest first; `later` is where the entries of batches still running begin.
+  void undo(const Expected& expected, std::size_t later);
+  // Undoes and removes the first `count` entries.
+  void undoFirst(std::size_t count);
 
   StatementLru cache_;
   std::size_t capacity_ = 200;

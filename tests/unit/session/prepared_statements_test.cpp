@@ -213,3 +213,82 @@ TEST_CASE("a stand-in sent as an unnamed Parse keeps later replies in order", "[
 
 }  // namespace
 }  // namespace pgpivot::session
+
+namespace pgpivot::session {
+namespace {
+
+TEST_CASE("a batch skipped after an error is undone newest first", "[unit][prepared]") {
+  ServerStatements server;
+  server.setCapacity(1);
+  std::string out;
+  server.prepare(out, "a", parseOf("a"), false);
+  server.noteBatchSent();
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK(server.onParseComplete());
+  server.onReadyForQuery();
+  // One batch: an error, then "b" (closing "a") and "c" (closing "b"), both skipped.
+  server.prepare(out, "b", parseOf("b"), true);
+  server.prepare(out, "c", parseOf("c"), true);
+  server.noteBatchSent();
+  server.onReadyForQuery();
+  CHECK(server.has("a"));
+  CHECK_FALSE(server.has("b"));  // its Parse never ran, whatever its skipped Close implied
+  CHECK_FALSE(server.has("c"));
+  CHECK(server.size() == 1);
+}
+
+}  // namespace
+}  // namespace pgpivot::session
+
+namespace pgpivot::session {
+namespace {
+
+TEST_CASE("a skipped batch does not undo what later batches already did", "[unit][prepared]") {
+  ServerStatements server;
+  server.setCapacity(1);
+  std::string out;
+  server.prepare(out, "a", parseOf("a"), false);
+  server.noteBatchSent();
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK(server.onParseComplete());
+  server.onReadyForQuery();
+  // Batch 1 (to fail): "b", closing "a". Batch 2, sent before batch 1's outcome is known:
+  // "c", closing "b".
+  server.prepare(out, "b", parseOf("b"), true);
+  server.noteBatchSent();
+  server.prepare(out, "c", parseOf("c"), true);
+  server.noteBatchSent();
+  server.onReadyForQuery();  // batch 1 failed: "a" was not closed, "b" never prepared
+  CHECK(server.has("a"));
+  CHECK_FALSE(server.has("b"));
+  // Batch 2: Close "b", Close "c", Parse "c".
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.onParseComplete());
+  server.onReadyForQuery();
+  CHECK(server.has("c"));
+  CHECK(server.has("a"));  // over the limit: the next one prepared closes it first
+  out.clear();
+  server.prepare(out, "d", parseOf("d"), true);
+  CHECK(tags(out) == std::vector<std::string>{"C:a", "C:c", "C:d", "P:d"});
+
+  // A statement closed by a later batch is not brought back by an earlier one's undo.
+  server.noteBatchSent();
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.onParseComplete());
+  server.onReadyForQuery();
+  out.clear();
+  server.prepare(out, "e", parseOf("e"), true);  // batch to fail: closes "d"
+  server.noteBatchSent();
+  server.prepare(out, "d", parseOf("d"), true);  // next batch: "d" again, closing "e"
+  server.prepare(out, "f", parseOf("f"), true);  // then "f", closing "d"
+  server.noteBatchSent();
+  server.onReadyForQuery();
+  CHECK_FALSE(server.has("d"));  // the next batch closes it whatever happened before
+  CHECK(server.size() == 1);
+}
+
+}  // namespace
+}  // namespace pgpivot::session
