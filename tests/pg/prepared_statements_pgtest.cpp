@@ -184,6 +184,35 @@ TEST_CASE("pipelined batches with an error keep the statement bookkeeping right"
                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgpivot\\_%'") == "1");
 }
 
+TEST_CASE("in statement mode prepared statements follow each statement to its server",
+          "[pg][transaction][prepared]") {
+  auto options = transactionMode(2, 2);
+  options.settings["pool_mode"] = "statement";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  std::vector<Conn> clients;
+  for (int c = 0; c < 3; ++c) {
+    clients.push_back(connect(pgpivot.conninfo()));
+    REQUIRE(PQstatus(clients.back().get()) == CONNECTION_OK);
+    for (int k = 0; k < 3; ++k) {
+      REQUIRE(prepare(clients.back().get(), "q" + std::to_string(k),
+                      "SELECT $1::int * " + std::to_string(c + 2) + " + " + std::to_string(k)));
+    }
+  }
+  for (int round = 0; round < 6; ++round) {
+    for (int c = 0; c < 3; ++c) {
+      for (int k = (round + c) % 3, n = 0; n < 3; k = (k + 1) % 3, ++n) {
+        CAPTURE(round, c, k);
+        CHECK(execPrepared(clients[static_cast<std::size_t>(c)].get(), "q" + std::to_string(k),
+                           {std::to_string(round)}) == std::to_string(round * (c + 2) + k));
+      }
+    }
+  }
+  CHECK(command(clients[0].get(), "DEALLOCATE q1") == "DEALLOCATE");
+  CHECK(execPrepared(clients[0].get(), "q1", {"1"}) == "ERROR 26000");
+  CHECK(execPrepared(clients[1].get(), "q1", {"1"}) == "4");
+}
+
 TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 0));
