@@ -233,8 +233,27 @@ void ServerStatements::expect(Reply reply, bool drop, std::string_view name, uin
   expected_.push_back(Expected{reply, drop, batch, std::string(name), {}});
 }
 
+void ServerStatements::expectClientParseComplete(std::string_view client_name, bool duplicate) {
+  expect(Reply::kParseComplete, false, {}, batches_sent_);
+  expected_.back().client_name = client_name;
+  expected_.back().duplicate = duplicate;
+}
+
+std::optional<std::string_view> ServerStatements::duplicateParseName() const {
+  for (const Expected& expected : expected_) {
+    if (expected.reply != Reply::kCommandComplete) {
+      if (expected.reply == Reply::kParseComplete && expected.duplicate) {
+        return std::string_view(expected.client_name);
+      }
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
 void ServerStatements::prepare(std::string& out, std::string_view server_name,
-                               std::string_view parse_message, bool drop) {
+                               std::string_view parse_message, bool drop,
+                               std::string_view client_name) {
   while (capacity_ > 0 && cache_.size() >= capacity_ && !cache_.contains(server_name)) {
     // Full: the least recently used goes first. Its CloseComplete is ours.
     const std::string& victim = cache_.oldest();
@@ -247,6 +266,7 @@ void ServerStatements::prepare(std::string& out, std::string_view server_name,
   out.append(parse_message);
   cache_.insert(server_name);
   expect(Reply::kParseComplete, drop, server_name, batches_sent_);
+  expected_.back().client_name = client_name;
 }
 
 void ServerStatements::expectCommandTag(std::string_view tag, std::string_view client_name,
@@ -337,9 +357,13 @@ void ServerStatements::undo(const Expected& expected, std::size_t later) {
   };
   switch (expected.reply) {
     case Reply::kParseComplete:
-      // Skipped after an error: the statement was never created.
+      // Failed or skipped after an error: the statement was never created, neither on
+      // the server nor for the client.
       if (!expected.name.empty() && !decidedLater()) {
         cache_.erase(expected.name);
+      }
+      if (!expected.client_name.empty() && !expected.duplicate) {
+        failed_.push_back(expected.client_name);
       }
       return;
     case Reply::kCloseComplete:
@@ -398,6 +422,16 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
     server.stream().writeOwned(std::move(out));
     return true;
   }
+  if (const auto existing = statements_.find(parse->name); existing != statements_.end()) {
+    // PostgreSQL refuses a name in use (42P05), in place: parsing under pgpivot's name of
+    // the statement already there gets the server to say so (the error is renamed on its
+    // way back).
+    ensurePrepared(existing->second, server, out);
+    proto::writeParse(out, existing->second.server_name, parse->query, parse->param_types);
+    on_server.expectClientParseComplete(parse->name, true);
+    server.stream().writeOwned(std::move(out));
+    return true;
+  }
   Statement statement;
   statement.server_name = serverName(parse->query, parse->param_types);
   proto::writeParse(statement.parse_message, statement.server_name, parse->query,
@@ -407,11 +441,11 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
     // its ParseComplete (and its errors) at this very place.
     on_server.touch(statement.server_name);
     proto::writeParse(out, "", parse->query, parse->param_types);
-    on_server.expectClientParseComplete();
+    on_server.expectClientParseComplete(parse->name);
   } else {
-    on_server.prepare(out, statement.server_name, statement.parse_message, false);
+    on_server.prepare(out, statement.server_name, statement.parse_message, false, parse->name);
   }
-  statements_.insert_or_assign(std::string(parse->name), std::move(statement));
+  statements_.emplace(std::string(parse->name), std::move(statement));
   server.stream().writeOwned(std::move(out));
   return true;
 }

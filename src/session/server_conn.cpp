@@ -301,6 +301,14 @@ bool ServerConn::onActiveError(std::string_view body) {
   if (client_ != nullptr) {
     // Errors are rare: rebuilding the frame is cheaper than special-casing the pump.
     std::string frame;
+    if (const auto name = statements_.duplicateParseName();
+        name && fields && fields->sqlstate == "42P05") {
+      // The refusal of a client's Parse under a name in use: name the client's statement.
+      proto::writeErrorResponse(frame, proto::severity::kError, fields->sqlstate,
+                                fmt::format("prepared statement \"{}\" already exists", *name));
+      client_->stream().writeOwned(std::move(frame));
+      return true;
+    }
     proto::writeFrame(frame, 'E', body);
     client_->stream().writeOwned(std::move(frame));
   }
@@ -362,6 +370,14 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
   }
   // Parses and Closes of this batch still unanswered were skipped after an error.
   statements_.onReadyForQuery();
+  if (!statements_.failedClientParses().empty()) {
+    for (const std::string& name : statements_.failedClientParses()) {
+      if (client_ != nullptr) {
+        client_->forgetPreparedStatement(name);
+      }
+    }
+    statements_.clearFailedClientParses();
+  }
   if (outstanding_ > 0) {
     --outstanding_;
   }

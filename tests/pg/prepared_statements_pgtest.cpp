@@ -213,6 +213,38 @@ TEST_CASE("in statement mode prepared statements follow each statement to its se
   CHECK(execPrepared(clients[1].get(), "q1", {"1"}) == "4");
 }
 
+TEST_CASE("a name in use and a failed Parse get PostgreSQL's answers",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(2, 200));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  REQUIRE(prepare(conn.get(), "s1", "SELECT 1"));
+  for (const char* again : {"SELECT 2", "SELECT 1"}) {
+    CAPTURE(again);
+    Res refused(PQprepare(conn.get(), "s1", again, 0, nullptr));
+    CHECK(sqlstateOf(refused.get()) == "42P05");
+    CHECK_THAT(PQresultErrorField(refused.get(), PG_DIAG_MESSAGE_PRIMARY),
+               Catch::Equals("prepared statement \"s1\" already exists"));
+    CHECK(execPrepared(conn.get(), "s1") == "1");  // the first one stays
+  }
+  // A Parse that fails creates nothing: the name stays free.
+  Res bad(PQprepare(conn.get(), "s2", "SELEC 1", 0, nullptr));
+  CHECK(sqlstateOf(bad.get()) == "42601");
+  CHECK(execPrepared(conn.get(), "s2") == "ERROR 26000");
+  REQUIRE(prepare(conn.get(), "s2", "SELECT 3"));
+  CHECK(execPrepared(conn.get(), "s2") == "3");
+  // So does one in an aborted transaction, even of a query the server already has.
+  CHECK(command(conn.get(), "BEGIN") == "BEGIN");
+  CHECK(command(conn.get(), "SELECT 1/0") == "ERROR 22012");
+  Res aborted(PQprepare(conn.get(), "s3", "SELECT 3", 0, nullptr));
+  CHECK(sqlstateOf(aborted.get()) == "25P02");
+  CHECK(command(conn.get(), "ROLLBACK") == "ROLLBACK");
+  CHECK(execPrepared(conn.get(), "s3") == "ERROR 26000");
+  REQUIRE(prepare(conn.get(), "s3", "SELECT 4"));
+  CHECK(execPrepared(conn.get(), "s3") == "4");
+}
+
 TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 0));

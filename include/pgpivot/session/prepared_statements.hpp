@@ -33,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace pgpivot::session {
 
@@ -100,9 +101,11 @@ class ServerStatements final {
   // (it may exist after all, if an error skipped the Close that was to remove it), then
   // `parse_message`. `drop`: the ParseComplete is pgpivot's, not the client's.
   void prepare(std::string& out, std::string_view server_name, std::string_view parse_message,
-               bool drop);
+               bool drop, std::string_view client_name = {});
   // A Parse or Close the client sent, answered to the client as PostgreSQL answers it.
-  void expectClientParseComplete() { expect(Reply::kParseComplete, false, {}, batches_sent_); }
+  // `client_name`: the client's named statement it creates (forgotten if the Parse fails);
+  // `duplicate`: a Parse PostgreSQL refuses because the client's name is in use.
+  void expectClientParseComplete(std::string_view client_name = {}, bool duplicate = false);
   void expectClientCloseComplete() { expect(Reply::kCloseComplete, false, {}, batches_sent_); }
   // The stand-in for a client's DEALLOCATE (kDeallocateStandIn) was just sent, as a Query
   // (`as_query`: already counted by noteBatchSent) or as an unnamed Parse: its
@@ -127,16 +130,24 @@ class ServerStatements final {
   // A statement run by pgpivot itself (reset query) completed with `tag`.
   void onInternalCommandComplete(std::string_view tag);
   void onReadyForQuery();
+  // The client's statements whose Parse failed or was skipped, found by onReadyForQuery.
+  const std::vector<std::string>& failedClientParses() const { return failed_; }
+  void clearFailedClientParses() { failed_.clear(); }
+  // The client's name in use when the reply due next is the refusal of a duplicate Parse
+  // (the server's error names pgpivot's statement instead).
+  std::optional<std::string_view> duplicateParseName() const;
 
  private:
   enum class Reply : uint8_t { kParseComplete, kCloseComplete, kCommandComplete };
   struct Expected {
     Reply reply;
-    bool drop;             // pgpivot's own message: the client must not see the answer
-    uint64_t batch;        // which batch it belongs to
-    std::string name;      // Parse: the statement it creates; Close: the one it removes;
-                           // CommandComplete: the client's statement it deallocates
-    std::string_view tag;  // kCommandComplete: what the client reads (a string literal)
+    bool drop;                     // pgpivot's own message: the client must not see the answer
+    uint64_t batch;                // which batch it belongs to
+    std::string name;              // Parse: the statement it creates; Close: the one it removes;
+                                   // CommandComplete: the client's statement it deallocates
+    std::string_view tag;          // kCommandComplete: what the client reads (a string literal)
+    std::string client_name = {};  // kParseComplete of a client's named statement
+    bool duplicate = false;        // ... that PostgreSQL refuses: the name is in use
   };
 
   void expect(Reply reply, bool drop, std::string_view name, uint64_t batch);
@@ -154,6 +165,7 @@ class ServerStatements final {
   std::size_t command_tags_ = 0;  // kCommandComplete entries in expected_
   uint64_t batches_sent_ = 0;
   uint64_t batches_done_ = 0;
+  std::vector<std::string> failed_;
 };
 
 class PreparedStatements final {
