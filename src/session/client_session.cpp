@@ -596,7 +596,11 @@ void ClientSession::onServerLinked(ServerConn& server) {
     sendWelcome(server.params());
   }
   onStreamData(stream_);  // relay whatever the client sent while it waited
-  stream_.startReading();
+  if (stream_.buffer().freeSpace() > 0) {
+    // A full buffer (a message larger than it, being forwarded) resumes reading once the
+    // forward is done; reading into no space would end the stream with ENOBUFS.
+    stream_.startReading();
+  }
 }
 
 void ClientSession::sendWelcome(const ParamMap& server_params) {
@@ -770,7 +774,10 @@ Action ClientSession::classify(char tag) {
       // Transaction and statement mode: named statements follow the client from server
       // to server (prepared_statements.hpp). Session mode, and max_prepared_statements = 0,
       // pass them through.
-      return rewritesStatements() ? Action::kConsume : Action::kForward;
+      if (!rewritesStatements()) {
+        return Action::kForward;
+      }
+      return relayLargeStatementMessage(tag) ? Action::kForward : Action::kConsume;
     default:
       return Action::kForward;
   }
@@ -779,6 +786,25 @@ Action ClientSession::classify(char tag) {
 bool ClientSession::rewritesStatements() const {
   return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
          worker_.config().max_prepared_statements > 0;
+}
+
+bool ClientSession::relayLargeStatementMessage(char tag) {
+  // A message larger than the receive buffer cannot be taken whole to be rewritten (a Bind
+  // with large parameters): what can be forwarded unchanged is (prepared_statements.hpp).
+  // classify() sees each header while it starts the unparsed bytes (relay.hpp).
+  const auto& buffer = stream_.buffer();
+  const std::string_view unparsed = buffer.unparsed();
+  if (server_ == nullptr || unparsed.size() < proto::kHeaderSize) {
+    return false;
+  }
+  uint32_t length = 0;
+  std::memcpy(&length, unparsed.data() + 1, 4);
+  const std::size_t total = 1 + static_cast<std::size_t>(ntohl(length));
+  if (total <= buffer.capacity()) {
+    return false;
+  }
+  return statements_.relayLarge(tag, unparsed.substr(proto::kHeaderSize), *server_,
+                                buffer.pendingSend().empty());
 }
 
 bool ClientSession::mayDeallocate() const {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "pgpivot/proto/frame.hpp"
 #include "pgpivot/proto/messages.hpp"
 #include "pgpivot/proto/views.hpp"
 #include "pgpivot/session/server_conn.hpp"
@@ -398,6 +399,47 @@ bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& serv
       return true;
     }
   }
+}
+
+bool PreparedStatements::relayLarge(char tag, std::string_view head, ServerConn& server,
+                                    bool can_write) {
+  if (tag == 'P') {
+    // Parse: name\0 query\0 ... A named one is kept by its whole message: not this large.
+    if (head.empty() || head.front() != '\0') {
+      return false;
+    }
+    server.statements().expectClientParseComplete();
+    return true;
+  }
+  if (tag != 'B') {
+    return false;
+  }
+  const std::size_t portal_end = cstringEnd(head, 0);
+  const std::size_t name_end = cstringEnd(head, portal_end + 1);
+  if (portal_end == std::string_view::npos || name_end == std::string_view::npos) {
+    return false;  // the names are not all here yet
+  }
+  const std::string_view name = head.substr(portal_end + 1, name_end - portal_end - 1);
+  const auto it = name.empty() ? statements_.end() : statements_.find(name);
+  if (it == statements_.end()) {
+    return true;  // unnamed, or unknown: PostgreSQL says so
+  }
+  if (!can_write) {
+    return false;  // what came before must reach the server first
+  }
+  // Prepared under the client's own name, never trusted to be there already (another
+  // client may have left its own statement of that name).
+  auto parse =
+      proto::parseParse(std::string_view(it->second.parse_message).substr(proto::kHeaderSize));
+  if (!parse) {
+    return false;
+  }
+  std::string parse_message;
+  proto::writeParse(parse_message, name, parse->query, parse->param_types);
+  std::string out;
+  server.statements().prepare(out, name, parse_message, true);
+  server.stream().writeOwned(std::move(out));
+  return true;
 }
 
 bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {

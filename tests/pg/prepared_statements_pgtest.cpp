@@ -245,6 +245,38 @@ TEST_CASE("a name in use and a failed Parse get PostgreSQL's answers",
   CHECK(execPrepared(conn.get(), "s3") == "4");
 }
 
+TEST_CASE("a Bind larger than the receive buffer runs the client's statement",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(1, 2));  // pkt_buf 32 kB: these Binds are 100 kB
+  pgpivot.start();
+  Conn a = connect(pgpivot.conninfo());
+  Conn b = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+  CHECK(scalar(a.get(), "SELECT 1") == "1");
+  // Same name, different queries, one server: each Bind must run its own client's.
+  REQUIRE(prepare(a.get(), "len", "SELECT length($1::text)"));
+  REQUIRE(prepare(b.get(), "len", "SELECT length($1::text) * 2"));
+  REQUIRE(prepare(a.get(), "other", "SELECT 5"));
+  const std::string big(100000, 'x');
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(execPrepared(a.get(), "len", {big}) == "100000");
+    CHECK(execPrepared(b.get(), "len", {big}) == "200000");
+    CHECK(execPrepared(a.get(), "len", {"abc"}) == "3");
+    CHECK(execPrepared(a.get(), "other") == "5");
+  }
+  // The unnamed statement with a large parameter (PQexecParams) passes as it is.
+  const std::vector<const char*> values = {big.c_str()};
+  Res unnamed(PQexecParams(a.get(), "SELECT length($1::text) + 1", 1, nullptr, values.data(),
+                           nullptr, nullptr, 0));
+  REQUIRE(PQresultStatus(unnamed.get()) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(unnamed.get(), 0, 0)) == "100001");
+  CHECK(execPrepared(a.get(), "unknown", {big}) == "ERROR 26000");
+  CHECK(PQstatus(a.get()) == CONNECTION_OK);
+  CHECK(std::stoi(scalar(a.get(), "SELECT count(*) FROM pg_prepared_statements")) <= 2);
+}
+
 TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 0));

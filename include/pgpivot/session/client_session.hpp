@@ -124,6 +124,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   // Whether the Query whose header starts the unparsed bytes may be a DEALLOCATE of one
   // of our statements (and is small enough to take whole).
   bool mayDeallocate() const;
+  // A Parse, Bind, Describe or Close too large to take whole: whether it can be forwarded
+  // (after what it needs is injected); otherwise it is refused as before.
+  bool relayLargeStatementMessage(char tag);
   void readStartup();
   bool handleStartupPacket(int32_t code, std::string_view body);
   bool handleStartupMessage(std::string_view body);

@@ -175,6 +175,14 @@ class PreparedStatements final {
   // it could not parse (the caller then forwards nothing and reports a protocol violation).
   [[nodiscard]] bool relay(char tag, std::string_view body, ServerConn& server);
 
+  // A Parse, Bind, Describe or Close too large for the receive buffer, of which `head` is
+  // the start of the body: whether it may be forwarded unchanged. A Parse or Bind of the
+  // unnamed statement, and a Bind of a name the client never prepared, may. A Bind of one
+  // of the client's statements may when `can_write` (nothing received before it is still
+  // to be sent): its statement is prepared on the server under the client's own name first.
+  [[nodiscard]] bool relayLarge(char tag, std::string_view head, ServerConn& server,
+                                bool can_write);
+
   std::size_t size() const { return statements_.size(); }
   bool empty() const { return statements_.empty(); }
   // DEALLOCATE ALL or DISCARD ALL succeeded on the client's server.
