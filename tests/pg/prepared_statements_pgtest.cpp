@@ -273,6 +273,11 @@ TEST_CASE("a Bind larger than the receive buffer runs the client's statement",
   REQUIRE(PQresultStatus(unnamed.get()) == PGRES_TUPLES_OK);
   CHECK(std::string(PQgetvalue(unnamed.get(), 0, 0)) == "100001");
   CHECK(execPrepared(a.get(), "unknown", {big}) == "ERROR 26000");
+  // A simple query that large, as the first message of a transaction, too.
+  CHECK(scalar(a.get(), "SELECT length('" + big + "')") == "100000");
+  Conn c = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+  CHECK(scalar(c.get(), "SELECT length('" + big + "') + 2") == "100002");
   CHECK(PQstatus(a.get()) == CONNECTION_OK);
   CHECK(std::stoi(scalar(a.get(), "SELECT count(*) FROM pg_prepared_statements")) <= 2);
 }
