@@ -35,6 +35,7 @@ Worker::Worker(int index, ConfigPtr config, AuthFilePtr auth_file, pool::SharedL
     : index_(index),
       config_(std::move(config)),
       auth_file_(std::move(auth_file)),
+      buffers_(bufferSize()),
       shared_(shared),
       peers_(peers) {
   // Connection ids are unique across workers (KILL_CLIENT takes them).
@@ -205,8 +206,7 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix, bool admin_port) {
     ref.markAdminPort();
     ref.stream().setSuspendExempt(true);  // the console must stay usable to RESUME
   }
-  clients_.emplace(&ref, std::move(client));
-  clients_by_id_.emplace(ref.id(), &ref);
+  clients_.emplace(ref.id(), std::move(client));
   stats_.clients_accepted++;
   stats_.clients_current = clients_.size();
   // max_client_conn counts every worker's clients. One over the limit is still accepted,
@@ -357,8 +357,11 @@ void Worker::retryPool(const pool::PoolKey& key) {
 }
 
 void Worker::retireClient(session::ClientSession& client) {
-  clients_by_id_.erase(client.id());
-  retire(clients_, retired_clients_, client);
+  const auto it = clients_.find(client.id());
+  if (it != clients_.end()) {
+    retired_clients_.push_back(std::move(it->second));
+    clients_.erase(it);
+  }
   stats_.clients_current = clients_.size();
 }
 
@@ -410,8 +413,8 @@ void Worker::lookUpUser(session::ClientSession& client) {
   // The answer arrives on the runner's thread; hop back onto this loop by mailbox.
   auth_query_.submit(std::move(request), [this, id](auth::AuthQueryResult result) {
     mailbox_.post([this, id, result = std::move(result)]() mutable {
-      const auto it = clients_by_id_.find(id);
-      if (it != clients_by_id_.end()) {
+      const auto it = clients_.find(id);
+      if (it != clients_.end()) {
         it->second->onAuthQueryResult(std::move(result));
       }
     });
@@ -496,8 +499,8 @@ void Worker::notifyCancelDone(int requester_worker, uint64_t requester_id) {
 }
 
 void Worker::cancelDone(uint64_t requester_id) {
-  const auto it = clients_by_id_.find(requester_id);
-  if (it != clients_by_id_.end()) {
+  const auto it = clients_.find(requester_id);
+  if (it != clients_.end()) {
     it->second->close(session::CloseReason::kCancelRequest);
   }
 }
@@ -508,8 +511,8 @@ void Worker::onJanitorTick() {
   const uint64_t now = uv_now(&loop_);
   std::vector<session::ClientSession*> clients;
   clients.reserve(clients_.size());
-  for (auto& [ptr, owned] : clients_) {
-    clients.push_back(ptr);
+  for (auto& [id, owned] : clients_) {
+    clients.push_back(owned.get());
   }
   for (auto* client : clients) {
     client->checkTimeouts(now);
@@ -557,8 +560,8 @@ void Worker::beginShutdown(bool immediate) {
   }
   if (immediate) {
     std::vector<session::ClientSession*> clients;
-    for (auto& [ptr, owned] : clients_) {
-      clients.push_back(ptr);
+    for (auto& [id, owned] : clients_) {
+      clients.push_back(owned.get());
     }
     for (auto* client : clients) {
       client->closeWithError(sqlstate::kAdminShutdown, "pgpivot: shutting down",

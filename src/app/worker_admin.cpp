@@ -103,7 +103,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
     }
   }
   std::map<std::string, admin::StatTotals> totals;
-  for (auto& [ptr, client] : clients_) {
+  for (auto& [id, client] : clients_) {
     const session::ClientSession& c = *client;
     if (c.pool() != nullptr) {
       auto row = pool_rows.find(c.pool());
@@ -112,8 +112,8 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
         row->second->cl_active++;
       }
       auto& t = totals[c.database()];
-      t.bytes_received += static_cast<int64_t>(ptr->stream().bytesIn());
-      t.bytes_sent += static_cast<int64_t>(ptr->stream().bytesOut());
+      t.bytes_received += static_cast<int64_t>(client->stream().bytesIn());
+      t.bytes_sent += static_cast<int64_t>(client->stream().bytesOut());
     }
     if (parts.clients) {
       admin::ConnRow row;
@@ -121,7 +121,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
       row.user = c.user();
       row.database = c.database();
       row.state = clientState(c);
-      splitPeer(ptr->stream().peerName(), row.addr, row.port);
+      splitPeer(client->stream().peerName(), row.addr, row.port);
       row.connect_time_us = toWall(c.connectedAt());
       row.request_time_us = row.connect_time_us;
       if (c.state() == session::ClientState::kWaitingForServer) {
@@ -300,9 +300,9 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
       return;
     case admin::CommandKind::kKill: {
       std::vector<session::ClientSession*> victims;
-      for (auto& [ptr, client] : clients_) {
+      for (auto& [id, client] : clients_) {
         if (client->database() == command.target && client->pool() != nullptr) {
-          victims.push_back(ptr);
+          victims.push_back(client.get());
         }
       }
       for (auto* client : victims) {
@@ -321,8 +321,8 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
       return;
     }
     case admin::CommandKind::kKillClient: {
-      const auto it = clients_by_id_.find(command.client_id);
-      if (it != clients_by_id_.end()) {
+      const auto it = clients_.find(command.client_id);
+      if (it != clients_.end()) {
         it->second->closeWithError(sqlstate::kAdminShutdown,
                                    "pgpivot: connection killed by the admin console (KILL_CLIENT)",
                                    session::CloseReason::kShutdown);

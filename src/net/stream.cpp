@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <cstring>
 #include <utility>
 
 namespace pgpivot::net {
@@ -16,8 +17,8 @@ struct OwnedWrite {
 
 }  // namespace
 
-Stream::Stream(uv_loop_t* loop, StreamOwner& owner, std::size_t buffer_capacity, Kind kind)
-    : kind_(kind), owner_(owner), buffer_(buffer_capacity) {
+Stream::Stream(uv_loop_t* loop, StreamOwner& owner, buf::BlockPool& buffers, Kind kind)
+    : kind_(kind), owner_(owner), buffer_(buffers) {
   if (kind_ == Kind::kTcp) {
     uv_tcp_init(loop, &handle_.tcp);
   } else {
@@ -25,7 +26,6 @@ Stream::Stream(uv_loop_t* loop, StreamOwner& owner, std::size_t buffer_capacity,
   }
   handle_.tcp.data = this;
   forward_req_.data = this;
-  connect_req_.data = this;
 }
 
 int Stream::accept(uv_stream_t* listener) {
@@ -36,27 +36,34 @@ int Stream::accept(uv_stream_t* listener) {
   return rc;
 }
 
+// Connect and shutdown requests live on the heap only while they run: most streams are
+// accepted clients that never connect, and every byte a stream carries is paid for by
+// each idle client. libuv calls a request's callback (cancelled, if need be) before the
+// handle's close callback, so the stream outlives its requests.
+void Stream::onConnectDone(uv_connect_t* req, int status) {
+  auto* self = static_cast<Stream*>(req->data);
+  delete req;
+  if (self->closing_) {
+    return;
+  }
+  self->owner_.onStreamConnected(*self, status);
+}
+
 int Stream::connect(const sockaddr* address) {
   uv_tcp_nodelay(&handle_.tcp, 1);
-  return uv_tcp_connect(&connect_req_, &handle_.tcp, address,
-                        [](uv_connect_t* req, int status) noexcept {
-                          auto* self = static_cast<Stream*>(req->data);
-                          if (self->closing_) {
-                            return;
-                          }
-                          self->owner_.onStreamConnected(*self, status);
-                        });
+  auto* req = new uv_connect_t{};
+  req->data = this;
+  const int rc = uv_tcp_connect(req, &handle_.tcp, address, onConnectDone);
+  if (rc != 0) {
+    delete req;
+  }
+  return rc;
 }
 
 void Stream::connectPipe(const std::string& path) {
-  uv_pipe_connect(&connect_req_, &handle_.pipe, path.c_str(),
-                  [](uv_connect_t* req, int status) noexcept {
-                    auto* self = static_cast<Stream*>(req->data);
-                    if (self->closing_) {
-                      return;
-                    }
-                    self->owner_.onStreamConnected(*self, status);
-                  });
+  auto* req = new uv_connect_t{};
+  req->data = this;
+  uv_pipe_connect(req, &handle_.pipe, path.c_str(), onConnectDone);  // reports failures too
 }
 
 namespace {
@@ -106,6 +113,7 @@ void Stream::startReading() {
       handle(),
       [](uv_handle_t* h, size_t, uv_buf_t* out) noexcept {
         auto* self = static_cast<Stream*>(h->data);
+        self->buffer_.ensureStorage();
         out->base = self->buffer_.freeTail();
         out->len = self->buffer_.freeSpace();
       },
@@ -123,6 +131,8 @@ void Stream::startReading() {
           self->stopReading();
           self->owner_.onStreamEnd(*self, static_cast<int>(nread));
         }
+        // The owner frees the stream only from onStreamClosed, never inside these calls.
+        self->releaseBufferIfIdle();
       });
   reading_ = rc == 0;
   if (rc != 0) {
@@ -177,6 +187,13 @@ void Stream::onForwardDone(int /*status*/) {
   }
   buffer_.compact();
   owner_.onStreamData(*this);
+  releaseBufferIfIdle();
+}
+
+void Stream::releaseBufferIfIdle() {
+  if (!forward_in_flight_) {
+    buffer_.releaseIfDrained();
+  }
 }
 
 void Stream::writeOwned(std::string bytes) {
@@ -204,11 +221,15 @@ void Stream::close() {
   stopReading();
   // Shut down first so queued writes (an ErrorResponse, a Terminate) reach the kernel;
   // uv_close alone would cancel them.
-  shutdown_req_.data = this;
-  const int rc = uv_shutdown(&shutdown_req_, handle(), [](uv_shutdown_t* req, int) noexcept {
-    static_cast<Stream*>(req->data)->closeHandle();
+  auto* req = new uv_shutdown_t{};
+  req->data = this;
+  const int rc = uv_shutdown(req, handle(), [](uv_shutdown_t* done, int) noexcept {
+    auto* self = static_cast<Stream*>(done->data);
+    delete done;
+    self->closeHandle();
   });
   if (rc != 0) {
+    delete req;
     closeHandle();
   }
 }
@@ -232,24 +253,46 @@ void Stream::maybeFinishClose() {
   }
 }
 
-std::string Stream::peerName() const {
+PeerAddress Stream::peerAddress() const {
+  PeerAddress peer;
   if (kind_ == Kind::kPipe) {
-    return "unix";
+    peer.family = PeerAddress::Family::kUnix;
+    return peer;
   }
   sockaddr_storage addr{};
   int len = sizeof(addr);
   if (uv_tcp_getpeername(&handle_.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return "?";
+    return peer;
   }
-  char host[INET6_ADDRSTRLEN] = {0};
   if (addr.ss_family == AF_INET6) {
     const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-    uv_ip6_name(a6, host, sizeof(host));
-    return fmt::format("[{}]:{}", host, ntohs(a6->sin6_port));
+    std::memcpy(peer.bytes.data(), &a6->sin6_addr, 16);
+    peer.port = ntohs(a6->sin6_port);
+    peer.family = PeerAddress::Family::kIpv6;
+  } else if (addr.ss_family == AF_INET) {
+    const auto* a4 = reinterpret_cast<const sockaddr_in*>(&addr);
+    std::memcpy(peer.bytes.data(), &a4->sin_addr, 4);
+    peer.port = ntohs(a4->sin_port);
+    peer.family = PeerAddress::Family::kIpv4;
   }
-  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&addr);
-  uv_ip4_name(a4, host, sizeof(host));
-  return fmt::format("{}:{}", host, ntohs(a4->sin_port));
+  return peer;
+}
+
+std::string PeerAddress::toString() const {
+  char host[INET6_ADDRSTRLEN] = {0};
+  switch (family) {
+    case Family::kUnix:
+      return "unix";
+    case Family::kIpv4:
+      inet_ntop(AF_INET, bytes.data(), host, sizeof(host));
+      return fmt::format("{}:{}", host, port);
+    case Family::kIpv6:
+      inet_ntop(AF_INET6, bytes.data(), host, sizeof(host));
+      return fmt::format("[{}]:{}", host, port);
+    case Family::kUnknown:
+      break;
+  }
+  return "?";
 }
 
 }  // namespace pgpivot::net

@@ -12,7 +12,7 @@ CancelForwarder::CancelForwarder(app::Worker& worker, int32_t pid, int32_t secre
       secret_(secret),
       requester_worker_(requester_worker),
       requester_id_(requester_id),
-      stream_(worker.loop(), *this, 256,
+      stream_(worker.loop(), *this, worker.buffers(),
               unix_socket ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {}
 
 void CancelForwarder::start(const sockaddr_storage& address, const std::string& unix_path) {

@@ -40,11 +40,18 @@ std::string_view toString(ClientState state) {
 }
 
 ClientSession::ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind)
-    : worker_(worker), id_(id), stream_(worker.loop(), *this, worker.bufferSize(), kind) {
+    : worker_(worker), id_(id), stream_(worker.loop(), *this, worker.buffers(), kind) {
   connected_at_ = last_activity_at_ = worker_.now();
 }
 
 ClientSession::~ClientSession() = default;
+
+std::string ClientSession::logPrefix() const {
+  if (user_.empty()) {
+    return fmt::format("C-{:08x} {}", id_, peer_.toString());  // before the startup packet
+  }
+  return fmt::format("C-{:08x} {}/{}@{}", id_, database_, user_, peer_.toString());
+}
 
 int ClientSession::accept(uv_stream_t* listener) {
   return stream_.accept(listener);
@@ -52,9 +59,9 @@ int ClientSession::accept(uv_stream_t* listener) {
 
 void ClientSession::start(bool over_client_limit) {
   over_client_limit_ = over_client_limit;
-  log_prefix_ = fmt::format("C-{:08x} {}", id_, stream_.peerName());
+  peer_ = stream_.peerAddress();
   if (worker_.config().log_connections) {
-    PGPIVOT_LOG_INFO("{} connection accepted", log_prefix_);
+    PGPIVOT_LOG_INFO("{} connection accepted", logPrefix());
   }
   stream_.startReading();
 }
@@ -224,7 +231,6 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
   if (database_.empty()) {
     database_ = user_;
   }
-  log_prefix_ = fmt::format("C-{:08x} {}/{}@{}", id_, database_, user_, stream_.peerName());
   if (over_client_limit_) {
     closeWithError(sqlstate::kTooManyConnections,
                    "pgpivot: no more connections allowed (max_client_conn)",
@@ -486,7 +492,7 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
 
 void ClientSession::authenticated() {
   auth_ = std::monostate{};
-  PGPIVOT_LOG_DEBUG("{} authenticated", log_prefix_);
+  PGPIVOT_LOG_DEBUG("{} authenticated", logPrefix());
   if (admin_) {
     startAdmin();
     return;
@@ -626,7 +632,7 @@ void ClientSession::sendWelcome(const ParamMap& server_params) {
   stream_.writeOwned(std::move(out));
   welcomed_ = true;
   if (worker_.config().log_connections) {
-    PGPIVOT_LOG_INFO("{} login succeeded", log_prefix_);
+    PGPIVOT_LOG_INFO("{} login succeeded", logPrefix());
   }
 }
 
@@ -656,7 +662,7 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   if (state_ == ClientState::kClosing || server == nullptr) {
     return;
   }
-  PGPIVOT_LOG_WARN("{} lost its server: {}", log_prefix_, why);
+  PGPIVOT_LOG_WARN("{} lost its server: {}", logPrefix(), why);
   if (state_ == ClientState::kWaitingForServer) {
     requestServer();  // it was still being prepared for us: ask for another
     return;
@@ -925,7 +931,7 @@ void ClientSession::closeWithError(std::string_view state, const std::string& me
     return;
   }
   if (worker_.config().log_pooler_errors) {
-    PGPIVOT_LOG_WARN("{} {}", log_prefix_, message);
+    PGPIVOT_LOG_WARN("{} {}", logPrefix(), message);
   }
   std::string out;
   proto::writeErrorResponse(out, proto::severity::kFatal, state, message);
@@ -947,9 +953,9 @@ void ClientSession::close(CloseReason reason) {
     pool::SharedLimits::release(worker_.sharedLimits().clients());  // our max_client_conn slot
   }
   if (worker_.config().log_disconnections && welcomed_) {
-    PGPIVOT_LOG_INFO("{} closing: {}", log_prefix_, toString(reason));
+    PGPIVOT_LOG_INFO("{} closing: {}", logPrefix(), toString(reason));
   } else {
-    PGPIVOT_LOG_DEBUG("{} closing: {}", log_prefix_, toString(reason));
+    PGPIVOT_LOG_DEBUG("{} closing: {}", logPrefix(), toString(reason));
   }
   if (was == ClientState::kWaitingForServer && pool_ != nullptr && server_ == nullptr) {
     pool_->forgetWaiter(*this);
@@ -975,7 +981,7 @@ void ClientSession::close(CloseReason reason) {
 
 void ClientSession::onStreamEnd(net::Stream&, int status) {
   if (status != UV_EOF) {
-    PGPIVOT_LOG_DEBUG("{} read error: {}", log_prefix_, uv_strerror(status));
+    PGPIVOT_LOG_DEBUG("{} read error: {}", logPrefix(), uv_strerror(status));
   }
   close(CloseReason::kClientEof);
 }

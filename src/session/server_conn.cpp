@@ -61,7 +61,7 @@ ServerConn::ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id, pool:
       id_(id),
       generation_(pool.generation()),
       slot_(std::move(slot)),
-      stream_(worker.loop(), *this, worker.bufferSize(),
+      stream_(worker.loop(), *this, worker.buffers(),
               isUnixTarget(pool.target()) ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp) {
   created_at_ = last_used_at_ = state_since_ = worker_.now();
   log_prefix_ = fmt::format("S-{:08x} {}/{}@{}:{}", id_, pool.key().database, pool.target().user,

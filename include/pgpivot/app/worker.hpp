@@ -22,6 +22,7 @@
 #include "pgpivot/app/admin_service.hpp"
 #include "pgpivot/auth/auth_file.hpp"
 #include "pgpivot/auth/auth_query.hpp"
+#include "pgpivot/buf/block_pool.hpp"
 #include "pgpivot/config/config.hpp"
 #include "pgpivot/monitor/data_path.hpp"
 #include "pgpivot/monitor/route.hpp"
@@ -100,6 +101,9 @@ class Worker final {
   std::size_t bufferSize() const {
     return std::max<std::size_t>(static_cast<std::size_t>(config_->pkt_buf), 16384);
   }
+  // The blocks every connection's receive buffer borrows while it holds bytes.
+  buf::BlockPool& buffers() { return buffers_; }
+  const buf::BlockPool& buffers() const { return buffers_; }
   int index() const { return index_; }
 
   // The pool for a client of `database` logging in as `user`, created on first use.
@@ -175,6 +179,8 @@ class Worker final {
   ConfigPtr config_;
   AuthFilePtr auth_file_;
   proto::Limits limits_;
+  // Declared before every connection so it outlives their buffers.
+  buf::BlockPool buffers_;
   uv_loop_t loop_{};
   uv_timer_t janitor_{};
   uv_check_t reaper_{};
@@ -188,7 +194,8 @@ class Worker final {
   std::atomic<bool> finished_{false};
   uint64_t next_id_ = 1;
 
-  std::unordered_map<session::ClientSession*, std::unique_ptr<session::ClientSession>> clients_;
+  // By connection id (KILL_CLIENT, cancel and auth_query answers look clients up by it).
+  std::unordered_map<uint64_t, std::unique_ptr<session::ClientSession>> clients_;
   std::unordered_map<session::ServerConn*, std::unique_ptr<session::ServerConn>> servers_;
   std::vector<std::unique_ptr<session::ClientSession>> retired_clients_;
   std::vector<std::unique_ptr<session::ServerConn>> retired_servers_;
@@ -196,7 +203,6 @@ class Worker final {
   std::vector<std::unique_ptr<session::CancelForwarder>> retired_cancels_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<pool::Pool>> pools_;
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
-  std::unordered_map<uint64_t, session::ClientSession*> clients_by_id_;
   auth::AuthQueryRunner auth_query_;
   std::map<std::string, monitor::ClusterRoute> routes_;
   monitor::DataPathTracker data_path_;
@@ -207,7 +213,7 @@ class Worker final {
   const ProcessHooks* hooks_ = nullptr;
   std::set<std::string> disabled_databases_;
   std::set<std::string> admin_paused_;  // "" = every database
-  bool suspended_ = false;               // SUSPEND: no socket is read until RESUME
+  bool suspended_ = false;              // SUSPEND: no socket is read until RESUME
   uint64_t start_wall_us_ = 0;
   // The console is declared first so it is destroyed last: a completion the service drops
   // on destruction still finds it (Console only stores the reference when constructed).

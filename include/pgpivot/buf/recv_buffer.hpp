@@ -7,34 +7,69 @@
 //
 // Invariant: 0 <= sent <= parsed <= received <= capacity. Compaction (moving the
 // unsent tail to the front) happens only when no write from this buffer is in flight.
+//
+// The storage is a block borrowed from the worker's BlockPool while bytes are in the
+// buffer: reading takes one (ensureStorage), and once every byte is sent or consumed
+// the owner gives it back (releaseIfDrained). Views handed out by pendingSend/unparsed
+// are valid until the next release.
 #pragma once
 
 #include <cstddef>
 #include <cstring>
-#include <memory>
 #include <string_view>
 
+#include "pgpivot/buf/block_pool.hpp"
 #include "pgpivot/core/assert.hpp"
 
 namespace pgpivot::buf {
 
 class RecvBuffer final {
  public:
-  explicit RecvBuffer(std::size_t capacity)
-      : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
+  explicit RecvBuffer(BlockPool& pool) : pool_(pool), capacity_(pool.blockSize()) {}
+  ~RecvBuffer() {
+    if (data_ != nullptr) {
+      pool_.release(data_);
+    }
+  }
+  RecvBuffer(const RecvBuffer&) = delete;
+  RecvBuffer& operator=(const RecvBuffer&) = delete;
 
   std::size_t capacity() const { return capacity_; }
+  bool hasStorage() const { return data_ != nullptr; }
+  // Borrows a block before a read.
+  void ensureStorage() {
+    if (data_ == nullptr) {
+      data_ = pool_.acquire();
+    }
+  }
+  // Gives the block back when nothing in it is waiting to be parsed or sent. The caller
+  // guarantees no write from this buffer is in flight.
+  void releaseIfDrained() {
+    if (data_ != nullptr && sent_ == received_) {
+      pool_.release(data_);
+      data_ = nullptr;
+      sent_ = parsed_ = received_ = 0;
+    }
+  }
   std::size_t sent() const { return sent_; }
   std::size_t parsed() const { return parsed_; }
   std::size_t received() const { return received_; }
 
-  char* freeTail() { return data_.get() + received_; }
+  char* freeTail() {
+    PGPIVOT_ASSERT(data_ != nullptr);
+    return data_ + received_;
+  }
   std::size_t freeSpace() const { return capacity_ - received_; }
 
   // Bytes parsed and waiting to go to the peer.
-  std::string_view pendingSend() const { return {data_.get() + sent_, parsed_ - sent_}; }
+  std::string_view pendingSend() const {
+    return data_ == nullptr ? std::string_view() : std::string_view(data_ + sent_, parsed_ - sent_);
+  }
   // Bytes received and not yet parsed.
-  std::string_view unparsed() const { return {data_.get() + parsed_, received_ - parsed_}; }
+  std::string_view unparsed() const {
+    return data_ == nullptr ? std::string_view()
+                            : std::string_view(data_ + parsed_, received_ - parsed_);
+  }
 
   void commitReceived(std::size_t n) {
     PGPIVOT_ASSERT(n <= freeSpace());
@@ -61,7 +96,7 @@ class RecvBuffer final {
     }
     const std::size_t keep = received_ - sent_;
     if (keep > 0) {
-      std::memmove(data_.get(), data_.get() + sent_, keep);
+      std::memmove(data_, data_ + sent_, keep);
     }
     parsed_ -= sent_;
     received_ -= sent_;
@@ -72,7 +107,8 @@ class RecvBuffer final {
   void clear() { sent_ = parsed_ = received_ = 0; }
 
  private:
-  std::unique_ptr<char[]> data_;
+  BlockPool& pool_;
+  char* data_ = nullptr;
   std::size_t capacity_;
   std::size_t sent_ = 0;
   std::size_t parsed_ = 0;

@@ -21,8 +21,16 @@ void setVerbosity(int verbose, bool quiet);
 
 }  // namespace pgpivot::log
 
-#define PGPIVOT_LOG_TRACE(...) SPDLOG_TRACE(__VA_ARGS__)
-#define PGPIVOT_LOG_DEBUG(...) SPDLOG_DEBUG(__VA_ARGS__)
-#define PGPIVOT_LOG_INFO(...) SPDLOG_INFO(__VA_ARGS__)
-#define PGPIVOT_LOG_WARN(...) SPDLOG_WARN(__VA_ARGS__)
-#define PGPIVOT_LOG_ERROR(...) SPDLOG_ERROR(__VA_ARGS__)
+// The level is checked before the arguments are evaluated: a disabled DEBUG line must not
+// pay for formatting its prefix (the connection paths log several per connection).
+#define PGPIVOT_LOG_AT(level, ...)                                          \
+  do {                                                                      \
+    if (spdlog::default_logger_raw()->should_log(level)) {                  \
+      SPDLOG_LOGGER_CALL(spdlog::default_logger_raw(), level, __VA_ARGS__); \
+    }                                                                       \
+  } while (false)
+#define PGPIVOT_LOG_TRACE(...) PGPIVOT_LOG_AT(spdlog::level::trace, __VA_ARGS__)
+#define PGPIVOT_LOG_DEBUG(...) PGPIVOT_LOG_AT(spdlog::level::debug, __VA_ARGS__)
+#define PGPIVOT_LOG_INFO(...) PGPIVOT_LOG_AT(spdlog::level::info, __VA_ARGS__)
+#define PGPIVOT_LOG_WARN(...) PGPIVOT_LOG_AT(spdlog::level::warn, __VA_ARGS__)
+#define PGPIVOT_LOG_ERROR(...) PGPIVOT_LOG_AT(spdlog::level::err, __VA_ARGS__)

@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,6 +16,17 @@
 namespace pgpivot::net {
 
 class Stream;
+
+// A peer's address in 20 bytes, formatted only when a log line or SHOW needs it (a
+// formatted string would cost every idle client a heap block).
+struct PeerAddress {
+  enum class Family : uint8_t { kUnknown, kIpv4, kIpv6, kUnix };
+  std::array<uint8_t, 16> bytes{};
+  uint16_t port = 0;
+  Family family = Family::kUnknown;
+
+  std::string toString() const;  // "127.0.0.1:5432", "[::1]:5432", "unix" or "?"
+};
 
 // Implemented by ClientSession and ServerConn. All calls happen on the stream's loop.
 class StreamOwner {
@@ -36,7 +48,9 @@ class Stream final {
  public:
   enum class Kind { kTcp, kPipe };
 
-  Stream(uv_loop_t* loop, StreamOwner& owner, std::size_t buffer_capacity, Kind kind = Kind::kTcp);
+  // The receive buffer borrows its blocks from `buffers` (the worker's pool), which must
+  // outlive the stream.
+  Stream(uv_loop_t* loop, StreamOwner& owner, buf::BlockPool& buffers, Kind kind = Kind::kTcp);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -80,9 +94,10 @@ class Stream final {
   buf::RecvBuffer& buffer() { return buffer_; }
   const buf::RecvBuffer& buffer() const { return buffer_; }
   StreamOwner& owner() { return owner_; }
+  PeerAddress peerAddress() const;
   // The libuv handle, for socket options its owner sets (net/tcp_options.hpp).
   uv_stream_t* uvStream() { return handle(); }
-  std::string peerName() const;
+  std::string peerName() const { return peerAddress().toString(); }
   uint64_t bytesIn() const { return bytes_in_; }
   uint64_t bytesOut() const { return bytes_out_; }
 
@@ -91,6 +106,10 @@ class Stream final {
   void maybeFinishClose();
   void closeHandle();
   void onForwardDone(int status);
+  static void onConnectDone(uv_connect_t* req, int status);
+  // Returns the buffer's block to the pool when nothing waits in it (an idle connection
+  // holds no buffer).
+  void releaseBufferIfIdle();
 
   union {
     uv_tcp_t tcp;
@@ -100,8 +119,6 @@ class Stream final {
   StreamOwner& owner_;
   buf::RecvBuffer buffer_;
   uv_write_t forward_req_{};
-  uv_connect_t connect_req_{};
-  uv_shutdown_t shutdown_req_{};
   bool reading_ = false;
   bool wants_reading_ = false;   // held by SUSPEND: resumeReading() starts it again
   bool suspend_exempt_ = false;  // the admin console keeps reading through SUSPEND

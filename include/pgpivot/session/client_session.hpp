@@ -101,7 +101,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   uint64_t waitStartedAt() const { return wait_started_at_; }
   uint64_t connectedAt() const { return connected_at_; }
   net::Stream& stream() { return stream_; }
-  const std::string& logPrefix() const { return log_prefix_; }
+  // "C-<id> db/user@host:port", built when a log line needs it.
+  std::string logPrefix() const;
   void unlinkServer() { server_ = nullptr; }
 
   // RelayHandler (client -> server direction)
@@ -184,7 +185,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   uint64_t connected_at_ = 0;
   uint64_t wait_started_at_ = 0;
   uint64_t last_activity_at_ = 0;
-  std::string log_prefix_;
+  net::PeerAddress peer_;  // taken at accept: a reset connection has no peer name left
 };
 
 }  // namespace pgpivot::session
