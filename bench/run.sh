@@ -17,6 +17,9 @@
 #   PGPIVOT_EXTRA_INI="workers = 1" (lines added to pgpivot's [pgpivot] section)
 #   QUIET_PCT=25 QUIET_WAIT=20 (wait up to QUIET_WAIT s before each run for the machine
 #   to be below QUIET_PCT % busy)  KEEP_DATA=0 (1 keeps the PostgreSQL data directory)
+#   IDLE_COUNTS="1000 10000" (idle-client memory phase: RSS per idle client with that many
+#   idle clients held on each proxy; the largest count also runs IDLE_ACTIVE=100 active
+#   pgbench clients beside them; "" skips the phase)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -124,7 +127,7 @@ THREADS=${THREADS:-2}
 SCALE=${SCALE:-10}
 POOL_SIZE=${POOL_SIZE:-20}
 WARMUP=${WARMUP:-3}
-TESTS=${TESTS:-"sel_simple sel_extended sel_prepared sel_connect tpcb"}
+TESTS=${TESTS-"sel_simple sel_extended sel_prepared sel_connect tpcb"}
 PGBOUNCER_MODES=${PGBOUNCER_MODES-"session transaction"}
 PGPIVOT_MODES=${PGPIVOT_MODES-"session transaction"}
 PGPIVOT_BIN=${PGPIVOT_BIN:-$build/src/pgpivot}
@@ -133,6 +136,8 @@ PGPIVOT_EXTRA_INI=${PGPIVOT_EXTRA_INI:-}
 QUIET_PCT=${QUIET_PCT:-25}
 QUIET_WAIT=${QUIET_WAIT:-20}
 KEEP_DATA=${KEEP_DATA:-0}
+IDLE_COUNTS=${IDLE_COUNTS-"1000 10000"}
+IDLE_ACTIVE=${IDLE_ACTIVE:-100}
 HOST=127.0.0.1 # loopback only, on purpose not a knob
 unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE || true
 
@@ -167,7 +172,8 @@ case $(basename "$PGPIVOT_BIN") in pgbouncer*) pivot_flavor=pgbouncer ;; esac
 # PgBouncer refuses root; PostgreSQL too. pgpivot runs as whoever runs this script.
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-ulimit -n 4096 2>/dev/null || true
+# 10,000 idle clients need 10,000 descriptors in the client and in each proxy.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 CLK_TCK=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------------- process control
@@ -201,6 +207,10 @@ cleanup() {
   if [ -n "$pgbench_pid" ]; then # the timeout wrapping pgbench passes TERM on
     kill -TERM "$pgbench_pid" 2>/dev/null
     wait "$pgbench_pid" 2>/dev/null
+  fi
+  if [ -n "${idle_pid:-}" ]; then
+    kill -TERM "$idle_pid" 2>/dev/null
+    wait "$idle_pid" 2>/dev/null
   fi
   stop_proxy pgpivot
   stop_proxy pgbouncer
@@ -281,7 +291,7 @@ write_ini() {
     echo "admin_users = postgres"
     echo "pool_mode = session"
     echo "default_pool_size = $POOL_SIZE"
-    echo "max_client_conn = 2000"
+    echo "max_client_conn = 12000"
     echo "logfile = $work/$name.log"
     echo "pidfile = $work/$name.pid"
     # PostgreSQL does not log connections by default either; matters for -C.
@@ -512,7 +522,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
 nt=$(wc -w <<<"$TESTS")
 estimate=$(((nt * ROUNDS * ${#targets[@]} * (DURATION + 3) + ${#targets[@]} * (WARMUP + 3)) / 60 + 1))
 log "targets: ${targets[*]}; tests: $TESTS; $ROUNDS round(s) of ${DURATION}s; about $estimate min"
-if ((WARMUP > 0)); then
+if ((WARMUP > 0)) && [ -n "$TESTS" ]; then
   log "warm-up: ${WARMUP}s select-only per target"
   for tg in "${targets[@]}"; do run_one sel_simple "$tg" warmup "$WARMUP"; done
 fi
@@ -528,6 +538,81 @@ for test in $TESTS; do
     for tg in "${order[@]}"; do run_one "$test" "$tg" "$r"; done
   done
 done
+
+# ------------------------------------------------------------------------- idle clients
+# Memory per idle client: RSS of the proxy before and while IDLE_COUNTS clients sit idle
+# (logged in, nothing sent), in transaction mode where the proxy has one. With the largest
+# count held, IDLE_ACTIVE pgbench clients run select-only beside them: the idle ones must
+# not slow the active ones down or be dropped.
+mem_csv=$out/mem.csv
+echo "target,idle_clients,rss_before_kb,rss_idle_kb,kb_per_idle_client,login_s,active_clients,active_tps,active_status,idle_kept" >"$mem_csv"
+idle_pid=""
+idle_phase() { # TARGET COUNT RUN_ACTIVE
+  local target=$1 count=$2 active=$3
+  local port=${target_port[$target]} db=${target_db[$target]} pid=${proxy_pid[${target_proxy[$target]}]:-}
+  [ -n "$pid" ] && alive "$pid" || return 0
+  local fifo=$work/idle.fifo ready="" before after tps="" st="-" kept=no
+  sql 'SELECT 1' >/dev/null
+  timeout 10 "$PG_BIN/psql" -X -h "$HOST" -p "$port" -U postgres -d "$db" -Atc 'SELECT 1' >/dev/null
+  sleep 1
+  before=$(proc_rss_kb "$pid")
+  rm -f "$fifo" && mkfifo "$fifo"
+  # The clients hold until the FIFO's writer (fd 7 here) closes.
+  python3 "$here/idle_clients.py" --host "$HOST" --port "$port" --db "$db" --count "$count" \
+    --hold 600 <"$fifo" >"$out/raw/idle.$target.$count.out" 2>&1 &
+  idle_pid=$!
+  exec 7>"$fifo"
+  for _ in $(seq 1 1200); do
+    ready=$(sed -n 's/^READY \([0-9]*\) \([0-9.]*\)/\1 \2/p' "$out/raw/idle.$target.$count.out")
+    [ -n "$ready" ] && break
+    alive "$idle_pid" || break
+    sleep 0.1
+  done
+  if [ -z "$ready" ]; then
+    log "idle clients on $target did not all log in: $(tail -n 2 "$out/raw/idle.$target.$count.out")"
+    exec 7>&-
+    wait "$idle_pid" 2>/dev/null || true
+    idle_pid=""
+    echo "$target,$count,$before,,,,,,login_failed," >>"$mem_csv"
+    return 0
+  fi
+  sleep 2
+  after=$(proc_rss_kb "$pid")
+  if [ "$active" = 1 ]; then
+    local o="$out/raw/idle.$target.$count.pgbench"
+    if timeout 120 "$PG_BIN/pgbench" -h "$HOST" -p "$port" -U postgres -n -S -T 5 \
+      -c "$IDLE_ACTIVE" -j "$THREADS" "$db" >"$o" 2>&1 </dev/null; then
+      st=ok
+    else
+      st=failed
+    fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
+  fi
+  # Every idle client is still there if the process has not exited (it exits on a lost one
+  # only at the end) and the proxy still counts them: ask it to finish now.
+  exec 7>&-
+  wait "$idle_pid" && kept=yes
+  idle_pid=""
+  echo "$target,$count,$before,$after,$(awk -v a="$before" -v b="$after" -v n="$count" 'BEGIN{printf "%.2f", (b-a)/n}'),${ready#* },$([ "$active" = 1 ] && echo "$IDLE_ACTIVE"),$tps,$st,$kept" >>"$mem_csv"
+  log "$(printf 'idle %-18s %6d clients: RSS %s -> %s kB (%s kB/client)%s' "$target" "$count" "$before" "$after" \
+    "$(awk -v a="$before" -v b="$after" -v n="$count" 'BEGIN{printf "%.2f", (b-a)/n}')" \
+    "$([ "$active" = 1 ] && echo ", $IDLE_ACTIVE active: ${tps:--} TPS $st")")"
+}
+if [ -n "$IDLE_COUNTS" ]; then
+  idle_targets=()
+  for tg in "${targets[@]}"; do
+    case $tg in *_tx) idle_targets+=("$tg") ;; esac
+  done
+  if ((${#idle_targets[@]} == 0)); then
+    for tg in "${targets[@]}"; do [ "$tg" != direct ] && idle_targets+=("$tg"); done
+  fi
+  largest=$(tr ' ' '\n' <<<"$IDLE_COUNTS" | sort -n | tail -1)
+  for n in $IDLE_COUNTS; do
+    for tg in "${idle_targets[@]}"; do
+      idle_phase "$tg" "$n" "$([ "$n" = "$largest" ] && echo 1 || echo 0)"
+    done
+  done
+fi
 
 # ------------------------------------------------------------------------- summary
 for name in pgbouncer pgpivot; do
@@ -552,6 +637,14 @@ done
   echo "Proxy CPU = utime+stime of the proxy process over the run (100 = one core). Generated $(date -u +%FT%TZ)."
   echo
   summarize "$csv"
+  if [ -s "$mem_csv" ] && [ "$(wc -l <"$mem_csv")" -gt 1 ]; then
+    echo
+    echo "## Memory per idle client (proxy RSS while the clients sit idle)"
+    echo
+    echo "| target | idle clients | RSS before kB | RSS with idle clients kB | kB per idle client | login s | active clients beside them | active TPS | active run | idle clients kept |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | **%s** | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$mem_csv"
+  fi
   noisy=$(awk -F, -v q="$QUIET_PCT" 'NR > 1 && $20 != "" { n++; if ($20 + 0 >= q) b++ }
     END { if (n && b / n > 0.2) printf "%d of %d", b, n }' "$csv")
   if [ -n "$noisy" ]; then
