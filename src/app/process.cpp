@@ -311,9 +311,8 @@ int runProcess(const ProcessOptions& options) {
   };
   hooks.set = [&supervisor](const std::string& key, const std::string& value,
                             std::function<void(Result<std::vector<std::string>>)> done) {
-    supervisor.post([&supervisor, key, value, done = std::move(done)] {
-      done(supervisor.set(key, value));
-    });
+    supervisor.post(
+        [&supervisor, key, value, done = std::move(done)] { done(supervisor.set(key, value)); });
   };
   hooks.shutdown = [&supervisor] {
     supervisor.post([&supervisor] { supervisor.shutdown(false); });

@@ -429,9 +429,8 @@ Result<std::string> setSetting(Config& config, std::string_view key, std::string
   }
   auto outcome = spec->set(config, value);
   if (!outcome) {
-    return fail("22023",
-                name + ": invalid value '" + std::string(trim(value)) + "': " +
-                    outcome.error().message);
+    return fail("22023", name + ": invalid value '" + std::string(trim(value)) +
+                             "': " + outcome.error().message);
   }
   return outcome->warning;
 }

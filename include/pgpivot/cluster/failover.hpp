@@ -105,7 +105,7 @@ class FailoverMachine final {
     uint32_t from_timeline = 0;
     bool fence_sent = false;
     uint64_t fence_persist_id = 0;  // the kPersistState that recorded the fence
-    bool fence_done = false;  // switchover: fence confirmed, final catch-up next
+    bool fence_done = false;        // switchover: fence confirmed, final catch-up next
     uint64_t fence_done_ms = 0;
     uint64_t promote_ms = 0;  // when pg_promote() returned true
     uint64_t promote_duration_ms = 0;

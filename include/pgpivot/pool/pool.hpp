@@ -66,10 +66,10 @@ struct PoolStats {
   uint64_t wait_timeouts = 0;
   uint64_t total_wait_ms = 0;
   uint64_t max_wait_ms = 0;
-  uint64_t queries = 0;       // Query and FunctionCall messages, and Syncs
-  uint64_t transactions = 0;  // ReadyForQuery 'I' after work: transactions completed
+  uint64_t queries = 0;        // Query and FunctionCall messages, and Syncs
+  uint64_t transactions = 0;   // ReadyForQuery 'I' after work: transactions completed
   uint64_t server_errors = 0;  // 57P0x and 08xxx from servers: failover evidence
-  uint64_t bytes_in = 0;      // from clients that have left (live ones are added on read)
+  uint64_t bytes_in = 0;       // from clients that have left (live ones are added on read)
   uint64_t bytes_out = 0;
 };
 
