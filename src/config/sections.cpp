@@ -249,6 +249,48 @@ Result<void> setFailoverMode(ClusterEntry& c, std::string_view v) {
   return {};
 }
 
+// heartbeat_table: "table" or "schema.table", plain lower-case identifiers (the name is
+// written into SQL unquoted); "off" or empty turns the heartbeat write off.
+Result<void> setHeartbeatTable(ClusterEntry& c, std::string_view v) {
+  const std::string name = toLower(trim(v));
+  if (name.empty() || name == "off") {
+    c.heartbeat_table.clear();
+    return {};
+  }
+  int dots = 0;
+  bool start = true;
+  for (const char ch : name) {
+    if (ch == '.') {
+      if (start || ++dots > 1) {
+        return fail(sqlstate::kConfigFileError, "expected table or schema.table");
+      }
+      start = true;
+      continue;
+    }
+    const bool letter = (ch >= 'a' && ch <= 'z') || ch == '_';
+    const bool digit = ch >= '0' && ch <= '9';
+    if (!letter && !(digit && !start)) {
+      return fail(sqlstate::kConfigFileError,
+                  "expected table or schema.table of letters, digits and _");
+    }
+    start = false;
+  }
+  if (start) {
+    return fail(sqlstate::kConfigFileError, "expected table or schema.table");
+  }
+  c.heartbeat_table = name;
+  return {};
+}
+
+Result<void> setHeartbeatCreate(ClusterEntry& c, std::string_view v) {
+  auto on = parseBool(v);
+  if (!on) {
+    return tl::unexpected(on.error());
+  }
+  c.heartbeat_create = *on;
+  return {};
+}
+
 const DetectionProfile* findProfile(std::string_view name) {
   if (name == "fast") {
     return &kProfileFast;
@@ -343,6 +385,8 @@ const ClusterKey kClusterKeys[] = {
     {"failover_pause_timeout", setClusterDuration<&C::failover_pause_timeout, false>},
     {"fence_command", setText<&C::fence_command, C>},
     {"fence_timeout", setClusterDuration<&C::fence_timeout, false>},
+    {"heartbeat_create", setHeartbeatCreate},
+    {"heartbeat_table", setHeartbeatTable},
     {"lock_pileup_action", setLockPileupAction},
     {"lock_pileup_grace", setClusterDuration<&C::lock_pileup_grace, true>},
     {"lock_waiters_warn", setClusterInt<&C::lock_waiters_warn, 1, kMaxCount>},

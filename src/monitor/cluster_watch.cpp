@@ -69,13 +69,20 @@ ClusterWatch::ClusterWatch(uv_loop_t* loop, const config::ClusterEntry& cluster,
     node.stats = std::make_unique<PgProbe>(loop_, params(address));
     node.connect = std::make_unique<PgProbe>(loop_, params(address));
     node.action = std::make_unique<PgProbe>(loop_, params(address));
+    node.write = std::make_unique<PgProbe>(loop_, params(address));
     names.push_back(node.name);
     nodes_.push_back(std::move(node));
   }
   cluster::Settings settings = cluster::settingsFor(cluster_);
-  // The heartbeat write needs a table the operator creates (probe_sql.hpp); until the
-  // config says it exists, verification rests on the stats probe.
-  settings.use_write_probe = false;
+  // W needs its table (probe_sql.hpp): created by the operator, or by pgpivot with
+  // heartbeat_create. A missing table is a setup error the machine leaves W out for
+  // (verification then rests on the stats probe), logged once.
+  settings.use_write_probe = !cluster_.heartbeat_table.empty();
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) {
+    host[0] = '\0';
+  }
+  proxy_id_ = fmt::format("{}/{}", host, cluster_.name);
   machine_ = std::make_unique<cluster::FailoverMachine>(std::move(names), settings, restore());
   status_cluster_.name = cluster_.name;
   status_cluster_.failover_mode = std::string(config::toString(cluster_.failover_mode));
@@ -173,8 +180,93 @@ void ClusterWatch::tick() {
           [this, i, now](ProbeOutcome outcome) { onConnect(i, now, outcome); }, true);
     }
   }
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    scheduleWrite(i, now);
+  }
   apply(machine_->tick(now));
   expireWaiters(uv_now(loop_));
+}
+
+// W follows the machine's plan: on for the routed primary (and a node being verified or
+// validated), off, with its connection closed, everywhere else. One write at a time per
+// node: a stuck one is waited for, never abandoned (PgProbe::runPatient).
+void ClusterWatch::scheduleWrite(std::size_t index, uint64_t now) {
+  Node& node = nodes_[index];
+  if (!machine_->probePlan(index).write) {
+    if (node.write_on) {
+      node.write_on = false;
+      node.write_creating = false;
+      ++node.write_run;
+      node.write->reset(true);
+    }
+    return;
+  }
+  if (!node.write_on) {
+    node.write_on = true;
+    node.next_write_ms = 0;  // a node to verify: write at once
+  }
+  if (now < node.next_write_ms || node.write->busy()) {
+    return;
+  }
+  node.next_write_ms = now + static_cast<uint64_t>(cluster_.probe_interval.count());
+  startWrite(index, now);
+}
+
+void ClusterWatch::startWrite(std::size_t index, uint64_t now) {
+  Node& node = nodes_[index];
+  const uint64_t run = node.write_run;
+  const bool creating = node.write_creating;
+  const std::string sql =
+      creating ? cluster::sql::heartbeatCreate(cluster_.heartbeat_table)
+               : cluster::sql::heartbeatUpsert(cluster_.heartbeat_table, proxy_id_,
+                                               machine_->routing().epoch, node.name);
+  // Research §7.1: W gets twice the stats probe's deadline (a commit flushes WAL).
+  const auto deadline = static_cast<uint64_t>(2 * cluster_.probe_timeout.count());
+  auto answer = [this, index, run, now, creating](ProbeOutcome outcome) {
+    onWrite(index, run, now, creating, outcome);
+  };
+  node.write->runPatient(sql, deadline, answer, answer);
+}
+
+void ClusterWatch::onWrite(std::size_t index, uint64_t run, uint64_t sent_ms, bool creating,
+                           const ProbeOutcome& outcome) {
+  if (index >= nodes_.size() || run != nodes_[index].write_run) {
+    return;  // W was turned off on the node since: its old answers are about another role
+  }
+  Node& node = nodes_[index];
+  const bool overdue = outcome.kind == ProbeOutcome::Kind::kTimeout && node.write->busy();
+  if (creating && !overdue) {
+    node.write_creating = false;
+    if (outcome.kind == ProbeOutcome::Kind::kOk) {
+      PGPIVOT_LOG_INFO("cluster {}: created the heartbeat table {} on {}", cluster_.name,
+                       cluster_.heartbeat_table, node.name);
+      node.next_write_ms = 0;
+      return;
+    }
+  } else if (!creating && outcome.kind == ProbeOutcome::Kind::kError &&
+             outcome.sqlstate == "42P01" && cluster_.heartbeat_create) {
+    node.write_creating = true;  // the next W creates the table, then writes
+    node.next_write_ms = 0;
+    return;
+  }
+  cluster::WriteSample sample;
+  sample.outcome = outcomeOf(outcome);
+  sample.sqlstate = outcome.sqlstate;
+  sample.error = outcome.message;
+  sample.at_ms = sent_ms;
+  sample.latency_ms = static_cast<uint32_t>(outcome.latency_ms);
+  const bool setup = sample.outcome == cluster::ProbeOutcome::kAuthFailed ||
+                     outcome.sqlstate.starts_with("42") || outcome.sqlstate.starts_with("28");
+  if (setup && !write_setup_warned_) {
+    write_setup_warned_ = true;
+    PGPIVOT_LOG_WARN(
+        "cluster {}: the heartbeat write on {} fails ({} {}); running without it. Create {} "
+        "(see conf/pgpivot.ini, heartbeat_table) or set heartbeat_create = on",
+        cluster_.name, node.name, outcome.sqlstate, outcome.message, cluster_.heartbeat_table);
+  } else if (sample.ok()) {
+    write_setup_warned_ = false;
+  }
+  apply(machine_->onWrite(index, sample, uv_now(loop_)));
 }
 
 void ClusterWatch::onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome) {
@@ -261,6 +353,20 @@ void ClusterWatch::apply(cluster::Output output) {
     }
   }
   applying_ = false;
+  // A new state usually waits for a fresh probe (the witness, a promoted node to verify,
+  // a primary to validate): probe every node now rather than at the next interval.
+  if (machine_->state() != last_state_) {
+    last_state_ = machine_->state();
+    if (timer_ != nullptr && uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) != 0) {
+      for (auto& node : nodes_) {
+        node.next_stats_ms = 0;
+      }
+      const auto interval = std::max<int64_t>(cluster_.probe_interval.count() / 4, 25);
+      uv_timer_start(
+          timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); },
+          0, static_cast<uint64_t>(interval));
+    }
+  }
   refreshStatus();
 }
 

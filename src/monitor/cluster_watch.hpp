@@ -65,8 +65,13 @@ class ClusterWatch final {
     std::unique_ptr<PgProbe> stats;    // L: persistent connection
     std::unique_ptr<PgProbe> connect;  // C: a fresh connection each time
     std::unique_ptr<PgProbe> action;   // fence, promote, checkpoint, blockers
+    std::unique_ptr<PgProbe> write;    // W: the heartbeat, on its own kept connection
     uint64_t next_stats_ms = 0;
     uint64_t next_connect_ms = 0;
+    uint64_t next_write_ms = 0;
+    bool write_on = false;        // the machine wants W on this node now
+    uint64_t write_run = 0;       // answers of an older run (before a reset) are dropped
+    bool write_creating = false;  // heartbeat_create: the CREATE is running
     std::optional<cluster::ProbeSample> last;  // for SHOW NODES
     cluster::DataPathSample data_path;         // summed over the workers, for SHOW NODES
   };
@@ -74,6 +79,10 @@ class ClusterWatch final {
   void tick();
   void onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
   void onConnect(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
+  void scheduleWrite(std::size_t index, uint64_t now);
+  void startWrite(std::size_t index, uint64_t now);
+  void onWrite(std::size_t index, uint64_t run, uint64_t sent_ms, bool creating,
+               const ProbeOutcome& outcome);
   void apply(cluster::Output output);
   void execute(const cluster::Action& action);
   void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
@@ -117,6 +126,9 @@ class ClusterWatch final {
   std::deque<cluster::Output> backlog_;  // outputs produced while one is being applied
   bool applying_ = false;
   std::optional<std::size_t> routed_;  // what the workers were last told
+  std::string proxy_id_;               // the heartbeat row's key: host name and cluster
+  bool write_setup_warned_ = false;    // a heartbeat setup error is logged once
+  cluster::ClusterState last_state_ = cluster::ClusterState::kDiscovering;
   uint64_t epoch_ = 0;
 
   mutable std::mutex status_mutex_;  // guards the copies below (read by the admin console)

@@ -69,9 +69,20 @@ PgProbe::~PgProbe() {
            [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
+void PgProbe::runPatient(const std::string& sql, uint64_t deadline_ms, Done done, Done overdue) {
+  start(sql, deadline_ms, std::move(done), false, std::move(overdue));
+}
+
 void PgProbe::run(const std::string& sql, uint64_t deadline_ms, Done done, bool fresh) {
+  start(sql, deadline_ms, std::move(done), fresh, nullptr);
+}
+
+void PgProbe::start(const std::string& sql, uint64_t deadline_ms, Done done, bool fresh,
+                    Done overdue) {
   sql_ = sql;
   done_ = std::move(done);
+  overdue_ = std::move(overdue);
+  overdue_reported_ = false;
   fresh_ = fresh;
   partial_ = ProbeOutcome{};
   started_ms_ = uv_now(loop_);
@@ -294,16 +305,27 @@ void PgProbe::onDeadline() {
   ProbeOutcome outcome;
   outcome.kind = ProbeOutcome::Kind::kTimeout;
   outcome.message = phase_ == Phase::kConnecting ? "connect timed out" : "query timed out";
+  if (overdue_ && (phase_ == Phase::kSending || phase_ == Phase::kReading)) {
+    // Patient: say so, and keep waiting for the server's answer.
+    outcome.message = "query timed out (still waiting for its answer)";
+    outcome.latency_ms = uv_now(loop_) - started_ms_;
+    overdue_reported_ = true;
+    Done overdue = std::move(overdue_);
+    overdue_ = nullptr;
+    overdue(std::move(outcome));
+    return;
+  }
   abandon(phase_ != Phase::kConnecting);
   finish(std::move(outcome));
 }
 
-void PgProbe::reset() {
+void PgProbe::reset(bool cancel) {
+  const bool in_query = phase_ == Phase::kSending || phase_ == Phase::kReading;
   if (done_) {
     ProbeOutcome outcome;
     outcome.kind = ProbeOutcome::Kind::kError;
     outcome.message = "probe reset";
-    abandon(false);
+    abandon(cancel && in_query);
     finish(std::move(outcome));
     return;
   }
@@ -318,6 +340,8 @@ void PgProbe::finish(ProbeOutcome outcome) {
   outcome.latency_ms = uv_now(loop_) - started_ms_;
   Done done = std::move(done_);
   done_ = nullptr;
+  overdue_ = nullptr;
+  overdue_reported_ = false;
   done(std::move(outcome));
 }
 

@@ -5,6 +5,8 @@
 // (probe_sample.hpp).
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace pgpivot::cluster::sql {
@@ -24,22 +26,26 @@ inline constexpr std::string_view kMonitorApplicationName = "pgpivot-monitor";
 //    promotion until the first checkpoint (research fault 13);
 //  - standby: the WAL receiver's received_tli while streaming, otherwise the newest of
 //    the last restartpoint's and the min-recovery-point's timelines.
-// pg_locks is read once, aggregated (never pg_blocking_pids() here: §1.5); waitstart is
-// PG14+. Without pg_read_all_stats (pg_monitor) the pg_stat_activity counts silently read
-// 0, hence can_read_all_stats.
+// The heartbeat's own backend counts among the I/O and SyncRep waiters (it is the
+// evidence that the write path, not the application, is stuck) but never among the
+// active, blocked or idle-in-transaction sessions. pg_locks is read once, aggregated (never
+// pg_blocking_pids() here: §1.5); waitstart is PG14+. Without pg_read_all_stats (pg_monitor) the
+// pg_stat_activity counts silently read 0, hence can_read_all_stats.
 inline constexpr std::string_view kStatsQuery = R"SQL(
 WITH role AS (SELECT pg_is_in_recovery() AS in_recovery),
 act AS (
-  SELECT count(*) FILTER (WHERE state = 'active') AS active_backends,
-         count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock') AS blocked_backends,
+  SELECT count(*) FILTER (WHERE state = 'active' AND NOT mon) AS active_backends,
+         count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock' AND NOT mon)
+           AS blocked_backends,
          count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'IO') AS io_waiters,
          count(*) FILTER (WHERE wait_event = 'SyncRep') AS syncrep_waiters,
-         count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_tx,
-         coalesce(max(now() - xact_start) FILTER (WHERE state LIKE 'idle in transaction%'),
+         count(*) FILTER (WHERE state LIKE 'idle in transaction%' AND NOT mon) AS idle_in_tx,
+         coalesce(max(now() - xact_start)
+                    FILTER (WHERE state LIKE 'idle in transaction%' AND NOT mon),
                   '0') AS oldest_idle_in_tx
-  FROM pg_stat_activity
-  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-    AND application_name IS DISTINCT FROM 'pgpivot-monitor'),
+  FROM (SELECT *, application_name IS NOT DISTINCT FROM 'pgpivot-monitor' AS mon
+        FROM pg_stat_activity) a
+  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()),
 lk AS (
   SELECT count(DISTINCT l.pid) AS lock_waiters,
          coalesce(now() - min(l.waitstart), '0') AS oldest_lock_wait
@@ -94,20 +100,53 @@ inline constexpr std::string_view kConnectProbe = "SELECT 1";
 inline constexpr std::string_view kHeartbeatSession =
     "SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'";
 
-// Run once by the operator, not by pgpivot: the monitor user needs INSERT and UPDATE.
+// W: the heartbeat table (heartbeat_table, default pgpivot_heartbeat). Created by the
+// operator once, on the primary (it replicates):
+//   CREATE TABLE pgpivot_heartbeat (proxy_id text PRIMARY KEY, epoch bigint NOT NULL,
+//                                   node text NOT NULL, ts timestamptz NOT NULL);
 //   GRANT SELECT, INSERT, UPDATE ON pgpivot_heartbeat TO <monitor_user>;
-inline constexpr std::string_view kHeartbeatTable =
-    "CREATE TABLE IF NOT EXISTS pgpivot_heartbeat (proxy_id text PRIMARY KEY, "
-    "epoch bigint NOT NULL, node text NOT NULL, ts timestamptz NOT NULL)";
+// or by pgpivot itself with heartbeat_create = on (the monitor user needs CREATE). `table`
+// is checked by the config parser: identifiers only, so it goes into the SQL unquoted.
+inline std::string heartbeatCreate(std::string_view table) {
+  std::string sql;
+  if (const auto dot = table.find('.'); dot != std::string_view::npos) {
+    sql += "CREATE SCHEMA IF NOT EXISTS " + std::string(table.substr(0, dot)) + "; ";
+  }
+  sql += "CREATE TABLE IF NOT EXISTS " + std::string(table) +
+         " (proxy_id text PRIMARY KEY, epoch bigint NOT NULL, node text NOT NULL, "
+         "ts timestamptz NOT NULL)";
+  return sql;
+}
 
-// W: $1 proxy id, $2 epoch, $3 node ("host:port"). One WAL record and one commit
-// (flush, and a synchronous-standby wait where configured: that is the point) per tick.
-// The replicated row also tells anyone reading a standby which epoch wrote last.
-inline constexpr std::string_view kHeartbeatUpsert =
-    "INSERT INTO pgpivot_heartbeat (proxy_id, epoch, node, ts) "
-    "VALUES ($1, $2, $3, clock_timestamp()) "
-    "ON CONFLICT (proxy_id) DO UPDATE SET epoch = EXCLUDED.epoch, node = EXCLUDED.node, "
-    "ts = EXCLUDED.ts";
+// W: one statement batch per tick, on the heartbeat's own kept connection: never queue
+// behind a lock (lock_timeout, research finding 4), never keep a transaction open, then
+// one WAL record and one commit (flush, and a synchronous-standby wait where configured:
+// that is the point). The replicated row also tells anyone reading a standby which epoch
+// wrote last. `proxy_id` and `node` are quoted here; they come from the host name and the
+// config.
+inline std::string quoteLiteral(std::string_view text) {
+  std::string out = "'";
+  for (const char ch : text) {
+    if (ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
+      continue;  // standard_conforming_strings may be off: no backslash reaches the SQL
+    }
+    out += ch;
+    if (ch == '\'') {
+      out += '\'';
+    }
+  }
+  return out + "'";
+}
+
+inline std::string heartbeatUpsert(std::string_view table, std::string_view proxy_id,
+                                   uint64_t epoch, std::string_view node) {
+  return "SET lock_timeout = '500ms'; SET idle_in_transaction_session_timeout = '5s'; "
+         "INSERT INTO " +
+         std::string(table) + " (proxy_id, epoch, node, ts) VALUES (" + quoteLiteral(proxy_id) +
+         ", " + std::to_string(epoch) + ", " + quoteLiteral(node) +
+         ", clock_timestamp()) ON CONFLICT (proxy_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+         "node = EXCLUDED.node, ts = EXCLUDED.ts";
+}
 
 // T: the blocker tree (research §1.2 C), only while lock_waiters > 0 and at most every
 // few seconds: pg_blocking_pids() takes every lock-manager partition lock.

@@ -86,6 +86,11 @@ struct ClusterEntry {
   std::string failover_log;  // empty: the main log
   std::string fence_command;
   Millis fence_timeout{5000};  // fence_command is killed after this; FENCING waits this long
+  // The heartbeat write (W) on the primary: this table ("table" or "schema.table"); empty:
+  // no heartbeat. With heartbeat_create, pgpivot creates the schema and the table itself
+  // when the table is missing (the monitor user then needs CREATE on the database).
+  std::string heartbeat_table = "pgpivot_heartbeat";
+  bool heartbeat_create = false;
 
   // --- detection (the cluster module's NodeHealth) -----------------------------------
   Millis dead_after = kProfileDefault.dead_after;

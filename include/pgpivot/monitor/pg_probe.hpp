@@ -48,13 +48,24 @@ class PgProbe final {
   // exactly once, within `deadline_ms`. With `fresh`, a new connection is made even if one
   // is open, and closed afterwards (the "can it still accept connections" probe).
   void run(const std::string& sql, uint64_t deadline_ms, Done done, bool fresh = false);
+  // The heartbeat write's way: like run(), but a query the server has been sent is never
+  // abandoned. At the deadline `overdue` gets a kTimeout outcome, and the query goes on
+  // (no cancel, no disconnect: a cancelled commit may have committed anyway, and a second
+  // write would only queue behind the first); `done` comes with the server's answer, or
+  // when the connection breaks (TCP_USER_TIMEOUT, keepalives) or reset() drops it. A
+  // connect that misses the deadline is given up as in run() (`done`, kTimeout).
+  void runPatient(const std::string& sql, uint64_t deadline_ms, Done done, Done overdue);
+  // A runPatient() query is past its deadline and still waiting for the server.
+  bool overdue() const { return overdue_reported_; }
   bool busy() const { return static_cast<bool>(done_); }
-  // Drops the connection; a run in progress completes with kError.
-  void reset();
+  // Drops the connection; a run in progress completes with kError. With `cancel`, a query
+  // in flight is cancelled first (CancelRequest), so its backend does not go on with it.
+  void reset(bool cancel = false);
 
  private:
   enum class Phase { kIdle, kConnecting, kSending, kReading };
 
+  void start(const std::string& sql, uint64_t deadline_ms, Done done, bool fresh, Done overdue);
   void startConnect();
   void onConnectProgress();
   void sendQuery();
@@ -76,6 +87,8 @@ class PgProbe final {
   Phase phase_ = Phase::kIdle;
   std::string sql_;
   Done done_;
+  Done overdue_;
+  bool overdue_reported_ = false;
   bool fresh_ = false;
   uint64_t started_ms_ = 0;
   ProbeOutcome partial_;

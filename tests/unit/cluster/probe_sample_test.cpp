@@ -165,8 +165,9 @@ TEST_CASE("every column the parser reads is one the stats query selects", "[unit
 TEST_CASE("the monitor's own sessions are left out of the lock and backend counts",
           "[unit][cluster]") {
   // Research finding 4: an abandoned heartbeat must not show up as a lock waiter.
-  CHECK(sql::kStatsQuery.find("application_name IS DISTINCT FROM 'pgpivot-monitor'") !=
+  CHECK(sql::kStatsQuery.find("application_name IS NOT DISTINCT FROM 'pgpivot-monitor' AS mon") !=
         std::string_view::npos);
+  CHECK(sql::kStatsQuery.find("wait_event_type = 'Lock' AND NOT mon") != std::string_view::npos);
   CHECK(sql::kStatsQuery.find("a.application_name = 'pgpivot-monitor'") != std::string_view::npos);
   CHECK(sql::kMonitorApplicationName == "pgpivot-monitor");
 }
