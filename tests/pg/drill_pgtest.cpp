@@ -2,78 +2,18 @@
 // "disaster recovery drill" of the postmortem: it runs a planned switchover under a pgbench
 // load and answers, once it has ended, with its steps, its checks and a verdict; and a
 // drill whose pre-checks fail stops before pausing anyone and says why.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-#include <cstdio>
-#include <fstream>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "support/cluster_fixture.hpp"
+#include "support/pgbench_load.hpp"
 #include "support/pgpivot_fixture.hpp"
 
 using namespace pgpivot::test;
 
 namespace {
-
-std::string eventsPath(const char* tag) {
-  return "/tmp/pgpivot-events-" + std::string(tag) + "-" + std::to_string(::getpid());
-}
-
-Pgpivot::Options drillOptions(const TwoNodeCluster& cluster, const std::string& events) {
-  Pgpivot::Options options;
-  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {cluster.clusterSection(
-      "failover_mode = promote\nprofile = fast\nprobe_interval = 0.2\nprobe_timeout = 0.5\n"
-      "failover_cooldown = 0\nfailover_log = " +
-      events + "\n")};
-  options.settings["pool_mode"] = "transaction";
-  options.settings["query_wait_timeout"] = "60";
-  options.settings["admin_users"] = kScramUser;
-  return options;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct ShellResult {
-  int status = -1;
-  std::string output;
-};
-
-ShellResult runShell(const std::string& command) {
-  ShellResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return result;
-  }
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    result.output.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string pgbenchBinary() {
-  for (const char* candidate : {"/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"}) {
-    if (::access(candidate, X_OK) == 0) {
-      return candidate;
-    }
-  }
-  FAIL("pgbench not found (install postgresql-15 or postgresql-client-15)");
-  return "";
-}
 
 // A drill's answer, row by row.
 struct Report {
@@ -120,34 +60,20 @@ Report toReport(PGresult* result) {
 TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a passed verdict",
           "[pg][failover][admin][drill]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file(eventsPath("drill"));
-  const std::string pgbench = pgbenchBinary();
-  const std::string env = std::string("PGPASSWORD=") + kPassword + " PGSSLMODE=disable ";
-  const ShellResult init =
-      runShell(env + pgbench + " -i -s 1 -q -h 127.0.0.1 -p " +
-               std::to_string(cluster.primaryPort()) + " -U " + kScramUser + " appdb");
-  INFO(init.output);
-  REQUIRE(init.status == 0);
+  const ScratchFile events_file(scratchPath("events-drill"));
+  pgbenchInit(cluster.primaryPort());
   cluster.waitReplayed();
 
-  Pgpivot pgpivot(drillOptions(cluster, events_file.path));
+  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster().withLog(events_file.path)));
   pgpivot.start();
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
   // Steady first: the drill refuses (with a failed "state" check) while discovering.
-  REQUIRE(eventually(std::chrono::seconds(15), [&] {
-    Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
-    return PQresultStatus(clusters.get()) == PGRES_TUPLES_OK && PQntuples(clusters.get()) == 1 &&
-           std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
-               "STEADY";
-  }));
+  waitSteady(admin.get());
 
   // TPC-B through pgpivot, bounded in time, while the drill runs.
-  ShellResult bench;
-  std::thread load([&] {
-    bench = runShell(env + pgbench + " -n -c 4 -j 2 -T 6 -h 127.0.0.1 -p " +
-                     std::to_string(pgpivot.port()) + " -U " + kScramUser + " appdb");
-  });
+  PgbenchRun bench;
+  std::thread load([&] { bench = runPgbench(pgpivot.port(), "-n -c 4 -j 2 -T 6"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const auto asked = std::chrono::steady_clock::now();
   Res answer(PQexec(admin.get(), "DRILL main"));
@@ -202,7 +128,8 @@ TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a 
 
   // pgbench finished its run without an aborted client.
   CHECK(bench.status == 0);
-  CHECK_THAT(bench.output, Catch::Contains("number of failed transactions: 0 "));
+  CHECK(bench.summary.failed == 0);
+  CHECK(bench.summary.processed > 0);
   // The standby is the primary now and takes writes through pgpivot.
   CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
         "f");
@@ -219,19 +146,14 @@ TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a 
 TEST_CASE("a DRILL whose pre-checks fail stops before pausing anyone and says why",
           "[pg][failover][admin][drill]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file(eventsPath("drill-refused"));
-  Pgpivot pgpivot(drillOptions(cluster, events_file.path));
+  const ScratchFile events_file(scratchPath("events-drill-refused"));
+  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster().withLog(events_file.path)));
   pgpivot.start();
   Conn conn = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  REQUIRE(eventually(std::chrono::seconds(15), [&] {
-    Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
-    return PQresultStatus(clusters.get()) == PGRES_TUPLES_OK && PQntuples(clusters.get()) == 1 &&
-           std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
-               "STEADY";
-  }));
+  waitSteady(admin.get());
   // The standby's WAL receiver stops: it cannot catch up with anything any more.
   CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(),
                       "ALTER SYSTEM SET primary_conninfo = ''") != "ERROR");
@@ -269,7 +191,5 @@ TEST_CASE("a DRILL whose pre-checks fail stops before pausing anyone and says wh
   CHECK(scalar(conn.get(), "SELECT inet_server_port()") == std::to_string(cluster.primaryPort()));
   CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
         "t");
-  Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
-  REQUIRE(PQresultStatus(clusters.get()) == PGRES_TUPLES_OK);
-  CHECK(std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) == "STEADY");
+  CHECK(clusterColumn(admin.get(), "state") == "STEADY");
 }

@@ -29,7 +29,8 @@ std::string serverPort(PGconn* conn) {
   return scalar(conn, "SELECT inet_server_port()");
 }
 
-std::string readFile(const std::string& path) {
+// The whole file ("" when it cannot be read).
+std::string readText(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -80,7 +81,7 @@ TEST_CASE(
   });
   INFO("last result: " << last << "\npgpivot log:\n"
                        << pgpivot.logText() << "\nevent log:\n"
-                       << readFile(events));
+                       << readText(events));
   REQUIRE(moved);
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
   CHECK(scalar(conn.get(), "SELECT pg_is_in_recovery()") == "f");
@@ -90,7 +91,7 @@ TEST_CASE(
   CHECK(serverPort(fresh.get()) == std::to_string(cluster.standbyPort()));
   CHECK(scalar(fresh.get(), "SELECT count(DISTINCT id) FROM acked WHERE id IN (1, 2)") == "2");
   // Every step is in the event log, one JSON object per line.
-  const std::string log = readFile(events);
+  const std::string log = readText(events);
   CHECK_THAT(log, Catch::Contains("\"event\""));
   CHECK_THAT(log, Catch::Contains(std::to_string(cluster.standbyPort())));
 }
@@ -150,7 +151,7 @@ TEST_CASE("an old primary that comes back after a failover is never routed to", 
                    "/restart.log >/dev/null 2>&1")
                       .c_str()) == 0;
   });
-  INFO(readFile(cluster.primaryData() + "/restart.log"));
+  INFO(readText(cluster.primaryData() + "/restart.log"));
   REQUIRE(started);
   REQUIRE(cluster.query(cluster.primaryPort(), cluster.primaryData(),
                         "SELECT pg_is_in_recovery()") == "f");

@@ -1,11 +1,7 @@
 // FENCE / UNFENCE by hand on a live two-node cluster (real PostgreSQL 15 primary + standby):
 // a fenced standby leaves elections; the primary may be fenced only in manual mode, where
 // clients then wait until an operator decides; UNFENCE routes to it again.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "support/cluster_fixture.hpp"
@@ -13,77 +9,25 @@
 
 using namespace pgpivot::test;
 
-namespace {
-
-Pgpivot::Options fenceOptions(const TwoNodeCluster& cluster, const std::string& mode,
-                              const std::string& state_file) {
-  Pgpivot::Options options;
-  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {cluster.clusterSection(
-      "failover_mode = " + mode +
-      "\nprofile = fast\nprobe_interval = 0.2\nprobe_timeout = 0.5\nfailover_cooldown = 0\n"
-      "state_file = " +
-      state_file + "\n")};
-  options.settings["pool_mode"] = "transaction";
-  options.settings["query_wait_timeout"] = "60";
-  options.settings["admin_users"] = kScramUser;
-  return options;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string node(int port) {
-  return "127.0.0.1:" + std::to_string(port);
-}
-
-// SHOW NODES' `fenced` column (an int8, 1 or 0) for `name`.
-std::string fencedColumn(PGconn* admin, const std::string& name) {
-  Res nodes(PQexec(admin, "SHOW NODES"));
-  if (PQresultStatus(nodes.get()) != PGRES_TUPLES_OK) {
-    return "error";
-  }
-  for (int r = 0; r < PQntuples(nodes.get()); ++r) {
-    if (PQgetvalue(nodes.get(), r, PQfnumber(nodes.get(), "node")) == name) {
-      return PQgetvalue(nodes.get(), r, PQfnumber(nodes.get(), "fenced"));
-    }
-  }
-  return "missing";
-}
-
-void waitSteady(PGconn* admin) {
-  REQUIRE(eventually(std::chrono::seconds(15), [&] {
-    Res clusters(PQexec(admin, "SHOW CLUSTERS"));
-    return PQresultStatus(clusters.get()) == PGRES_TUPLES_OK && PQntuples(clusters.get()) == 1 &&
-           std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
-               "STEADY";
-  }));
-}
-
-}  // namespace
-
 TEST_CASE("FENCE of a standby takes it out of elections until UNFENCE, and the primary is refused",
           "[pg][failover][admin][fence]") {
   TwoNodeCluster cluster;
-  const ScratchFile state_file("/tmp/pgpivot-state-fence-" + std::to_string(::getpid()));
-  Pgpivot pgpivot(fenceOptions(cluster, "promote", state_file.path));
+  const ScratchFile state_file(scratchPath("state-fence"));
+  Pgpivot pgpivot(
+      pgpivotOn(cluster, OnCluster().withMode("promote").withStateFile(state_file.path)));
   pgpivot.start();
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
   waitSteady(admin.get());
-  const std::string standby = node(cluster.standbyPort());
-  const std::string primary = node(cluster.primaryPort());
+  const std::string standby = nodeName(cluster.standbyPort());
+  const std::string primary = nodeName(cluster.primaryPort());
 
   Res fence(PQexec(admin.get(), ("FENCE \"" + standby + "\"").c_str()));
   INFO(PQresultErrorMessage(fence.get()));
   REQUIRE(PQresultStatus(fence.get()) == PGRES_COMMAND_OK);
   // Persisted, held: a restart of pgpivot keeps it fenced.
   CHECK_THAT(readFile(state_file.path), Catch::Contains("\"held\":[\"" + standby + "\"]"));
-  CHECK(fencedColumn(admin.get(), standby) == "1");
+  CHECK(nodeColumn(admin.get(), standby, "fenced") == "1");
   // Clients keep working on the primary.
   Conn client = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
@@ -101,12 +45,12 @@ TEST_CASE("FENCE of a standby takes it out of elections until UNFENCE, and the p
   Res unknown(PQexec(admin.get(), "FENCE \"10.9.9.9:5432\""));
   CHECK(sqlstateOf(unknown.get()) == "42704");
   CHECK_THAT(PQresultErrorMessage(unknown.get()), Catch::StartsWith("ERROR:  pgpivot: "));
-  CHECK(fencedColumn(admin.get(), primary) == "0");
+  CHECK(nodeColumn(admin.get(), primary, "fenced") == "0");
 
   Res unfence(PQexec(admin.get(), ("UNFENCE \"" + standby + "\"").c_str()));
   INFO(PQresultErrorMessage(unfence.get()));
   REQUIRE(PQresultStatus(unfence.get()) == PGRES_COMMAND_OK);
-  CHECK(fencedColumn(admin.get(), standby) == "0");
+  CHECK(nodeColumn(admin.get(), standby, "fenced") == "0");
   CHECK_THAT(readFile(state_file.path), !Catch::Contains(standby));
   Res not_fenced(PQexec(admin.get(), ("UNFENCE \"" + standby + "\"").c_str()));
   CHECK(sqlstateOf(not_fenced.get()) == "55000");
@@ -115,13 +59,14 @@ TEST_CASE("FENCE of a standby takes it out of elections until UNFENCE, and the p
 TEST_CASE("in manual mode FENCE of the primary holds clients until UNFENCE routes to it again",
           "[pg][failover][admin][fence]") {
   TwoNodeCluster cluster;
-  const ScratchFile state_file("/tmp/pgpivot-state-fence-manual-" + std::to_string(::getpid()));
-  Pgpivot pgpivot(fenceOptions(cluster, "manual", state_file.path));
+  const ScratchFile state_file(scratchPath("state-fence-manual"));
+  Pgpivot pgpivot(
+      pgpivotOn(cluster, OnCluster().withMode("manual").withStateFile(state_file.path)));
   pgpivot.start();
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
   waitSteady(admin.get());
-  const std::string primary = node(cluster.primaryPort());
+  const std::string primary = nodeName(cluster.primaryPort());
   Conn client = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
   CHECK(scalar(client.get(), "CREATE TABLE fenced_t (id int)").empty());
@@ -129,7 +74,7 @@ TEST_CASE("in manual mode FENCE of the primary holds clients until UNFENCE route
   Res fence(PQexec(admin.get(), ("FENCE \"" + primary + "\"").c_str()));
   INFO(PQresultErrorMessage(fence.get()));
   REQUIRE(PQresultStatus(fence.get()) == PGRES_COMMAND_OK);
-  CHECK(fencedColumn(admin.get(), primary) == "1");
+  CHECK(nodeColumn(admin.get(), primary, "fenced") == "1");
   // Fenced for real: read-only for anyone who connects to it directly.
   CHECK(eventually(std::chrono::seconds(5), [&] {
     return cluster.query(cluster.primaryPort(), cluster.primaryData(),
@@ -141,10 +86,7 @@ TEST_CASE("in manual mode FENCE of the primary holds clients until UNFENCE route
   std::this_thread::sleep_for(std::chrono::seconds(2));
   REQUIRE(PQconsumeInput(client.get()) == 1);
   CHECK(PQisBusy(client.get()) == 1);
-  Res clusters(PQexec(admin.get(), "SHOW CLUSTERS"));
-  REQUIRE(PQresultStatus(clusters.get()) == PGRES_TUPLES_OK);
-  CHECK(std::string(PQgetvalue(clusters.get(), 0, PQfnumber(clusters.get(), "state"))) ==
-        "WAIT_OPERATOR");
+  CHECK(clusterColumn(admin.get(), "state") == "WAIT_OPERATOR");
 
   Res unfence(PQexec(admin.get(), ("UNFENCE \"" + primary + "\"").c_str()));
   INFO(PQresultErrorMessage(unfence.get()));
@@ -158,5 +100,5 @@ TEST_CASE("in manual mode FENCE of the primary holds clients until UNFENCE route
   }
   CHECK(cluster.query(cluster.primaryPort(), cluster.primaryData(),
                       "SHOW default_transaction_read_only") == "off");
-  CHECK(fencedColumn(admin.get(), primary) == "0");
+  CHECK(nodeColumn(admin.get(), primary, "fenced") == "0");
 }

@@ -1,17 +1,14 @@
 // Load through pgpivot: many concurrent libpq clients over a small pool, and pgbench in
 // simple, extended and prepared protocol modes.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/pgbench_load.hpp"
 #include "support/pgpivot_fixture.hpp"
 
 using namespace pgpivot::test;
@@ -64,36 +61,6 @@ std::string runClient(const std::string& conninfo, int client) {
              "'";
     }
   }
-  return "";
-}
-
-struct ShellResult {
-  int status = -1;
-  std::string output;
-};
-
-// Runs a shell command, capturing stdout and stderr.
-ShellResult runShell(const std::string& command) {
-  ShellResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    result.output.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string pgbenchBinary() {
-  for (const char* candidate : {"/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"}) {
-    if (::access(candidate, X_OK) == 0) {
-      return candidate;
-    }
-  }
-  FAIL("pgbench not found (install postgresql-15 or postgresql-client-15)");
   return "";
 }
 
@@ -160,26 +127,19 @@ TEST_CASE("200 concurrent clients share a pool of 20 server connections and all 
 
 TEST_CASE("pgbench runs through pgpivot in simple, extended and prepared modes without failures",
           "[pg][load][pgbench]") {
-  const auto& pg = pgServer();
-  const std::string pgbench = pgbenchBinary();
-  const std::string env = std::string("PGPASSWORD=") + kPassword + " PGSSLMODE=disable ";
   // Initialise directly against PostgreSQL, as the pool's user.
-  const ShellResult init = runShell(env + pgbench + " -i -s 1 -q -h " + pg.host + " -p " +
-                                    std::to_string(pg.port) + " -U " + kScramUser + " appdb");
-  INFO(init.output);
-  REQUIRE(init.status == 0);
+  pgbenchInit(pgServer().port);
 
   Pgpivot pgpivot;
   pgpivot.start();
   for (const char* mode : {"simple", "extended", "prepared"}) {
     CAPTURE(mode);
-    const ShellResult run =
-        runShell(env + pgbench + " -n -c 8 -j 2 -t 200 -M " + mode + " -h 127.0.0.1 -p " +
-                 std::to_string(pgpivot.port()) + " -U " + kScramUser + " appdb");
+    const PgbenchRun run =
+        runPgbench(pgpivot.port(), std::string("-n -c 8 -j 2 -t 200 -M ") + mode);
     INFO(run.output);
     CHECK(run.status == 0);
-    CHECK(run.output.find("number of transactions actually processed: 1600/1600") !=
-          std::string::npos);
-    CHECK(run.output.find("number of failed transactions: 0 ") != std::string::npos);
+    CHECK(run.summary.processed == 1600);
+    CHECK(run.summary.planned == 1600);
+    CHECK(run.summary.failed == 0);
   }
 }

@@ -1,16 +1,13 @@
 // The Prometheus endpoint (metrics_port) scraped before and after a bounded pgbench load
 // through pgpivot in front of a real two-node cluster: counters grow with the load, client
 // gauges follow the connections, and every node of the cluster has its gauges.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <map>
 #include <sstream>
 #include <vector>
 
 #include "support/cluster_fixture.hpp"
+#include "support/pgbench_load.hpp"
 #include "support/pgpivot_fixture.hpp"
 
 using namespace pgpivot::test;
@@ -41,56 +38,15 @@ double value(const std::map<std::string, double>& s, const std::string& key) {
   return it == s.end() ? -1 : it->second;
 }
 
-struct ShellResult {
-  int status = -1;
-  std::string output;
-};
-
-ShellResult runShell(const std::string& command) {
-  ShellResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return result;
-  }
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    result.output.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string pgbenchBinary() {
-  for (const char* candidate : {"/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"}) {
-    if (::access(candidate, X_OK) == 0) {
-      return candidate;
-    }
-  }
-  FAIL("pgbench not found (install postgresql-15 or postgresql-client-15)");
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("the metrics counters grow with a pgbench load and every cluster node has its gauges",
           "[pg][admin][metrics]") {
   TwoNodeCluster cluster;
-  const std::string pgbench = pgbenchBinary();
-  const std::string env = std::string("PGPASSWORD=") + kPassword + " PGSSLMODE=disable ";
-  const ShellResult init =
-      runShell(env + pgbench + " -i -s 1 -q -h 127.0.0.1 -p " +
-               std::to_string(cluster.primaryPort()) + " -U " + kScramUser + " appdb");
-  INFO(init.output);
-  REQUIRE(init.status == 0);
+  pgbenchInit(cluster.primaryPort());
 
   const int metrics_port = freePort();
-  Pgpivot::Options options;
-  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {cluster.clusterSection(
-      "failover_mode = follow\nprofile = fast\nprobe_interval = 0.2\nprobe_timeout = 0.5\n")};
-  options.settings["pool_mode"] = "transaction";
+  Pgpivot::Options options = pgpivotOn(cluster, OnCluster().withMode("follow"));
   options.settings["metrics_port"] = std::to_string(metrics_port);
   Pgpivot pgpivot(options);
   pgpivot.start();
@@ -102,8 +58,8 @@ TEST_CASE("the metrics counters grow with a pgbench load and every cluster node 
     REQUIRE_THAT(response, Catch::StartsWith("HTTP/1.1 200"));
     return samples(response);
   };
-  const std::string primary = "127.0.0.1:" + std::to_string(cluster.primaryPort());
-  const std::string standby = "127.0.0.1:" + std::to_string(cluster.standbyPort());
+  const std::string primary = nodeName(cluster.primaryPort());
+  const std::string standby = nodeName(cluster.standbyPort());
   const auto node = [](const std::string& name, const std::string& n) {
     return name + "{cluster=\"main\",node=\"" + n + "\"}";
   };
@@ -128,12 +84,12 @@ TEST_CASE("the metrics counters grow with a pgbench load and every cluster node 
 
   constexpr int kClients = 4;
   constexpr int kTransactions = 250;
-  const ShellResult load =
-      runShell(env + pgbench + " -n -S -c " + std::to_string(kClients) + " -j 2 -t " +
-               std::to_string(kTransactions) + " -h 127.0.0.1 -p " +
-               std::to_string(pgpivot.port()) + " -U " + kScramUser + " appdb");
+  const PgbenchRun load =
+      runPgbench(pgpivot.port(), "-n -S -c " + std::to_string(kClients) + " -j 2 -t " +
+                                     std::to_string(kTransactions));
   INFO(load.output);
   REQUIRE(load.status == 0);
+  CHECK(load.summary.processed == kClients * kTransactions);
   held.clear();
   const auto after = scrape();
 

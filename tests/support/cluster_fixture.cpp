@@ -71,6 +71,21 @@ std::vector<pid_t> childrenOf(pid_t parent) {
 
 }  // namespace
 
+std::string scratchPath(const std::string& tag) {
+  return "/tmp/pgpivot-" + tag + "-" + std::to_string(::getpid());
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string nodeName(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
 ScratchFile::~ScratchFile() {
   ::unlink(path.c_str());
 }
@@ -160,6 +175,62 @@ std::string TwoNodeCluster::query(int port, const std::string& data, const std::
   return shell("runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -A -t -h " + data +
                    " -p " + std::to_string(port) + " -U postgres -d postgres -c \"" + sql + "\"",
                false);
+}
+
+Pgpivot::Options pgpivotOn(const TwoNodeCluster& cluster, const OnCluster& on) {
+  std::string section = "failover_mode = " + on.mode +
+                        "\nprofile = fast\nprobe_interval = 0.2\nprobe_timeout = 0.5\n"
+                        "failover_cooldown = 0\n";
+  if (!on.failover_log.empty()) {
+    section += "failover_log = " + on.failover_log + "\n";
+  }
+  if (!on.state_file.empty()) {
+    section += "state_file = " + on.state_file + "\n";
+  }
+  Pgpivot::Options options;
+  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
+  options.extra_sections = {cluster.clusterSection(section + on.extra)};
+  options.settings["pool_mode"] = "transaction";
+  options.settings["query_wait_timeout"] = "60";
+  options.settings["admin_users"] = kScramUser;
+  return options;
+}
+
+void waitSteady(PGconn* admin) {
+  std::string state;
+  const bool steady = eventually(std::chrono::seconds(15), [&] {
+    state = clusterColumn(admin, "state");
+    return state == "STEADY";
+  });
+  INFO("SHOW CLUSTERS state: " << state);
+  REQUIRE(steady);
+}
+
+std::string clusterColumn(PGconn* admin, const std::string& column) {
+  Res clusters(PQexec(admin, "SHOW CLUSTERS"));
+  if (PQresultStatus(clusters.get()) != PGRES_TUPLES_OK) {
+    return "error";
+  }
+  const int field = PQfnumber(clusters.get(), column.c_str());
+  if (PQntuples(clusters.get()) < 1 || field < 0) {
+    return "missing";
+  }
+  return PQgetvalue(clusters.get(), 0, field);
+}
+
+std::string nodeColumn(PGconn* admin, const std::string& node, const std::string& column) {
+  Res nodes(PQexec(admin, "SHOW NODES"));
+  if (PQresultStatus(nodes.get()) != PGRES_TUPLES_OK) {
+    return "error";
+  }
+  const int name = PQfnumber(nodes.get(), "node");
+  const int field = PQfnumber(nodes.get(), column.c_str());
+  for (int r = 0; name >= 0 && field >= 0 && r < PQntuples(nodes.get()); ++r) {
+    if (PQgetvalue(nodes.get(), r, name) == node) {
+      return PQgetvalue(nodes.get(), r, field);
+    }
+  }
+  return "missing";
 }
 
 }  // namespace pgpivot::test

@@ -1,13 +1,24 @@
 // A throwaway primary + streaming standby for failover tests, made with
 // scripts/cluster.sh in a temp dir, with the test roles of pg_common.sh. Each test gets its
-// own cluster because failover tests change who is primary.
+// own cluster because failover tests change who is primary. Also: pgpivot configured in
+// front of such a cluster, and what its admin console says about it.
 #pragma once
 
+#include <libpq-fe.h>
 #include <sys/types.h>
 
 #include <string>
 
+#include "support/pgpivot_fixture.hpp"
+
 namespace pgpivot::test {
+
+// "/tmp/pgpivot-TAG-PID": a path for a file one test names (wrap it in a ScratchFile).
+std::string scratchPath(const std::string& tag);
+// The whole file, "" when it cannot be read.
+std::string readFile(const std::string& path);
+// "127.0.0.1:PORT", as pgpivot names a node.
+std::string nodeName(int port);
 
 // A file a test names (an event log, say), removed when the test ends however it ends.
 struct ScratchFile {
@@ -54,5 +65,40 @@ class TwoNodeCluster {
   int primary_port_ = 0;
   int standby_port_ = 0;
 };
+
+// pgpivot in front of a cluster: appdb = cluster=main in transaction mode, kScramUser an
+// admin, and [cluster.main] with the fast profile, probes every 0.2 s (0.5 s deadline) and
+// no failover cooldown, so each test sees a decision within seconds.
+struct OnCluster {
+  std::string mode = "promote";  // failover_mode
+  std::string failover_log;      // the event log; "" none
+  std::string state_file;        // "" none
+  std::string extra;             // more [cluster.main] lines, each ending in '\n'
+
+  OnCluster& withMode(std::string m) {
+    mode = std::move(m);
+    return *this;
+  }
+  OnCluster& withLog(std::string path) {
+    failover_log = std::move(path);
+    return *this;
+  }
+  OnCluster& withStateFile(std::string path) {
+    state_file = std::move(path);
+    return *this;
+  }
+  OnCluster& withLines(const std::string& lines) {
+    extra += lines;
+    return *this;
+  }
+};
+Pgpivot::Options pgpivotOn(const TwoNodeCluster& cluster, const OnCluster& on);
+
+// Waits (15 s at most) until SHOW CLUSTERS says STEADY; fails the test otherwise.
+void waitSteady(PGconn* admin);
+// A column of SHOW CLUSTERS' (first) row; "error" / "missing" when there is none.
+std::string clusterColumn(PGconn* admin, const std::string& column);
+// A column of SHOW NODES' row for `node` ("127.0.0.1:PORT"); "error" / "missing".
+std::string nodeColumn(PGconn* admin, const std::string& node, const std::string& column);
 
 }  // namespace pgpivot::test

@@ -36,7 +36,7 @@ TEST_CASE("each profile sets the three detection thresholds", "[unit][config]") 
     Millis dead, unresponsive, write_stuck;
   };
   const Row row =
-      GENERATE(Row{"fast", 3s, 3s, 10s}, Row{"default", 5s, 10s, 20s}, Row{"safe", 10s, 30s, 60s});
+      GENERATE(Row{"fast", 3s, 3s, 10s}, Row{"default", 5s, 8s, 20s}, Row{"safe", 10s, 30s, 60s});
   CAPTURE(row.profile);
   const auto result = parseCluster(std::string("profile = ") + row.profile + "\n");
   INFO(result.report());
