@@ -9,6 +9,7 @@ packages=(
   libhttp-parser-dev libsystemd-dev nlohmann-json3-dev
   postgresql-15 postgresql-client-15 pgbouncer python3-psycopg
   rpm lintian rpmlint debootstrap logrotate
+  util-linux e2fsprogs iproute2 iptables
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 // failover_mode = promote: pgpivot itself fences the lost primary and promotes the most
 // advanced standby; and the cases where it must NOT fail over.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -46,6 +47,47 @@ void makeSynchronous(const TwoNodeCluster& cluster) {
            "1";
   }));
 }
+
+// A small ext4 file system on a loop device that a node's pg_wal is moved onto, so that
+// `fsfreeze` can stall every WAL write while reads keep answering (research fault 5).
+// Destroyed after the cluster that uses it (declare it first): thawed, unmounted, removed.
+struct FreezableWal {
+  std::string image;
+  std::string mount;
+  bool mounted = false;
+  ~FreezableWal() {
+    if (mounted) {
+      run("fsfreeze -u " + mount + " 2>/dev/null");
+      run("umount " + mount + " || umount -l " + mount);
+    }
+    if (!image.empty()) {
+      run("rm -f " + image + "; rmdir " + mount + " 2>/dev/null");
+    }
+  }
+  static int run(const std::string& command) {
+    return std::system(("bash -c '" + command + "' >/dev/null 2>&1").c_str());
+  }
+  // Moves `data`'s pg_wal onto the loop file system, with the node stopped meanwhile.
+  bool adopt(const std::string& data, const std::string& tag) {
+    image = "/tmp/pgpivot-wal-" + tag + "-" + std::to_string(::getpid()) + ".img";
+    mount = "/tmp/pgpivot-wal-" + tag + "-" + std::to_string(::getpid());
+    if (run("truncate -s 256M " + image + " && mkfs.ext4 -q -F " + image + " && mkdir -p " + mount +
+            " && mount -o loop " + image + " " + mount) != 0) {
+      return false;
+    }
+    mounted = true;
+    const std::string pg_ctl = "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D " +
+                               data + " -l " + data + "/server.log -w -t 60 ";
+    return run(pg_ctl + "stop -m fast") == 0 &&
+           run("mv " + data + "/pg_wal " + mount + "/pg_wal && ln -s " + mount + "/pg_wal " + data +
+               "/pg_wal && chown -R postgres:postgres " + mount + " && chown -h " +
+               "postgres:postgres " + data + "/pg_wal") == 0 &&
+           run(pg_ctl + "start") == 0;
+  }
+  bool freeze(bool frozen) const {
+    return run(std::string("fsfreeze ") + (frozen ? "-f " : "-u ") + mount) == 0;
+  }
+};
 
 std::string serverPort(PGconn* conn) {
   return scalar(conn, "SELECT inet_server_port()");
@@ -458,6 +500,70 @@ TEST_CASE("with the default profile a frozen primary is replaced, no ack lost, c
   for (const auto& [state, n] : writers.errors()) {
     CAPTURE(state);
     CHECK(n <= 4);
+    CHECK((state == "40001" || state == "40003"));
+  }
+}
+
+// DOWN:WRITE_STUCK on a real server: the primary's WAL file system is frozen, so every
+// commit (the heartbeat's included) hangs in IO/WALWrite while the stats probe and fresh
+// connections keep answering. Locks and a synchronous standby are not the cause, so after
+// write_stuck_after pgpivot fails over (no witness needed: the primary answers, it just
+// cannot write), and the writers carry on on the promoted standby without reconnecting.
+TEST_CASE("in promote mode a primary whose WAL writes hang is DOWN:WRITE_STUCK and replaced",
+          "[pg][failover]") {
+  FreezableWal wal;  // outlives the cluster: thawed before the nodes are stopped
+  TwoNodeCluster cluster;
+  if (!wal.adopt(cluster.primaryData(), "stuck")) {
+    WARN(
+        "SKIPPED: no loop-mounted file system here (losetup/mount/mkfs.ext4 failed), so "
+        "WAL writes cannot be frozen");
+    return;
+  }
+  cluster.waitReplayed();
+  makeSynchronous(cluster);
+  const ScratchFile events_file(eventsPath("write-stuck"));
+  const std::string& events = events_file.path;
+  Pgpivot::Options options = promoteOptions(cluster, events);
+  options.extra_sections.front() += "write_stuck_after = 2\nheartbeat_create = on\n";
+  options.settings["pool_mode"] = "transaction";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(), "CREATE TABLE acked (client int, seq int)").empty());
+  const std::string primary = std::to_string(cluster.primaryPort());
+  const std::string standby = std::to_string(cluster.standbyPort());
+  AckedWriters writers(pgpivot.conninfo(), "acked", 2);
+  writers.start();
+  REQUIRE(eventually(std::chrono::seconds(20), [&] { return writers.allWroteOn(primary, 3); }));
+  REQUIRE(eventually(std::chrono::seconds(10), [&] {
+    return cluster.query(cluster.primaryPort(), cluster.primaryData(),
+                         "SELECT count(*) FROM pgpivot_heartbeat") == "1";
+  }));
+
+  REQUIRE(wal.freeze(true));
+  // Reads still answer on the frozen primary: this is not an unreachable node.
+  const std::string reads = cluster.query(cluster.primaryPort(), cluster.primaryData(),
+                                          "SELECT count(*) > 0 FROM pg_stat_activity");
+  const bool moved =
+      eventually(std::chrono::seconds(40), [&] { return writers.allWroteOn(standby, 3); });
+  wal.freeze(false);
+  writers.stop();
+  const std::string log = readText(events);
+  INFO("writers: " << writers.summary() << "\nevents:\n" << log);
+  CHECK(reads == "t");
+  REQUIRE(moved);
+  CHECK_THAT(log, Catch::Contains("DOWN:WRITE_STUCK"));
+  CHECK_THAT(log, Catch::Contains("backends waiting on I/O"));
+  CHECK_THAT(log, Catch::Contains("PROMOTING"));
+  CHECK_THAT(log, !Catch::Contains("DOWN:UNRESPONSIVE"));
+  CHECK(writers.reconnects() == 0);
+  Conn check = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(check.get()) == CONNECTION_OK);
+  CHECK(serverPort(check.get()) == standby);
+  CHECK(writers.lost(check.get()) == 0);
+  for (const auto& [state, n] : writers.errors()) {
+    CAPTURE(state);
     CHECK((state == "40001" || state == "40003"));
   }
 }
