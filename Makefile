@@ -49,6 +49,12 @@ demo: build
 bench: build
 	bench/run.sh $(BUILD)
 
+# Failover: scenarios 1, 2 and 5 for the fast and default profiles (bench/failover.sh);
+# at most 10 minutes, table in bench/results/failover-*.md.
+.PHONY: bench-failover
+bench-failover: build
+	bench/failover.sh $(BUILD)
+
 # The .deb and .rpm packages (CPack), in $(BUILD)/.
 package: build
 	cd $(BUILD) && cpack
