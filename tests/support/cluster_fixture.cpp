@@ -122,13 +122,46 @@ TwoNodeCluster::TwoNodeCluster() {
 }
 
 void TwoNodeCluster::waitReplayed() {
-  shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_wait_replayed " +
-        primary_data_ + " " + std::to_string(primary_port_) + " " + standby_data_ + " " +
-        std::to_string(standby_port_) + " 30'");
+  std::vector<Node> standbys{{standby_data_, standby_port_}};
+  standbys.insert(standbys.end(), extra_standbys_.begin(), extra_standbys_.end());
+  for (const Node& standby : standbys) {
+    shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_wait_replayed " +
+          primary_data_ + " " + std::to_string(primary_port_) + " " + standby.data + " " +
+          std::to_string(standby.port) + " 30'");
+  }
+}
+
+void TwoNodeCluster::addStandby() {
+  const std::string slot = "pgpivot_standby" + std::to_string(extra_standbys_.size() + 2);
+  const std::string data = dir_ + "/" + slot;
+  std::string ports = std::to_string(primary_port_) + " " + std::to_string(standby_port_);
+  for (const Node& n : extra_standbys_) {
+    ports += " " + std::to_string(n.port);
+  }
+  // Listed before it starts, so that the destructor stops it whatever happens next.
+  extra_standbys_.push_back({data, 0});
+  const std::string port = shell(
+      "bash -c 'source " + sourceDir() + "/scripts/cluster.sh && cd / && p=$(cluster_free_port " +
+      ports + ") && pg_make_standby " + std::to_string(primary_port_) + " " + data + " $p " + slot +
+      " >&2 && pg_start " + data + " >&2 && pg_wait_ready " + data +
+      " $p 60 >&2 && pg_wait_streaming " + primary_data_ + " " + std::to_string(primary_port_) +
+      " " + std::to_string(extra_standbys_.size() + 1) + " 60 >&2 && echo $p'");
+  extra_standbys_.back().port = std::stoi(port);
+}
+
+ThreeNodeCluster::ThreeNodeCluster() {
+  addStandby();
+  waitReplayed();
 }
 
 TwoNodeCluster::~TwoNodeCluster() {
-  freezePrimary(false);  // a stopped process cannot be shut down
+  // A stopped process cannot be shut down.
+  freezeNode(primary_data_, false);
+  freezeNode(standby_data_, false);
+  for (const Node& n : extra_standbys_) {
+    freezeNode(n.data, false);
+    stopNode(n.data);  // cluster.sh knows only the first two nodes
+  }
   shell("bash " + sourceDir() + "/scripts/cluster.sh destroy " + dir_ + " >/dev/null 2>&1", false);
 }
 
@@ -148,15 +181,32 @@ void TwoNodeCluster::killPrimary() {
 }
 
 void TwoNodeCluster::freezePrimary(bool frozen) {
-  const pid_t pid = postmasterPid(primary_data_);
+  freezeNode(primary_data_, frozen);
+}
+
+void TwoNodeCluster::freezeNode(const std::string& data, bool frozen, bool postmaster_only) {
+  const pid_t pid = postmasterPid(data);
   if (pid <= 0) {
     return;
   }
   const int signum = frozen ? SIGSTOP : SIGCONT;
   ::kill(pid, signum);
+  if (postmaster_only) {
+    return;
+  }
   for (const pid_t child : childrenOf(pid)) {
     ::kill(child, signum);
   }
+}
+
+void TwoNodeCluster::stopNode(const std::string& data) {
+  shell("bash -c 'source " + sourceDir() + "/tests/support/pg_common.sh && pg_stop " + data + "'",
+        false);
+}
+
+void TwoNodeCluster::startNode(const std::string& data) {
+  shell("runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D " + data + " -l " + data +
+        "/server.log -W start >/dev/null 2>&1");
 }
 
 void TwoNodeCluster::promoteStandby() {
@@ -165,9 +215,12 @@ void TwoNodeCluster::promoteStandby() {
 }
 
 std::string TwoNodeCluster::clusterSection(const std::string& extra) const {
-  std::string section = "[cluster.main]\nnodes = 127.0.0.1:" + std::to_string(primary_port_) +
-                        ", 127.0.0.1:" + std::to_string(standby_port_) +
-                        "\nmonitor_user = pgpivot_trust\nmonitor_dbname = postgres\n";
+  std::string section =
+      "[cluster.main]\nnodes = " + nodeName(primary_port_) + ", " + nodeName(standby_port_);
+  for (const Node& n : extra_standbys_) {
+    section += ", " + nodeName(n.port);
+  }
+  section += "\nmonitor_user = pgpivot_trust\nmonitor_dbname = postgres\n";
   return section + extra;
 }
 
@@ -231,6 +284,55 @@ std::string nodeColumn(PGconn* admin, const std::string& node, const std::string
     }
   }
   return "missing";
+}
+
+RouteWatch::RouteWatch(const Pgpivot& pgpivot)
+    : admin_(connect(pgpivot.conninfo(kScramUser, "pgpivot"))) {
+  INFO(errorOf(admin_.get()));
+  REQUIRE(PQstatus(admin_.get()) == CONNECTION_OK);
+  thread_ = std::thread([this] {
+    while (!stopping_) {
+      const std::string primary = clusterColumn(admin_.get(), "primary");
+      {
+        std::lock_guard lock(mutex_);
+        ++samples_;
+        if (changes_.empty() || changes_.back() != primary) {
+          changes_.push_back(primary);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+RouteWatch::~RouteWatch() {
+  stop();
+}
+
+void RouteWatch::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+std::vector<std::string> RouteWatch::changes() const {
+  std::lock_guard lock(mutex_);
+  return changes_;
+}
+
+int RouteWatch::samples() const {
+  std::lock_guard lock(mutex_);
+  return samples_;
+}
+
+std::string RouteWatch::describe() const {
+  std::lock_guard lock(mutex_);
+  std::string out = std::to_string(samples_) + " samples of the routed primary:";
+  for (const std::string& c : changes_) {
+    out += " -> " + (c.empty() ? std::string("(none)") : c);
+  }
+  return out;
 }
 
 }  // namespace pgpivot::test

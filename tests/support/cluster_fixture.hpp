@@ -7,7 +7,11 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+#include <atomic>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/pgpivot_fixture.hpp"
 
@@ -50,13 +54,30 @@ class TwoNodeCluster {
   void killPrimary();
   // SIGSTOP / SIGCONT of the first primary's postmaster and every child it has.
   void freezePrimary(bool frozen);
+  // SIGSTOP / SIGCONT of a node's postmaster, and of every process it started unless
+  // `postmaster_only` (then its backends keep serving their sessions: research fault 1).
+  // The destructor thaws every node.
+  void freezeNode(const std::string& data, bool frozen, bool postmaster_only = false);
+  // pg_ctl stop -m immediate of a node, and pg_ctl start of it (not waiting for it).
+  void stopNode(const std::string& data);
+  void startNode(const std::string& data);
   // Promotes the first standby (as an external manager would) and waits until it is out
   // of recovery.
   void promoteStandby();
-  // A [cluster.main] section for pgpivot's config, monitored as pgpivot_trust.
+  // A [cluster.main] section for pgpivot's config (every node), monitored as pgpivot_trust.
   std::string clusterSection(const std::string& extra = "") const;
   // Runs SQL as the superuser on a node over its unix socket; returns the first value.
   std::string query(int port, const std::string& data, const std::string& sql) const;
+
+ protected:
+  struct Node {
+    std::string data;
+    int port = 0;
+  };
+  // Clones one more streaming standby from the primary (slot pgpivot_standbyN), started
+  // and streaming when this returns.
+  void addStandby();
+  std::vector<Node> extra_standbys_;
 
  private:
   std::string dir_;
@@ -64,6 +85,15 @@ class TwoNodeCluster {
   std::string standby_data_;
   int primary_port_ = 0;
   int standby_port_ = 0;
+};
+
+// A primary and two streaming standbys (each with its own slot), in config order: primary,
+// standby, second standby.
+class ThreeNodeCluster : public TwoNodeCluster {
+ public:
+  ThreeNodeCluster();
+  int secondStandbyPort() const { return extra_standbys_.at(0).port; }
+  const std::string& secondStandbyData() const { return extra_standbys_.at(0).data; }
 };
 
 // pgpivot in front of a cluster: appdb = cluster=main in transaction mode, kScramUser an
@@ -100,5 +130,30 @@ void waitSteady(PGconn* admin);
 std::string clusterColumn(PGconn* admin, const std::string& column);
 // A column of SHOW NODES' row for `node` ("127.0.0.1:PORT"); "error" / "missing".
 std::string nodeColumn(PGconn* admin, const std::string& node, const std::string& column);
+
+// Samples SHOW CLUSTERS' `primary` (the node pgpivot routes writes to, "" for none) on its
+// own admin connection every 50 ms from construction to stop(), and keeps the sequence of
+// distinct values it went through: "never two primaries routed" and "no flap" are
+// assertions on that sequence.
+class RouteWatch {
+ public:
+  explicit RouteWatch(const Pgpivot& pgpivot);
+  ~RouteWatch();
+  RouteWatch(const RouteWatch&) = delete;
+  RouteWatch& operator=(const RouteWatch&) = delete;
+  void stop();
+  // Each value where it differs from the one before: {"127.0.0.1:5001", "", "127.0.0.1:5002"}.
+  [[nodiscard]] std::vector<std::string> changes() const;
+  [[nodiscard]] int samples() const;
+  [[nodiscard]] std::string describe() const;
+
+ private:
+  Conn admin_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::vector<std::string> changes_;
+  int samples_ = 0;
+  std::thread thread_;
+};
 
 }  // namespace pgpivot::test

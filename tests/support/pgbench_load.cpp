@@ -15,7 +15,7 @@ namespace pgpivot::test {
 
 ShellResult runShell(const std::string& command) {
   ShellResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen(("{ " + command + "\n} 2>&1").c_str(), "r");
   if (pipe == nullptr) {
     result.output = "popen failed: " + command;
     return result;
@@ -243,7 +243,7 @@ void WriteLoad::run() {
         std::chrono::duration_cast<std::chrono::milliseconds>(now - last_ack).count();
     last_ack = now;
     record([&](Seen& s) {
-      s.acked.push_back(id);
+      s.acked.push_back({id, port});
       ++s.acked_by[port];
       s.longest_gap_ms = std::max(s.longest_gap_ms, gap);
     });

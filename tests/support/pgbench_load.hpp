@@ -60,9 +60,13 @@ class WriteLoad {
     std::chrono::milliseconds write_timeout{15000};
   };
   // What the client saw, as of now.
+  struct Ack {
+    int64_t id = 0;
+    int port = 0;  // inet_server_port() of the server that acknowledged it
+  };
   struct Seen {
     int attempts = 0;
-    std::vector<int64_t> acked;         // ids whose INSERT was acknowledged, in order
+    std::vector<Ack> acked;             // acknowledged INSERTs, in order
     std::map<int, int64_t> acked_by;    // server port -> writes it acknowledged
     std::map<std::string, int> errors;  // SQLSTATE ("connection", "timeout") -> count
     int reconnects = 0;
