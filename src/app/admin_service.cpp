@@ -42,7 +42,24 @@ void addPool(admin::PoolRow& into, const admin::PoolRow& row) {
   into.max_wait_us = std::max(into.max_wait_us, row.max_wait_us);
 }
 
+// A mean over two workers, weighted by how many events each one's mean covers.
+int64_t weighted(int64_t mean_a, int64_t count_a, int64_t mean_b, int64_t count_b) {
+  if (count_a + count_b <= 0) {
+    return std::max(mean_a, mean_b);
+  }
+  return (mean_a * count_a + mean_b * count_b) / (count_a + count_b);
+}
+
 void addStats(admin::StatsRow& into, const admin::StatsRow& row) {
+  admin::StatAverages& a = into.averages;
+  const admin::StatAverages& b = row.averages;
+  a.xact_time_us = weighted(a.xact_time_us, a.xact_count, b.xact_time_us, b.xact_count);
+  a.wait_time_us = weighted(a.wait_time_us, a.xact_count, b.wait_time_us, b.xact_count);
+  a.query_time_us = weighted(a.query_time_us, a.query_count, b.query_time_us, b.query_count);
+  a.xact_count += b.xact_count;
+  a.query_count += b.query_count;
+  a.bytes_received += b.bytes_received;
+  a.bytes_sent += b.bytes_sent;
   into.totals.xact_count += row.totals.xact_count;
   into.totals.query_count += row.totals.query_count;
   into.totals.bytes_received += row.totals.bytes_received;
@@ -122,6 +139,33 @@ void AdminService::snapshot(const admin::Parts& parts, admin::Completion<admin::
       });
     });
   }
+}
+
+void AdminService::sampleStats(uint64_t now_ms) {
+  // At least a second: a shorter period would average over a handful of events.
+  const auto period =
+      static_cast<uint64_t>(std::max<int64_t>(1000, worker_.config().stats_period.count()));
+  if (sampled_at_ms_ != 0 && now_ms - sampled_at_ms_ < period) {
+    return;
+  }
+  admin::Parts parts;
+  parts.stats = true;
+  admin::Snapshot mine = worker_.collectSnapshot(parts);
+  std::map<std::string, admin::StatTotals> sample;
+  for (admin::StatsRow& row : mine.stats) {
+    sample[row.database] = row.totals;
+  }
+  if (sampled_at_ms_ != 0) {
+    const double seconds = static_cast<double>(now_ms - sampled_at_ms_) / 1000.0;
+    averages_.clear();
+    for (const auto& [database, totals] : sample) {
+      const auto before = sampled_.find(database);
+      averages_[database] = admin::computeAverages(
+          before != sampled_.end() ? before->second : admin::StatTotals{}, totals, seconds);
+    }
+  }
+  sampled_ = std::move(sample);
+  sampled_at_ms_ = now_ms;
 }
 
 void AdminService::runOnEveryWorker(const admin::Command& command,

@@ -521,6 +521,7 @@ void Worker::onJanitorTick() {
     pool->janitor(now);
   }
   trackDataPath(now);
+  admin_service_.sampleStats(now);  // SHOW STATS' averages, once every stats_period
 }
 
 void Worker::applyReload(ConfigPtr config, AuthFilePtr auth_file) {

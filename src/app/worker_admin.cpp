@@ -159,9 +159,14 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
       t.bytes_received += static_cast<int64_t>(stats.bytes_in);
       t.bytes_sent += static_cast<int64_t>(stats.bytes_out);
       t.wait_time_us += static_cast<int64_t>(stats.total_wait_ms) * 1000;
+      t.query_time_us += static_cast<int64_t>(stats.query_time_ns / 1000);
+      t.xact_time_us += static_cast<int64_t>(stats.xact_time_ns / 1000);
     }
     for (auto& [database, t] : totals) {
-      snapshot.stats.push_back(admin::StatsRow{database, t, {}});
+      const auto averages = admin_service_.averages().find(database);
+      snapshot.stats.push_back(admin::StatsRow{
+          database, t,
+          averages != admin_service_.averages().end() ? averages->second : admin::StatAverages{}});
     }
   }
   if (parts.databases) {

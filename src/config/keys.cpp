@@ -303,7 +303,7 @@ const KeySpec kKeys[] = {
     unsupported("service_name"),
     {"so_reuseport", kPgb, nullptr, nullptr, nullptr,
      "pgpivot always listens with SO_REUSEPORT, one socket per worker"},
-    unsupported("stats_period"),
+    durationKey<&Config::stats_period>("stats_period"),
     listKey<&Config::stats_users>("stats_users"),
     unsupported("suspend_timeout"),
     unsupported("syslog"),

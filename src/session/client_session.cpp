@@ -757,8 +757,7 @@ Action ClientSession::classify(char tag) {
       [[fallthrough]];
     case 'F':
       syncs_since_execute_ = 0;
-      expectReadyForQuery();
-      pool_->mutableStats().queries++;
+      expectReadyForQuery();  // counted as a query when answered (ServerConn)
       return Action::kForward;
     case 'E':
       syncs_since_execute_ = 0;
@@ -871,7 +870,6 @@ bool ClientSession::onMessage(char tag, std::string_view body) {
   if (tag == 'Q') {
     syncs_since_execute_ = 0;
     expectReadyForQuery();
-    pool_->mutableStats().queries++;
   }
   if (server_ != nullptr && !statements_.relay(tag, body, *server_)) {
     closeWithError(sqlstate::kProtocolViolation,

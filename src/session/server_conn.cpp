@@ -380,6 +380,8 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
   }
   if (outstanding_ > 0) {
     --outstanding_;
+    pool_.mutableStats().queries++;  // a client's request answered (PgBouncer counts here too)
+    noteQueryEnd();
   }
   last_used_at_ = worker_.now();
   if (tx_status_ == proto::TxStatus::kIdle) {
@@ -402,6 +404,39 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
     return false;
   }
   return true;
+}
+
+// --- query and transaction time (SHOW STATS query_time, xact_time) -------------------------
+// As PgBouncer measures them: a query runs from the client's request reaching this server
+// until the ReadyForQuery that answers it; a transaction from its first query until
+// ReadyForQuery 'I' (idle in transaction included). With pipelined requests the query
+// clock runs from the first unanswered request to the last answer, so the sums keep
+// query_time <= xact_time. The clock is uv_hrtime (CLOCK_MONOTONIC through the vDSO, no
+// system call), read once when a request starts an exchange and once per ReadyForQuery.
+
+void ServerConn::noteQueryStart() {
+  const uint64_t now = uv_hrtime();
+  query_started_ns_ = now;
+  if (xact_started_ns_ == 0) {
+    xact_started_ns_ = now;
+  }
+}
+
+void ServerConn::noteQueryEnd() {
+  if (query_started_ns_ == 0) {
+    return;
+  }
+  const uint64_t now = uv_hrtime();
+  pool::PoolStats& stats = pool_.mutableStats();
+  if (outstanding_ == 0) {
+    stats.query_time_ns += now - query_started_ns_;
+    query_started_ns_ = 0;
+  }
+  if (tx_status_ == proto::TxStatus::kIdle && xact_started_ns_ != 0) {
+    stats.xact_time_ns += now - xact_started_ns_;
+    // Requests already sent belong to the next transaction, which starts now.
+    xact_started_ns_ = outstanding_ > 0 ? now : 0;
+  }
 }
 
 void ServerConn::releaseAfterTransaction() {
@@ -576,6 +611,7 @@ void ServerConn::link(ClientSession& client) {
   client_ = &client;
   last_used_at_ = worker_.now();
   outstanding_ = 0;
+  query_started_ns_ = xact_started_ns_ = 0;  // a previous client's unfinished exchange
   statements_.resetBatches();
   statements_.setCapacity(static_cast<std::size_t>(worker_.config().max_prepared_statements));
   const std::string sql = buildSetQuery(client.wantedParams(), params_);

@@ -2,6 +2,7 @@
 // Prometheus metrics endpoint, driven the way operators drive them: psql and HTTP.
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -387,4 +388,119 @@ TEST_CASE("SUSPEND stops reading every client and server socket until RESUME", "
   // Nothing left to resume.
   Res again(PQexec(admin.get(), "RESUME"));
   CHECK(sqlstateOf(again.get()) == "55000");
+}
+
+namespace {
+
+// SHOW STATS' row for `database` as column -> value; empty when the row is missing.
+std::map<std::string, int64_t> statsRow(PGconn* admin, const std::string& command,
+                                        const std::string& database) {
+  std::map<std::string, int64_t> row;
+  Res stats(PQexec(admin, command.c_str()));
+  if (PQresultStatus(stats.get()) != PGRES_TUPLES_OK) {
+    return row;
+  }
+  for (int r = 0; r < PQntuples(stats.get()); ++r) {
+    if (PQgetvalue(stats.get(), r, 0) != database) {
+      continue;
+    }
+    for (int c = 1; c < PQnfields(stats.get()); ++c) {
+      row[PQfname(stats.get(), c)] = std::atoll(PQgetvalue(stats.get(), r, c));
+    }
+  }
+  return row;
+}
+
+// The value of the sample `name` (with its labels) in a Prometheus scrape; -1 if absent.
+double metric(const std::string& scrape, const std::string& name) {
+  const auto at = scrape.find("\n" + name + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stod(scrape.substr(at + name.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("query and transaction times grow with the load in SHOW STATS and the metrics",
+          "[pg][admin][stats]") {
+  const int metrics_port = freePort();
+  Pgpivot::Options options = adminOptions(0, metrics_port);
+  options.settings["pool_mode"] = "transaction";
+  options.settings["stats_period"] = "1";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  const auto scrape = [&] {
+    RawClient http(metrics_port);
+    REQUIRE(http.connected());
+    http.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    return http.readAll(std::chrono::seconds(5));
+  };
+  const auto before = statsRow(admin.get(), "SHOW STATS", "appdb");
+
+  // One round: a transaction that sleeps 5 ms in the server between BEGIN and COMMIT,
+  // a simple query that sleeps 5 ms, and two extended-protocol queries (Parse, Bind,
+  // Execute, Sync), one of which sleeps 5 ms.
+  constexpr int kSleepUs = 5000;
+  constexpr int kSleepsPerRound = 3;
+  const auto round = [&] {
+    REQUIRE(scalar(client.get(), "BEGIN").rfind("ERROR", 0) != 0);
+    REQUIRE(scalar(client.get(), "SELECT pg_sleep(0.005)").rfind("ERROR", 0) != 0);
+    REQUIRE(scalar(client.get(), "COMMIT").rfind("ERROR", 0) != 0);
+    REQUIRE(scalar(client.get(), "SELECT pg_sleep(0.005)").rfind("ERROR", 0) != 0);
+    const char* sleep = "0.005";
+    Res slept(PQexecParams(client.get(), "SELECT pg_sleep($1::float8)", 1, nullptr, &sleep, nullptr,
+                           nullptr, 0));
+    REQUIRE(PQresultStatus(slept.get()) == PGRES_TUPLES_OK);
+    const char* value = "7";
+    Res params(
+        PQexecParams(client.get(), "SELECT $1::int", 1, nullptr, &value, nullptr, nullptr, 0));
+    REQUIRE(PQresultStatus(params.get()) == PGRES_TUPLES_OK);
+  };
+  constexpr int kRounds = 20;
+  for (int i = 0; i < kRounds; ++i) {
+    round();
+  }
+  const auto after = statsRow(admin.get(), "SHOW STATS", "appdb");
+  REQUIRE(!after.empty());
+  // Six requests a round are answered by ReadyForQuery (four Query messages and two
+  // Syncs), in four transactions.
+  CHECK(after.at("total_query_count") - before.at("total_query_count") >= 6 * kRounds);
+  CHECK(after.at("total_xact_count") - before.at("total_xact_count") >= 4 * kRounds);
+  const int64_t query_us = after.at("total_query_time") - before.at("total_query_time");
+  const int64_t xact_us = after.at("total_xact_time") - before.at("total_xact_time");
+  // The server slept at least this long inside queries: a lower bound, not a timing.
+  CHECK(query_us >= kSleepsPerRound * kRounds * kSleepUs);
+  CHECK(xact_us >= query_us);
+  CHECK(after.at("total_xact_time") >= after.at("total_query_time"));
+  // STATS_TOTALS shows the same totals.
+  const auto totals = statsRow(admin.get(), "SHOW STATS_TOTALS", "appdb");
+  CHECK(totals.at("query_time") >= after.at("total_query_time"));
+  CHECK(totals.at("xact_time") >= totals.at("query_time"));
+
+  // Prometheus: the same counters in seconds.
+  const std::string metrics = scrape();
+  const double query_s = metric(metrics, "pgpivot_query_seconds_total{database=\"appdb\"}");
+  const double xact_s = metric(metrics, "pgpivot_transaction_seconds_total{database=\"appdb\"}");
+  CHECK(query_s >= kSleepsPerRound * kRounds * kSleepUs / 1e6);
+  CHECK(xact_s >= query_s);
+
+  // The averages of the last complete stats_period (1 s), while the load runs: bounded.
+  bool averaged = false;
+  bool shown = false;
+  std::map<std::string, int64_t> avg;
+  for (int i = 0; i < 300 && !(averaged && shown); ++i) {
+    round();
+    avg = statsRow(admin.get(), "SHOW STATS_AVERAGES", "appdb");
+    averaged = averaged || (!avg.empty() && avg.at("query_time") > 0 && avg.at("xact_time") > 0 &&
+                            avg.at("query_count") > 0 && avg.at("xact_count") > 0);
+    const auto row = statsRow(admin.get(), "SHOW STATS", "appdb");
+    shown = shown || (!row.empty() && row.at("avg_query_time") > 0 && row.at("avg_xact_time") > 0);
+  }
+  CHECK(averaged);
+  CHECK(shown);
 }

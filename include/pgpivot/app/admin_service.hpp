@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -54,6 +55,13 @@ class AdminService final : public admin::AdminBackend {
   void snapshot(const admin::Parts& parts, admin::Completion<admin::Snapshot> done) override;
   void run(const admin::Command& command, admin::Completion<admin::CommandOutput> done) override;
 
+  // From the worker's janitor: once every stats_period, this worker's totals are sampled
+  // and the averages of the period that just ended replace the previous ones (PgBouncer's
+  // avg_* columns; mergeSnapshot combines the workers').
+  void sampleStats(uint64_t now_ms);
+  // This worker's averages of the last complete stats period, by database.
+  const std::map<std::string, admin::StatAverages>& averages() const { return averages_; }
+
  private:
   void runOnEveryWorker(const admin::Command& command,
                         admin::Completion<admin::CommandOutput> done);
@@ -64,6 +72,9 @@ class AdminService final : public admin::AdminBackend {
   // SUSPEND: every worker stops reading, then completes once their writes are flushed.
   void suspend(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
   Worker& worker_;
+  uint64_t sampled_at_ms_ = 0;  // loop time of the last sample; 0: none yet
+  std::map<std::string, admin::StatTotals> sampled_;
+  std::map<std::string, admin::StatAverages> averages_;
 };
 
 // Sums `part` into `total` (pools by database/user, stats by database, lists by name,

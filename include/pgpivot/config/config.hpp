@@ -199,6 +199,9 @@ struct Config {
   // Named prepared statements kept on each server connection in transaction and
   // statement mode (least recently used closed first); 0: passed through unchanged.
   int max_prepared_statements = 200;
+  // SHOW STATS' avg_* columns are the rates and means of the last complete period of this
+  // length (PgBouncer's stats_period).
+  Millis stats_period{60000};
 
   // --- process -----------------------------------------------------------------------
   std::string logfile;  // empty: stderr

@@ -66,11 +66,16 @@ struct PoolStats {
   uint64_t wait_timeouts = 0;
   uint64_t total_wait_ms = 0;
   uint64_t max_wait_ms = 0;
-  uint64_t queries = 0;        // Query and FunctionCall messages, and Syncs
+  uint64_t queries = 0;        // requests answered by ReadyForQuery (Query, FunctionCall, Sync)
   uint64_t transactions = 0;   // ReadyForQuery 'I' after work: transactions completed
   uint64_t server_errors = 0;  // 57P0x and 08xxx from servers: failover evidence
   uint64_t bytes_in = 0;       // from clients that have left (live ones are added on read)
   uint64_t bytes_out = 0;
+  // Time linked servers spent on clients' queries and in their transactions (ServerConn
+  // measures both with the monotonic clock, at ReadyForQuery): SHOW STATS' query_time and
+  // xact_time, in nanoseconds.
+  uint64_t query_time_ns = 0;
+  uint64_t xact_time_ns = 0;
 };
 
 class Pool final {

@@ -75,7 +75,9 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   void unlinkClient() { client_ = nullptr; }
   // The client sent a message that PostgreSQL answers with ReadyForQuery.
   void expectReadyForQuery() {
-    ++outstanding_;
+    if (outstanding_++ == 0) {
+      noteQueryStart();
+    }
     statements_.noteBatchSent();
   }
   void forgetExpectedReadyForQuery(int count) {
@@ -137,6 +139,9 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool onCloseComplete();
   bool onCommandComplete(std::string_view body);
   void releaseAfterTransaction();
+  // Query and transaction timing (SHOW STATS query_time/xact_time): see server_conn.cpp.
+  void noteQueryStart();
+  void noteQueryEnd();
 
   app::Worker& worker_;
   pool::Pool& pool_;
@@ -153,6 +158,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   int32_t backend_secret_ = 0;
   proto::TxStatus tx_status_ = proto::TxStatus::kIdle;
   int outstanding_ = 0;
+  uint64_t query_started_ns_ = 0;  // uv_hrtime of the oldest unanswered request; 0: none
+  uint64_t xact_started_ns_ = 0;   // uv_hrtime the client's transaction began; 0: none
   bool error_in_internal_query_ = false;
   bool release_pending_ = false;
   std::string internal_error_;
