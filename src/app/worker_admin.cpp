@@ -275,7 +275,8 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
     case admin::CommandKind::kSuspend:
       // PgBouncer's SUSPEND: stop reading every socket (pending writes still go out; the
       // caller waits for unflushedBytes() to reach 0). Console sessions keep reading, so
-      // RESUME can be sent; a new connection is accepted but not read from until RESUME.
+      // RESUME can be sent; a new connection's start-up packet is read, so an admin may
+      // log in on the data port too, but nothing more of any other client until RESUME.
       suspended_ = true;
       net::Stream::setReadsSuspended(true);
       for (auto& [key, client] : clients_) {

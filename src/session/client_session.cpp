@@ -63,6 +63,11 @@ void ClientSession::start(bool over_client_limit) {
   if (worker_.config().log_connections) {
     PGPIVOT_LOG_INFO("{} connection accepted", logPrefix());
   }
+  if (net::Stream::readsSuspended()) {
+    // SUSPEND: the start-up packet is still read, so an admin can log in to the console
+    // (to RESUME); handleStartupMessage holds everyone else there.
+    stream_.setSuspendExempt(true);
+  }
   stream_.startReading();
 }
 
@@ -243,6 +248,10 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
   if (admin_) {
     beginAuthentication();
     return false;
+  }
+  if (net::Stream::readsSuspended() && !on_admin_port_) {
+    stream_.setSuspendExempt(false);
+    stream_.holdReading();  // SUSPEND: nothing more is read from it until RESUME
   }
   pool_ = worker_.poolFor(database_, user_);
   if (pool_ == nullptr) {
