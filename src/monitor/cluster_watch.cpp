@@ -216,10 +216,10 @@ void ClusterWatch::startWrite(std::size_t index, uint64_t now) {
   Node& node = nodes_[index];
   const uint64_t run = node.write_run;
   const bool creating = node.write_creating;
-  const std::string sql =
-      creating ? cluster::sql::heartbeatCreate(cluster_.heartbeat_table)
-               : cluster::sql::heartbeatUpsert(cluster_.heartbeat_table, proxy_id_,
-                                               machine_->routing().epoch, node.name);
+  const std::string sql = creating
+                              ? cluster::sql::heartbeatCreate(cluster_.heartbeat_table)
+                              : cluster::sql::heartbeatUpsert(cluster_.heartbeat_table, proxy_id_,
+                                                              machine_->routing().epoch, node.name);
   // Research §7.1: W gets twice the stats probe's deadline (a commit flushes WAL).
   const auto deadline = static_cast<uint64_t>(2 * cluster_.probe_timeout.count());
   auto answer = [this, index, run, now, creating](ProbeOutcome outcome) {
@@ -363,8 +363,8 @@ void ClusterWatch::apply(cluster::Output output) {
       }
       const auto interval = std::max<int64_t>(cluster_.probe_interval.count() / 4, 25);
       uv_timer_start(
-          timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); },
-          0, static_cast<uint64_t>(interval));
+          timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); }, 0,
+          static_cast<uint64_t>(interval));
     }
   }
   refreshStatus();
