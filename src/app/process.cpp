@@ -342,6 +342,10 @@ int runProcess(const ProcessOptions& options) {
   hooks.data_path = [&health](monitor::DataPathReport report) {
     health.postDataPath(std::move(report));
   };
+  hooks.drained = [&health](const std::string& cluster, uint64_t drain_id, int worker,
+                            int of_workers, int64_t transactions) {
+    health.postDrained(cluster, drain_id, worker, of_workers, transactions);
+  };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);
   }

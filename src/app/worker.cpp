@@ -62,8 +62,13 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
       kJanitorIntervalMs, kJanitorIntervalMs);
   uv_check_init(&loop_, &reaper_);
   reaper_.data = this;
-  uv_check_start(&reaper_,
-                 [](uv_check_t* c) noexcept { static_cast<Worker*>(c->data)->freeRetired(); });
+  uv_check_start(&reaper_, [](uv_check_t* c) noexcept {
+    auto* worker = static_cast<Worker*>(c->data);
+    worker->freeRetired();
+    if (!worker->drains_.empty()) {
+      worker->checkDrains();  // a planned pause waits for the transactions that ran
+    }
+  });
 
   listener_ = std::make_unique<net::Listener>(
       &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix, false); });
@@ -185,6 +190,7 @@ void Worker::applyRoute(const monitor::ClusterRoute& route) {
       pool->moveTo(std::move(target));
     }
   }
+  trackDrain(route);
 }
 
 void Worker::postShutdown(bool immediate) {

@@ -342,3 +342,59 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
 }
 
 }  // namespace pgpivot::app
+
+// --- planned pauses (SWITCHOVER, DRILL) ------------------------------------------------------
+// The monitor holds the promotion until every worker says that none of the cluster's
+// servers is inside a client's transaction any more. New transactions already wait (the
+// pool is paused), so the count only falls; it is checked when the pause arrives and
+// then after every loop iteration (the reaper) until it reaches 0, so the answer goes
+// out as soon as the last COMMIT's ReadyForQuery is through, not after a fixed wait.
+
+namespace pgpivot::app {
+
+int64_t Worker::transactionsRunning(const std::string& cluster) const {
+  int64_t running = 0;
+  for (const auto& [ptr, server] : servers_) {
+    const session::ServerState state = server->state();
+    const bool busy = state == session::ServerState::kSyncingParams ||
+                      (state == session::ServerState::kActive &&
+                       (server->txStatus() != proto::TxStatus::kIdle || server->outstanding() > 0));
+    if (!busy) {
+      continue;
+    }
+    const config::DatabaseEntry* db = entryFor(server->pool().key().database);
+    if (db != nullptr && db->cluster == cluster) {
+      ++running;
+    }
+  }
+  return running;
+}
+
+void Worker::trackDrain(const monitor::ClusterRoute& route) {
+  if (!route.paused || route.drain_id == 0) {
+    drains_.erase(route.cluster);
+    return;
+  }
+  const auto it = drains_.find(route.cluster);
+  if (it != drains_.end() && it->second.id == route.drain_id) {
+    return;
+  }
+  drains_[route.cluster] = Drain{route.drain_id, transactionsRunning(route.cluster)};
+  checkDrains();
+}
+
+void Worker::checkDrains() {
+  for (auto it = drains_.begin(); it != drains_.end();) {
+    if (transactionsRunning(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    if (hooks_ != nullptr && hooks_->drained) {
+      hooks_->drained(it->first, it->second.id, index_, static_cast<int>(peers_.size()),
+                      it->second.transactions);
+    }
+    it = drains_.erase(it);
+  }
+}
+
+}  // namespace pgpivot::app

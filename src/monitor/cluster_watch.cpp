@@ -399,6 +399,7 @@ void ClusterWatch::publishRoute(bool paused, bool drop_connections) {
   route.paused = paused;
   route.pause_timeout = cluster_.failover_pause_timeout;
   route.drop_connections = drop_connections;
+  route.drain_id = paused ? drain_id_ : 0;
   if (routed_) {
     route.primary = nodes_[*routed_].address;
   }
@@ -426,10 +427,22 @@ void ClusterWatch::execute(const cluster::Action& action) {
       if (action.node && routed_ == action.node && !action.planned) {
         routed_.reset();
       }
-      publishRoute(true, action.node.has_value() && !action.planned);
+      if (action.planned) {
+        // Planned (switchover, drill): transactions running on the old primary finish
+        // there; the pause is done once every worker says none runs any more (onDrained).
+        // The machine bounds the wait (drain_timeout).
+        drain_id_ = action.id;
+        drain_started_ms_ = uv_now(loop_);
+        drained_workers_.clear();
+        drained_transactions_ = 0;
+        publishRoute(true, false);
+        return;
+      }
+      publishRoute(true, action.node.has_value());
       report(action.id, cluster::ActionStatus::kOk);
       return;
     case ActionKind::kResumeClients:
+      drain_id_ = 0;
       routed_ = machine_->routedPrimary();
       publishRoute(false, false);
       report(action.id, cluster::ActionStatus::kOk);
@@ -684,6 +697,15 @@ void ClusterWatch::noteForWaiters(const cluster::Event& event) {
     }
     w.report.steps.push_back(std::move(row));
     admin::FailoverReport& r = w.report;
+    if (const auto* v = cluster::findField(event.evidence, "transactions_drained")) {
+      // A planned pause's answer (onDrained): the transactions it let finish.
+      const int64_t* drained = std::get_if<int64_t>(v);
+      r.checks.push_back({"drained", event.result == "ok",
+                          std::to_string(drained != nullptr ? *drained : 0) +
+                              " transaction(s) running at the pause finished on the old "
+                              "primary before the promotion, in " +
+                              std::to_string(event.duration_ms.value_or(0)) + " ms"});
+    }
     if (event.event.size() > 9 && event.event.ends_with("_complete")) {
       r.completed = event.result == "ok";
       r.duration_us = static_cast<int64_t>(event.duration_ms.value_or(0)) * 1000;
@@ -733,6 +755,23 @@ void ClusterWatch::answer(Waiter& waiter) {
   waiter.report.passed = std::all_of(waiter.report.checks.begin(), waiter.report.checks.end(),
                                      [](const admin::FailoverCheck& c) { return c.passed; });
   done(std::move(waiter.report));
+}
+
+void ClusterWatch::onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions) {
+  if (drain_id == 0 || drain_id != drain_id_ || !drained_workers_.insert(worker).second) {
+    return;  // an answer to an older pause, or this worker's again (the route was re-sent)
+  }
+  drained_transactions_ += transactions;
+  if (static_cast<int>(drained_workers_.size()) < workers) {
+    return;
+  }
+  drain_id_ = 0;
+  cluster::ActionResult result;
+  result.id = drain_id;
+  result.duration_ms = uv_now(loop_) - drain_started_ms_;
+  result.details = cluster::Evidence{{"transactions_drained", drained_transactions_},
+                                     {"workers", static_cast<int64_t>(workers)}};
+  apply(machine_->onActionResult(result, uv_now(loop_)));
 }
 
 // Each worker reports every DataPathTracker::kReportIntervalMs; a report older than four

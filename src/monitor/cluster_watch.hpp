@@ -47,6 +47,9 @@ class ClusterWatch final {
   cluster::AdminReply admin(const cluster::AdminCommand& command);
   // A worker's data-path report (the part about this cluster's nodes).
   void onDataPath(const DataPathReport& report);
+  // A worker's answer to the planned pause `drain_id`: the pause action is reported done
+  // once all `workers` have answered.
+  void onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions);
   // SWITCHOVER or DRILL, answered once the run has ended: completed or aborted, stopped
   // waiting for an operator, or still running after every state timeout it could meet.
   // A refused run is answered at once, with the pre-checks (failover_id empty). `done`
@@ -130,6 +133,12 @@ class ClusterWatch final {
   bool write_setup_warned_ = false;    // a heartbeat setup error is logged once
   cluster::ClusterState last_state_ = cluster::ClusterState::kDiscovering;
   uint64_t epoch_ = 0;
+
+  // A planned pause (kPauseClients, planned) waiting for the workers' drained answers.
+  uint64_t drain_id_ = 0;  // the action's id; 0: none
+  uint64_t drain_started_ms_ = 0;
+  std::set<int> drained_workers_;
+  int64_t drained_transactions_ = 0;
 
   mutable std::mutex status_mutex_;  // guards the copies below (read by the admin console)
   admin::ClusterRow status_cluster_;

@@ -55,6 +55,20 @@ void HealthMonitor::postDataPath(DataPathReport report) {
   });
 }
 
+void HealthMonitor::postDrained(const std::string& cluster, uint64_t drain_id, int worker,
+                                int workers, int64_t transactions) {
+  if (!thread_.joinable()) {
+    return;
+  }
+  mailbox_.post([this, cluster, drain_id, worker, workers, transactions] {
+    for (auto& watch : clusters_) {
+      if (watch->name() == cluster) {
+        watch->onDrained(drain_id, worker, workers, transactions);
+      }
+    }
+  });
+}
+
 void HealthMonitor::status(std::vector<admin::ClusterRow>& clusters,
                            std::vector<admin::NodeRow>& nodes,
                            std::vector<admin::FailoverStepRow>& steps) const {

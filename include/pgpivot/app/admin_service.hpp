@@ -46,6 +46,12 @@ struct ProcessHooks {
   // A worker's data-path evidence for the health monitor (monitor/data_path.hpp); any
   // thread, posts to the monitor's mailbox.
   std::function<void(monitor::DataPathReport)> data_path;
+  // A planned pause: no transaction of `cluster` runs on this worker any more
+  // (ClusterRoute::drain_id); `transactions` were running when the pause came. Any
+  // thread, posts to the monitor's mailbox.
+  std::function<void(const std::string& cluster, uint64_t drain_id, int worker, int workers,
+                     int64_t transactions)>
+      drained;
 };
 
 class AdminService final : public admin::AdminBackend {

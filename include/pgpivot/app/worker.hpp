@@ -152,6 +152,12 @@ class Worker final {
   bool databaseDisabled(const std::string& database) const {
     return disabled_databases_.count(database) > 0;
   }
+  // A planned pause of a cluster (ClusterRoute::drain_id): remembered here, answered
+  // through ProcessHooks::drained once none of the cluster's servers is in a transaction.
+  void trackDrain(const monitor::ClusterRoute& route);
+  void checkDrains();
+  // Servers of `cluster`'s databases inside a client's transaction or owing a reply.
+  int64_t transactionsRunning(const std::string& cluster) const;
 
  private:
   void run();
@@ -214,6 +220,11 @@ class Worker final {
   std::set<std::string> disabled_databases_;
   std::set<std::string> admin_paused_;  // "" = every database
   bool suspended_ = false;              // SUSPEND: no socket is read until RESUME
+  struct Drain {
+    uint64_t id = 0;
+    int64_t transactions = 0;  // running when the pause came
+  };
+  std::map<std::string, Drain> drains_;  // by cluster: planned pauses not yet answered
   uint64_t start_wall_us_ = 0;
   // The console is declared first so it is destroyed last: a completion the service drops
   // on destruction still finds it (Console only stores the reference when constructed).

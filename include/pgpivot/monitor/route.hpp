@@ -17,8 +17,11 @@ struct ClusterRoute {
   uint64_t epoch = 0;                          // bumped at every change of primary
   bool paused = false;                         // hold new transactions (failover running)
   bool drop_connections = false;               // close every server of the cluster now
-  config::Millis pause_timeout{30000};         // failover_pause_timeout
-  std::string reason;                          // why, for logs and errors
+  // A planned pause (switchover, drill): nonzero while the monitor waits for every worker
+  // to say, with this id, that no transaction of the cluster runs any more (drained).
+  uint64_t drain_id = 0;
+  config::Millis pause_timeout{30000};  // failover_pause_timeout
+  std::string reason;                   // why, for logs and errors
 };
 
 }  // namespace pgpivot::monitor

@@ -1,0 +1,141 @@
+// The console's failover commands on a live two-node cluster (real PostgreSQL 15 primary +
+// streaming standby): a planned pause that truly drains (a transaction open when a DRILL
+// starts commits on the old primary before the promotion, and the verdict says so).
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/cluster_fixture.hpp"
+#include "support/pgpivot_fixture.hpp"
+
+using namespace pgpivot::test;
+
+namespace {
+
+// A run's answer (SWITCHOVER, DRILL, FAILOVER), row by row.
+struct Report {
+  std::vector<std::map<std::string, std::string>> rows;
+  std::string text;  // for INFO
+
+  const std::map<std::string, std::string>* row(const std::string& step) const {
+    for (const auto& r : rows) {
+      if (r.at("step") == step) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+  // The "check" row whose detail starts with `name`.
+  const std::map<std::string, std::string>* check(const std::string& name) const {
+    for (const auto& r : rows) {
+      if (r.at("step") == "check" && r.at("detail").rfind(name + ":", 0) == 0) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+};
+
+Report toReport(PGresult* result) {
+  Report report;
+  for (int r = 0; r < PQntuples(result); ++r) {
+    std::map<std::string, std::string> row;
+    for (int c = 0; c < PQnfields(result); ++c) {
+      row[PQfname(result, c)] = PQgetvalue(result, r, c);
+      report.text += std::string(PQfname(result, c)) + "=" + PQgetvalue(result, r, c) + " ";
+    }
+    report.text += "\n";
+    report.rows.push_back(std::move(row));
+  }
+  return report;
+}
+
+bool ok(PGconn* conn, const std::string& sql) {
+  return scalar(conn, sql).rfind("ERROR", 0) != 0;
+}
+
+}  // namespace
+
+TEST_CASE("a DRILL waits for a transaction open when it starts: it commits before the promotion",
+          "[pg][failover][admin][drill]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("drain"));
+  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster{}.withLog(events.path)));
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Conn observer = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(observer.get()) == CONNECTION_OK);
+  waitSteady(admin.get());
+
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(ok(client.get(), "CREATE TABLE drain_rows (id int)"));
+  cluster.waitReplayed();
+  // A transaction is open on the old primary when the drill starts.
+  REQUIRE(ok(client.get(), "BEGIN"));
+  REQUIRE(ok(client.get(), "INSERT INTO drain_rows VALUES (1)"));
+  REQUIRE(scalar(client.get(), "SELECT inet_server_port()") ==
+          std::to_string(cluster.primaryPort()));
+
+  REQUIRE(PQsendQuery(admin.get(), "DRILL main") == 1);
+  std::string state;
+  REQUIRE(eventually(std::chrono::seconds(10), [&] {
+    state = clusterColumn(observer.get(), "state");
+    return state == "PAUSING";
+  }));
+  // The drill holds there for the transaction (drain_timeout is 10 s): a while later it is
+  // still pausing, and the transaction goes on on the old primary.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  CHECK(clusterColumn(observer.get(), "state") == "PAUSING");
+  REQUIRE(PQconsumeInput(admin.get()) == 1);
+  CHECK(PQisBusy(admin.get()) == 1);
+  CHECK(ok(client.get(), "INSERT INTO drain_rows VALUES (2)"));
+  Res commit(PQexec(client.get(), "COMMIT"));
+  INFO(PQresultErrorMessage(commit.get()));
+  REQUIRE(PQresultStatus(commit.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(commit.get())) == "COMMIT");
+
+  Res answer(PQgetResult(admin.get()));
+  const Report report = toReport(answer.get());
+  INFO("drill:\n"
+       << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
+       << readFile(events.path));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  while (Res extra{PQgetResult(admin.get())}) {
+  }
+  const auto* drained = report.check("drained");
+  REQUIRE(drained != nullptr);
+  CHECK(drained->at("result") == "passed");
+  CHECK_THAT(drained->at("detail"), Catch::Contains("1 transaction(s) running at the pause"));
+  for (const char* check : {"completed", "no_failed_transactions"}) {
+    CAPTURE(check);
+    REQUIRE(report.check(check) != nullptr);
+    CHECK(report.check(check)->at("result") == "passed");
+  }
+  const auto* verdict = report.row("verdict");
+  REQUIRE(verdict != nullptr);
+  CHECK(verdict->at("result") == "passed");
+  CHECK_THAT(verdict->at("detail"), Catch::Contains("0 transaction(s) failed"));
+  // The pause ended before the fence: the drain's answer comes first in the timeline.
+  std::size_t paused_at = report.rows.size();
+  std::size_t fencing_at = report.rows.size();
+  for (std::size_t i = 0; i < report.rows.size(); ++i) {
+    if (report.rows[i].at("step") == "clients_paused" && paused_at == report.rows.size()) {
+      paused_at = i;
+    }
+    if (report.rows[i].at("step") == "FENCING" && fencing_at == report.rows.size()) {
+      fencing_at = i;
+    }
+  }
+  CHECK(paused_at < fencing_at);
+  CHECK(fencing_at < report.rows.size());
+
+  // Both rows were committed before the promotion: the promoted node has them.
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
+        "f");
+  CHECK(scalar(client.get(), "SELECT count(*) || ' on ' || inet_server_port() FROM drain_rows") ==
+        "2 on " + std::to_string(cluster.standbyPort()));
+}
