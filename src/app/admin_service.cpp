@@ -212,10 +212,11 @@ void AdminService::runOnEveryWorker(const admin::Command& command,
   }
 }
 
-// SWITCHOVER and DRILL answer once the run has ended, with its steps, its checks and a
-// verdict. The failover errors clients got meanwhile (every worker's 40001/40003/57P03
-// counter, before and after) become the check "no_failed_transactions". A SWITCHOVER
-// whose pre-checks fail is an error (55000); a DRILL reports them as its verdict.
+// SWITCHOVER, DRILL and FAILOVER answer once the run has ended, with its steps, its checks
+// and a verdict. The failover errors clients got meanwhile (every worker's 40001/40003/
+// 57P03 counter, before and after) become the check "no_failed_transactions". A SWITCHOVER
+// or FAILOVER the monitor refuses is an error (55000); a DRILL reports its failed
+// pre-checks as its verdict.
 void AdminService::runIncident(const admin::Command& command,
                                admin::Completion<admin::CommandOutput> done) {
   const ProcessHooks* hooks = worker_.processHooks();
@@ -230,8 +231,12 @@ void AdminService::runIncident(const admin::Command& command,
   };
   auto run = std::make_shared<Run>(std::move(done));
   const bool drill = command.kind == admin::CommandKind::kDrill;
-  const cluster::AdminKind kind =
-      drill ? cluster::AdminKind::kDrill : cluster::AdminKind::kSwitchover;
+  cluster::AdminKind kind = cluster::AdminKind::kSwitchover;
+  if (drill) {
+    kind = cluster::AdminKind::kDrill;
+  } else if (command.kind == admin::CommandKind::kFailover) {
+    kind = cluster::AdminKind::kFailover;
+  }
   admin::Parts parts;
   parts.process = true;
   Worker* origin = &worker_;
@@ -248,7 +253,7 @@ void AdminService::runIncident(const admin::Command& command,
                      }
                      if (report->failover_id.empty() && !drill) {
                        run->done(fail(admin::code::kObjectNotInPrerequisiteState,
-                                      "pgpivot: switchover " + report->verdict));
+                                      "pgpivot: " + report->kind + " " + report->verdict));
                        return;
                      }
                      snapshot(parts,
@@ -509,9 +514,9 @@ void AdminService::run(const admin::Command& command,
       return;
     case admin::CommandKind::kSwitchover:
     case admin::CommandKind::kDrill:
+    case admin::CommandKind::kFailover:
       runIncident(command, std::move(done));
       return;
-    case admin::CommandKind::kFailover:
     case admin::CommandKind::kSetPrimary:
     case admin::CommandKind::kResumeCluster:
     case admin::CommandKind::kFence:
@@ -525,9 +530,6 @@ void AdminService::run(const admin::Command& command,
       std::string cluster_name = command.target;
       std::string node = command.to_node;
       switch (command.kind) {
-        case admin::CommandKind::kFailover:
-          kind = cluster::AdminKind::kFailover;
-          break;
         case admin::CommandKind::kSetPrimary:
           kind = cluster::AdminKind::kSetPrimary;
           break;

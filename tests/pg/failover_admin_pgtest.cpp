@@ -1,6 +1,7 @@
 // The console's failover commands on a live two-node cluster (real PostgreSQL 15 primary +
 // streaming standby): a planned pause that truly drains (a transaction open when a DRILL
-// starts commits on the old primary before the promotion, and the verdict says so).
+// starts commits on the old primary before the promotion, and the verdict says so), and
+// FAILOVER cluster TO node, which answers once the run has ended with its steps and verdict.
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -138,4 +139,56 @@ TEST_CASE("a DRILL waits for a transaction open when it starts: it commits befor
         "f");
   CHECK(scalar(client.get(), "SELECT count(*) || ' on ' || inet_server_port() FROM drain_rows") ==
         "2 on " + std::to_string(cluster.standbyPort()));
+}
+
+TEST_CASE("FAILOVER cluster TO node answers once the run has ended, with its steps and a verdict",
+          "[pg][failover][admin]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("forced"));
+  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster{}.withLog(events.path)));
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  waitSteady(admin.get());
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT inet_server_port()") ==
+          std::to_string(cluster.primaryPort()));
+
+  const std::string standby = nodeName(cluster.standbyPort());
+  Res answer(PQexec(admin.get(), ("FAILOVER main TO " + standby).c_str()));
+  const Report report = toReport(answer.get());
+  INFO("failover:\n"
+       << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
+       << readFile(events.path));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQcmdStatus(answer.get())) == "FAILOVER");
+  for (const char* step :
+       {"PAUSING", "ELECTING", "FENCING", "PROMOTING", "VERIFYING", "failover_complete"}) {
+    CAPTURE(step);
+    CHECK(report.row(step) != nullptr);
+  }
+  REQUIRE(report.check("completed") != nullptr);
+  CHECK(report.check("completed")->at("result") == "passed");
+  const auto* verdict = report.row("verdict");
+  REQUIRE(verdict != nullptr);
+  CHECK(verdict->at("result") == "passed");
+  CHECK(verdict->at("failover_id").rfind("f-", 0) == 0);
+  CHECK(verdict->at("kind") == "failover");
+  CHECK_THAT(verdict->at("detail"), Catch::Contains("primary: " + standby));
+  // Answered after the run: the standby is the primary already, and the idle client
+  // moved with it.
+  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
+        "f");
+  CHECK(scalar(client.get(), "SELECT inet_server_port()") == std::to_string(cluster.standbyPort()));
+  CHECK(clusterColumn(admin.get(), "primary") == standby);
+
+  // One the monitor refuses is an error naming the command: the target is the primary now.
+  Res refused(PQexec(admin.get(), ("FAILOVER main TO " + standby).c_str()));
+  CHECK(PQresultStatus(refused.get()) == PGRES_FATAL_ERROR);
+  CHECK(sqlstateOf(refused.get()) == "55000");
+  CHECK_THAT(PQresultErrorMessage(refused.get()),
+             Catch::Contains("pgpivot: failover refused") && Catch::Contains("is the primary"));
+  Res unknown(PQexec(admin.get(), "FAILOVER nosuch"));
+  CHECK(sqlstateOf(unknown.get()) == "42704");
 }

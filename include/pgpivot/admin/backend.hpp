@@ -157,7 +157,7 @@ struct FailoverCheck {
 struct FailoverReport {
   std::string failover_id;  // empty when refused before it started
   std::string cluster;
-  std::string kind;  // "switchover", "drill"
+  std::string kind;  // "switchover", "drill", "failover"
   std::vector<FailoverStepRow> steps;
   std::vector<FailoverCheck> checks;
   bool completed = false;  // the run reached its end ("ok"): the new primary takes writes

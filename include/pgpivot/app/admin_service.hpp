@@ -71,7 +71,7 @@ class AdminService final : public admin::AdminBackend {
  private:
   void runOnEveryWorker(const admin::Command& command,
                         admin::Completion<admin::CommandOutput> done);
-  // SWITCHOVER / DRILL: waits for the run and adds the failover errors clients got.
+  // SWITCHOVER / DRILL / FAILOVER: waits for the run and adds the failover errors clients got.
   void runIncident(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
   // WAIT_CLOSE: completes once no server marked close_needed is left (bounded).
   void waitClose(const admin::Command& command, admin::Completion<admin::CommandOutput> done);
