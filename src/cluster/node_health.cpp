@@ -189,6 +189,11 @@ void NodeHealth::onStats(const ProbeSample& s) {
   if (hot_standby_at_ && *hot_standby_at_ < s.at_ms) {
     hot_standby_at_.reset();
   }
+  if (s.syncrep_waiters > 0) {
+    syncrep_since_ = syncrep_since_.value_or(s.at_ms);
+  } else {
+    syncrep_since_.reset();
+  }
   last_ok_stats_ = s;
   const bool w_failing = w_.seen && w_.outcome != ProbeOutcome::kOk && !w_misconfigured_;
   ok_streak_ = w_failing ? 0 : ok_streak_ + 1;
@@ -374,6 +379,9 @@ NodeHealth::Classified NodeHealth::reachable(uint64_t now_ms, bool expected_prim
   std::optional<Classified> raw;
   if (expected_primary) {
     raw = writeFailing(now_ms);
+    if (!raw) {
+      raw = syncRepWithoutWrite(now_ms);
+    }
   }
   if (!raw && c_fail_with_l_ok_ >= settings_.no_new_conn_failures) {
     raw = Classified{NodeState::kDegradedNoNewConn,
@@ -462,6 +470,37 @@ std::optional<NodeHealth::Classified> NodeHealth::writeFailing(uint64_t now_ms) 
   }
   return Classified{NodeState::kSuspect, w + ": " + cause + " (DOWN after " +
                                              formatSeconds(settings_.write_stuck_after_ms) + ")"};
+}
+
+// Without a heartbeat write (no table: W answers 42P01 and is left out, or W is off) a
+// commit stuck behind a synchronous standby shows only in L: the same stall W would have
+// seen. Commits pass through SyncRep briefly on a healthy synchronous cluster, so waiters
+// in every sample are not enough alone: no synchronous standby connected, or queries
+// through pgpivot with no reply for query_stall_timeout, say the commits are stuck.
+std::optional<NodeHealth::Classified> NodeHealth::syncRepWithoutWrite(uint64_t now_ms) const {
+  const bool w_runs = w_.seen && !w_misconfigured_;
+  if (w_runs || !syncrep_since_ || !last_ok_stats_) {
+    return std::nullopt;
+  }
+  const ProbeSample& s = *last_ok_stats_;
+  const DataPathSample* d = dataPath(now_ms);
+  const bool no_sync_standby = s.sync_standbys == 0;
+  const bool stalled = d != nullptr && d->stalled_queries > 0;
+  if (!no_sync_standby && !stalled) {
+    return std::nullopt;
+  }
+  const uint64_t waiting_for = now_ms > *syncrep_since_ ? now_ms - *syncrep_since_ : 0;
+  std::string reason =
+      std::to_string(s.syncrep_waiters) +
+      " commits waiting for a synchronous standby in every probe for " +
+      formatSeconds(waiting_for) + ", " +
+      (no_sync_standby ? std::string("no synchronous standby connected")
+                       : std::to_string(d->stalled_queries) + " queries through pgpivot stalled") +
+      " (no heartbeat write to confirm)";
+  if (waiting_for < settings_.syncrep_after_ms) {
+    return Classified{NodeState::kSuspect, std::move(reason)};
+  }
+  return Classified{NodeState::kDegradedSyncRep, std::move(reason)};
 }
 
 // Keeps a degraded state that just cleared for degraded_clear_after, so that a value

@@ -17,7 +17,10 @@
 //   DOWN:WRITE_STUCK     L fine, W failing for write_stuck_after with a server-side cause
 //                        (I/O waits, WAL position frozen, 53xxx/58xxx); never when the
 //                        cause is locks or a synchronous standby
-//   DEGRADED:SYNCREP     W failing with commits waiting in IPC/SyncRep for syncrep_after
+//   DEGRADED:SYNCREP     W failing with commits waiting in IPC/SyncRep for syncrep_after;
+//                        or, where W does not run (no heartbeat table), commits in SyncRep
+//                        in every L sample for syncrep_after while no synchronous standby
+//                        is connected or queries through pgpivot are stalled
 //   DEGRADED:NO_NEW_CONN C failing no_new_conn_failures times in a row while L is fine
 //   DEGRADED:LOCKS       lock waiters or the oldest lock wait at the warn threshold, or W
 //                        refused by our own lock_timeout (55P03), or queries through
@@ -157,6 +160,7 @@ class NodeHealth final {
   Classified unreachable(uint64_t now_ms, bool expected_primary) const;
   Classified reachable(uint64_t now_ms, bool expected_primary);
   std::optional<Classified> writeFailing(uint64_t now_ms) const;
+  std::optional<Classified> syncRepWithoutWrite(uint64_t now_ms) const;
   Classified holdDegraded(uint64_t now_ms, Classified raw);
   Evidence evidence(uint64_t now_ms, bool expected_primary) const;
   bool lockWarn() const;
@@ -182,6 +186,7 @@ class NodeHealth final {
   bool w_misconfigured_ = false;
   std::optional<uint64_t> hot_standby_at_;
   std::optional<uint64_t> writable_since_;
+  std::optional<uint64_t> syncrep_since_;  // first of the L samples in a row with SyncRep waiters
   int64_t deadlocks_delta_ = 0;
   int64_t xact_delta_ = 0;
   NodeVerdict verdict_;

@@ -3,6 +3,8 @@
 #include "pgpivot/cluster/node_health.hpp"
 
 #include <catch2/catch.hpp>
+#include <functional>
+#include <optional>
 
 namespace pgpivot::cluster {
 namespace {
@@ -361,6 +363,73 @@ TEST_CASE("commits waiting for a synchronous standby: DEGRADED:SYNCREP, never DO
   Fixture f;
   CHECK(writeFailing(f, 5, ProbeOutcome::kTimeout, "", syncrep) == NodeState::kDegradedSyncRep);
   CHECK(writeFailing(f, 120, ProbeOutcome::kTimeout, "", syncrep) == NodeState::kDegradedSyncRep);
+}
+
+// A primary probed by L and C only (W does not run: no heartbeat table), healthy until
+// t = 3000; then `shape` applied to every L sample for `seconds`.
+NodeState syncRepWithoutWrite(int seconds, uint64_t evaluate_after_ms,
+                              const std::function<void(ProbeSample&)>& shape,
+                              const std::optional<DataPathSample>& data_path = std::nullopt) {
+  Settings settings;
+  NodeHealth node(settings);
+  uint64_t t = 0;
+  for (; t < 3000; t += 1000) {
+    node.onStats(okStats(t));
+    node.onWrite(write(t, ProbeOutcome::kError, "42P01"));  // no heartbeat table
+    node.onConnect(conn(t));
+  }
+  node.evaluate(t, kPrimary);
+  REQUIRE(node.verdict().state == NodeState::kHealthy);
+  const uint64_t start = t;
+  for (int i = 0; i < seconds; ++i, t += 1000) {
+    ProbeSample s = okStats(t);
+    s.syncrep_waiters = 2;
+    s.sync_standbys = 1;
+    s.current_lsn += t;
+    shape(s);
+    node.onStats(s);
+    node.onConnect(conn(t));
+    if (data_path) {
+      DataPathSample d = *data_path;
+      d.at_ms = t;
+      node.onDataPath(d);
+    }
+  }
+  node.evaluate(start + evaluate_after_ms, kPrimary);
+  return node.verdict().state;
+}
+
+TEST_CASE(
+    "without a heartbeat write, commits stuck behind a synchronous standby are DEGRADED:SYNCREP "
+    "from the stats probe, never DOWN",
+    "[unit][cluster]") {
+  // The synchronous standby is gone from pg_stat_replication: the commits cannot finish.
+  const auto gone = [](ProbeSample& s) { s.sync_standbys = 0; };
+  CHECK(syncRepWithoutWrite(5, 4999, gone) == NodeState::kSuspect);
+  CHECK(syncRepWithoutWrite(6, 5000, gone) == NodeState::kDegradedSyncRep);
+  CHECK(syncRepWithoutWrite(60, 59000, gone) == NodeState::kDegradedSyncRep);
+  // Still connected (frozen, say), but pgpivot's own queries get no reply.
+  DataPathSample stalled;
+  stalled.stalled_queries = 1;
+  stalled.oldest_stall_ms = 4000;
+  stalled.stall_timeout_ms = 3000;
+  CHECK(syncRepWithoutWrite(
+            6, 5000, [](ProbeSample&) {}, stalled) == NodeState::kDegradedSyncRep);
+  // A busy, healthy synchronous cluster: commits pass through SyncRep all the time, the
+  // standby is connected and nothing is stalled.
+  DataPathSample flowing;
+  flowing.transactions_per_s = 500;
+  flowing.queries_in_flight = 4;
+  CHECK(syncRepWithoutWrite(
+            60, 59000, [](ProbeSample&) {}, flowing) == NodeState::kHealthy);
+  CHECK(syncRepWithoutWrite(60, 59000, [](ProbeSample&) {}) == NodeState::kHealthy);
+  // One sample without waiters starts the count again.
+  CHECK(syncRepWithoutWrite(6, 5000, [](ProbeSample& s) {
+          s.sync_standbys = 0;
+          if (s.at_ms == 5000) {
+            s.syncrep_waiters = 0;
+          }
+        }) == NodeState::kSuspect);
 }
 
 TEST_CASE("the heartbeat's own lock_timeout (55P03) is a lock problem, never DOWN",
