@@ -128,8 +128,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
         row.wait_us = static_cast<int64_t>(now - c.waitStartedAt()) * 1000;
       }
       row.link_id = c.server() != nullptr ? c.server()->id() : 0;
-      const auto app = c.wantedParams().find("application_name");
-      row.application_name = app != c.wantedParams().end() ? app->second : "";
+      row.application_name = c.wantedParams().find("application_name").value_or("");
       snapshot.clients.push_back(std::move(row));
     }
   }

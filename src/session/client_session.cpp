@@ -202,7 +202,7 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
     } else if (name == "database") {
       database_ = value;
     } else if (auto tracked = canonicalTrackedParam(name)) {
-      wanted_params_[std::string(*tracked)] = value;
+      wanted_params_.set(*tracked, value);
     } else if (name == "replication") {
       closeWithError(sqlstate::kFeatureNotSupported,
                      "pgpivot: replication connections are not supported",
@@ -244,8 +244,8 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
   }
   // The admin console: the virtual database "pgpivot" (alias "pgbouncer", as PgBouncer
   // users expect), or any database on the admin port.
-  admin_ = on_admin_port_ || database_ == "pgpivot" || database_ == "pgbouncer";
-  if (admin_) {
+  if (on_admin_port_ || database_ == "pgpivot" || database_ == "pgbouncer") {
+    admin_ = std::make_unique<AdminState>(*this);
     beginAuthentication();
     return false;
   }
@@ -289,6 +289,7 @@ void ClientSession::beginAuthentication() {
     // Not in the auth file: ask PostgreSQL (auth_query). The client waits in this state;
     // client_login_timeout still applies.
     auth_query_pending_ = true;
+    auth_ = std::make_unique<AuthState>();
     worker_.lookUpUser(*this);
     return;
   }
@@ -325,17 +326,20 @@ void ClientSession::onAuthQueryResult(auth::AuthQueryResult result) {
 
 void ClientSession::challenge(const std::string& secret) {
   const auto& config = worker_.config();
-  secret_ = secret;
-  const auth::SecretKind kind = auth::secretKind(secret_);
+  if (auth_ == nullptr) {
+    auth_ = std::make_unique<AuthState>();
+  }
+  auth_->secret = secret;
+  const auth::SecretKind kind = auth::secretKind(secret);
   std::string out;
   if (config.auth_type == AuthType::kPlain) {
-    auth_ = AuthCleartext{};
+    auth_->exchange = AuthCleartext{};
     proto::writeAuthenticationCleartextPassword(out);
   } else if (config.auth_type == AuthType::kMd5 && kind != auth::SecretKind::kScram) {
     AuthMd5 md5;
     RAND_bytes(reinterpret_cast<unsigned char*>(md5.salt.data()), 4);
     proto::writeAuthenticationMd5Password(out, md5.salt);
-    auth_ = md5;
+    auth_->exchange = md5;
   } else if (config.auth_type == AuthType::kMd5 || config.auth_type == AuthType::kScramSha256) {
     // md5 with a SCRAM secret falls back to SCRAM, as PostgreSQL and PgBouncer do.
     if (kind == auth::SecretKind::kMd5) {
@@ -350,7 +354,7 @@ void ClientSession::challenge(const std::string& secret) {
     }
     auth::ScramSecret scram_secret;
     if (kind == auth::SecretKind::kScram) {
-      auto parsed = auth::parseScramSecret(secret_);
+      auto parsed = auth::parseScramSecret(secret);
       if (!parsed) {
         closeWithError(sqlstate::kInvalidPassword,
                        fmt::format("pgpivot: invalid SCRAM secret for user \"{}\"", user_),
@@ -359,11 +363,11 @@ void ClientSession::challenge(const std::string& secret) {
       }
       scram_secret = *parsed;
     } else {
-      scram_secret = auth::makeScramSecret(secret_);
+      scram_secret = auth::makeScramSecret(secret);
     }
     AuthScram scram;
     scram.server = std::make_unique<auth::ScramServer>(std::move(scram_secret));
-    auth_ = std::move(scram);
+    auth_->exchange = std::move(scram);
     proto::writeAuthenticationSasl(out, {auth::kScramSha256});
   } else {
     closeWithError(sqlstate::kFeatureNotSupported,
@@ -423,18 +427,22 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
                    CloseReason::kLoginFailed);
     return false;
   };
-  if (std::holds_alternative<AuthCleartext>(auth_)) {
+  if (auth_ == nullptr) {
+    return wrongPassword();
+  }
+  const std::string& secret = auth_->secret;
+  if (std::holds_alternative<AuthCleartext>(auth_->exchange)) {
     auto password = proto::parsePasswordMessage(body);
     if (!password) {
       return wrongPassword();
     }
-    const auth::SecretKind kind = auth::secretKind(secret_);
+    const auth::SecretKind kind = auth::secretKind(secret);
     bool ok = false;
     if (kind == auth::SecretKind::kPlain) {
-      ok = *password == secret_;
+      ok = *password == secret;
     } else if (kind == auth::SecretKind::kMd5) {
-      ok = auth::md5PasswordHash(*password, user_) == secret_;
-    } else if (auto parsed = auth::parseScramSecret(secret_)) {
+      ok = auth::md5PasswordHash(*password, user_) == secret;
+    } else if (auto parsed = auth::parseScramSecret(secret)) {
       const auth::ScramSecret candidate =
           auth::makeScramSecret(*password, parsed->salt, parsed->iterations);
       ok = candidate.stored_key == parsed->stored_key;
@@ -445,17 +453,17 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
     authenticated();
     return false;
   }
-  if (auto* md5 = std::get_if<AuthMd5>(&auth_)) {
+  if (auto* md5 = std::get_if<AuthMd5>(&auth_->exchange)) {
     auto response = proto::parsePasswordMessage(body);
     auth::Md5Salt salt{};
     std::memcpy(salt.data(), md5->salt.data(), 4);
-    if (!response || !auth::md5Verify(secret_, user_, salt, *response)) {
+    if (!response || !auth::md5Verify(secret, user_, salt, *response)) {
       return wrongPassword();
     }
     authenticated();
     return false;
   }
-  auto* scram = std::get_if<AuthScram>(&auth_);
+  auto* scram = std::get_if<AuthScram>(&auth_->exchange);
   if (scram == nullptr) {
     return wrongPassword();
   }
@@ -500,7 +508,7 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
 }
 
 void ClientSession::authenticated() {
-  auth_ = std::monostate{};
+  auth_.reset();
   PGPIVOT_LOG_DEBUG("{} authenticated", logPrefix());
   if (admin_) {
     startAdmin();
@@ -525,9 +533,9 @@ void ClientSession::startAdmin() {
   const auto listed = [this](const std::vector<std::string>& users) {
     return std::find(users.begin(), users.end(), user_) != users.end();
   };
-  admin_caller_.user = user_;
-  admin_caller_.admin = listed(config.admin_users);
-  if (!admin_caller_.admin && !listed(config.stats_users)) {
+  admin_->caller.user = user_;
+  admin_->caller.admin = listed(config.admin_users);
+  if (!admin_->caller.admin && !listed(config.stats_users)) {
     worker_.mutableStats().login_failures++;
     closeWithError(sqlstate::kInvalidAuthorization,
                    fmt::format("pgpivot: user \"{}\" is not allowed to use the admin console "
@@ -546,7 +554,7 @@ void ClientSession::startAdmin() {
                      {"integer_datetimes", "on"},
                      {"standard_conforming_strings", "on"},
                      {"application_name", ""},
-                     {"is_superuser", admin_caller_.admin ? "on" : "off"},
+                     {"is_superuser", admin_->caller.admin ? "on" : "off"},
                      {"session_authorization", user_}};
   wanted_params_.clear();
   sendWelcome(params);
@@ -555,7 +563,7 @@ void ClientSession::startAdmin() {
 }
 
 void ClientSession::readAdmin() {
-  while (state_ == ClientState::kAdmin && !admin_query_pending_) {
+  while (state_ == ClientState::kAdmin && !admin_->query_pending) {
     proto::FrameView frame;
     if (!takeMessage(worker_.limits(), frame)) {
       return;
@@ -576,9 +584,9 @@ void ClientSession::readAdmin() {
                      CloseReason::kClientProtocolViolation);
       return;
     }
-    std::optional<std::string> answer = worker_.console().execute(*sql, admin_caller_, *this);
+    std::optional<std::string> answer = worker_.console().execute(*sql, admin_->caller, *admin_);
     if (!answer) {
-      admin_query_pending_ = true;  // onAdminReply finishes it
+      admin_->query_pending = true;  // onAdminReply finishes it
       stream_.stopReading();
       return;
     }
@@ -587,7 +595,7 @@ void ClientSession::readAdmin() {
 }
 
 void ClientSession::onAdminReply(std::string bytes) {
-  admin_query_pending_ = false;
+  admin_->query_pending = false;
   if (state_ == ClientState::kClosing) {
     return;
   }
@@ -622,15 +630,14 @@ void ClientSession::sendWelcome(const ParamMap& server_params) {
   // What the client did not ask for it gets at the server's default, and keeps on every
   // later server: a SET another client left behind must not leak into this session.
   for (const auto& [name, value] : server_params) {
-    if (auto tracked = canonicalTrackedParam(name)) {
-      wanted_params_.emplace(std::string(*tracked), value);
-    }
+    wanted_params_.setIfAbsent(name, value);
   }
+  wanted_params_.shrink();
   std::string out;
   proto::writeAuthenticationOk(out);
   for (const auto& [name, value] : server_params) {
     const auto wanted = wanted_params_.find(name);
-    proto::writeParameterStatus(out, name, wanted != wanted_params_.end() ? wanted->second : value);
+    proto::writeParameterStatus(out, name, wanted ? *wanted : std::string_view(value));
   }
   const auto [pid, secret] = worker_.newCancelKey();
   cancel_pid_ = pid;
@@ -655,9 +662,7 @@ void ClientSession::onServerReleased() {
 }
 
 void ClientSession::noteServerParameter(std::string_view name, std::string_view value) {
-  if (auto tracked = canonicalTrackedParam(name)) {
-    wanted_params_[std::string(*tracked)] = std::string(value);
-  }
+  wanted_params_.set(name, value);
 }
 
 void ClientSession::failWaiting(std::string_view state, const std::string& message,
@@ -797,6 +802,13 @@ Action ClientSession::classify(char tag) {
   }
 }
 
+PreparedStatements& ClientSession::statements() {
+  if (statements_ == nullptr) {
+    statements_ = std::make_unique<PreparedStatements>();
+  }
+  return *statements_;
+}
+
 bool ClientSession::rewritesStatements() const {
   return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
          worker_.config().max_prepared_statements > 0;
@@ -817,12 +829,12 @@ bool ClientSession::relayLargeStatementMessage(char tag) {
   if (total <= buffer.capacity()) {
     return false;
   }
-  return statements_.relayLarge(tag, unparsed.substr(proto::kHeaderSize), *server_,
-                                buffer.pendingSend().empty());
+  return statements().relayLarge(tag, unparsed.substr(proto::kHeaderSize), *server_,
+                                 buffer.pendingSend().empty());
 }
 
 bool ClientSession::mayDeallocate() const {
-  if (statements_.empty() || !rewritesStatements()) {
+  if (!hasPreparedStatements() || !rewritesStatements()) {
     return false;
   }
   // classify() sees each header while it starts the unparsed bytes (relay.hpp); the body
@@ -880,7 +892,7 @@ bool ClientSession::onMessage(char tag, std::string_view body) {
     syncs_since_execute_ = 0;
     expectReadyForQuery();
   }
-  if (server_ != nullptr && !statements_.relay(tag, body, *server_)) {
+  if (server_ != nullptr && !statements().relay(tag, body, *server_)) {
     closeWithError(sqlstate::kProtocolViolation,
                    fmt::format("pgpivot: malformed '{}' message from client", tag),
                    CloseReason::kClientProtocolViolation);
@@ -978,9 +990,9 @@ void ClientSession::close(CloseReason reason) {
   if (welcomed_) {
     worker_.unregisterCancelKey(*this);
   }
-  if (admin_query_pending_) {
-    worker_.console().cancel(*this);
-    admin_query_pending_ = false;
+  if (admin_ != nullptr && admin_->query_pending) {
+    worker_.console().cancel(*admin_);
+    admin_->query_pending = false;
   }
   // Flush our last words (an ErrorResponse) before the handle closes.
   stream_.close();

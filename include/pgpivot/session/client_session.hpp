@@ -29,7 +29,7 @@ namespace pgpivot::session {
 
 class ServerConn;
 
-enum class ClientState {
+enum class ClientState : uint8_t {
   kStartup,           // reading the untyped first packet(s): SSLRequest, StartupMessage, cancel
   kAuthenticating,    // password exchange with pgpivot
   kWaitingForServer,  // queued in its pool; login not finished yet if not welcomed
@@ -41,7 +41,7 @@ enum class ClientState {
 
 std::string_view toString(ClientState state);
 
-class ClientSession final : public net::StreamOwner, public RelayHandler, public admin::ReplySink {
+class ClientSession final : public net::StreamOwner, public RelayHandler {
  public:
   ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind);
   ClientSession(const ClientSession&) = delete;
@@ -71,9 +71,17 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   void onCopyInStarted();
   // Named prepared statements (transaction and statement mode): whether we have any, and
   // DEALLOCATE ALL or DISCARD ALL succeeded on our server.
-  bool hasPreparedStatements() const { return !statements_.empty(); }
-  void forgetPreparedStatements() { statements_.forgetAll(); }
-  void forgetPreparedStatement(std::string_view name) { statements_.forget(name); }
+  bool hasPreparedStatements() const { return statements_ != nullptr && !statements_->empty(); }
+  void forgetPreparedStatements() {
+    if (statements_ != nullptr) {
+      statements_->forgetAll();
+    }
+  }
+  void forgetPreparedStatement(std::string_view name) {
+    if (statements_ != nullptr) {
+      statements_->forget(name);
+    }
+  }
   // Whether everything we sent the server ended at a message boundary.
   bool atMessageBoundary() const { return cursor_.body_left == 0; }
   // Server side of the link: bytes for the client arrived / pump resumed.
@@ -93,7 +101,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   uint64_t id() const { return id_; }
   const std::string& user() const { return user_; }
   const std::string& database() const { return database_; }
-  const ParamMap& wantedParams() const { return wanted_params_; }
+  const TrackedParams& wantedParams() const { return wanted_params_; }
   int32_t cancelPid() const { return cancel_pid_; }
   int32_t cancelSecret() const { return cancel_secret_; }
   ServerConn* server() const { return server_; }
@@ -108,9 +116,6 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   // RelayHandler (client -> server direction)
   Action classify(char tag) override;
   bool onMessage(char tag, std::string_view body) override;
-
-  // admin::ReplySink
-  void onAdminReply(std::string bytes) override;
 
   // StreamOwner
   void onStreamData(net::Stream& stream) override;
@@ -139,13 +144,16 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
   void authenticated();
   void startAdmin();
   void readAdmin();
+  // The console's answer to the query we sent it (AdminState, the console's ReplySink).
+  void onAdminReply(std::string bytes);
   void requestServer();
   void sendWelcome(const ParamMap& server_params);
   void expectReadyForQuery();
   bool dropOrphanedBody();
   bool answerLostTransaction();
 
-  // Authentication in progress: which exchange, and its data.
+  // Authentication in progress: the secret from the auth file (plain, md5 or SCRAM), which
+  // exchange, and its data. Allocated for the login only: an idle client holds none of it.
   struct AuthCleartext {};
   struct AuthMd5 {
     std::array<char, 4> salt{};
@@ -154,38 +162,51 @@ class ClientSession final : public net::StreamOwner, public RelayHandler, public
     std::unique_ptr<auth::ScramServer> server;
     bool first_done = false;
   };
+  struct AuthState {
+    std::string secret;
+    std::variant<std::monostate, AuthCleartext, AuthMd5, AuthScram> exchange;
+  };
+  // An admin console session: what the console knows about us, and where its late answers
+  // go. Allocated at login for console sessions only.
+  struct AdminState final : admin::ReplySink {
+    explicit AdminState(ClientSession& owner) : session(owner) {}
+    void onAdminReply(std::string bytes) override { session.onAdminReply(std::move(bytes)); }
+    ClientSession& session;
+    admin::Caller caller;
+    bool query_pending = false;
+  };
+  // The statement bookkeeping, allocated with the first message it handles.
+  PreparedStatements& statements();
 
+  // Ordered for packing: every idle client holds one of these (bench/idle_clients.py).
   app::Worker& worker_;
   uint64_t id_;
   net::Stream stream_;
-  ClientState state_ = ClientState::kStartup;
   std::string user_;
   std::string database_;
-  std::string secret_;  // from the auth file: plain, md5 or SCRAM
-  ParamMap wanted_params_;
-  std::variant<std::monostate, AuthCleartext, AuthMd5, AuthScram> auth_;
+  TrackedParams wanted_params_;
+  std::unique_ptr<AuthState> auth_;                 // during authentication only
+  std::unique_ptr<PreparedStatements> statements_;  // transaction/statement mode, on first use
+  std::unique_ptr<AdminState> admin_;               // console sessions only
   pool::Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   RelayCursor cursor_;
-  bool welcomed_ = false;
-  bool copy_in_ = false;
-  PreparedStatements statements_;  // transaction/statement mode only
-  // A transaction that was open on a server we lost; the next statement gets the error.
-  enum class LostTransaction { kNone, kServerLost, kFailover };
-  LostTransaction lost_transaction_ = LostTransaction::kNone;
-  int syncs_since_execute_ = 0;
-  bool over_client_limit_ = false;
-  bool auth_query_pending_ = false;
-  bool admin_ = false;
-  bool on_admin_port_ = false;
-  bool admin_query_pending_ = false;
-  admin::Caller admin_caller_;
-  int32_t cancel_pid_ = 0;
-  int32_t cancel_secret_ = 0;
   uint64_t connected_at_ = 0;
   uint64_t wait_started_at_ = 0;
   uint64_t last_activity_at_ = 0;
+  int32_t cancel_pid_ = 0;
+  int32_t cancel_secret_ = 0;
+  int syncs_since_execute_ = 0;
   net::PeerAddress peer_;  // taken at accept: a reset connection has no peer name left
+  ClientState state_ = ClientState::kStartup;
+  // A transaction that was open on a server we lost; the next statement gets the error.
+  enum class LostTransaction : uint8_t { kNone, kServerLost, kFailover };
+  LostTransaction lost_transaction_ = LostTransaction::kNone;
+  bool welcomed_ = false;
+  bool copy_in_ = false;
+  bool over_client_limit_ = false;
+  bool auth_query_pending_ = false;
+  bool on_admin_port_ = false;
 };
 
 }  // namespace pgpivot::session
