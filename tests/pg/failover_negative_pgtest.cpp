@@ -82,6 +82,30 @@ struct Rig {
   }
 };
 
+// Commits wait for their WAL to be flushed (and for a synchronous standby, if one is
+// named): the fixture runs with synchronous_commit off, which acknowledges before that.
+void synchronousCommit(const TwoNodeCluster& cluster) {
+  REQUIRE(cluster.query(cluster.primaryPort(), cluster.primaryData(),
+                        "ALTER SYSTEM SET synchronous_commit = on") == "ALTER SYSTEM");
+  REQUIRE(cluster.query(cluster.primaryPort(), cluster.primaryData(), "SELECT pg_reload_conf()") ==
+          "t");
+}
+
+// What watches a fault: a writer through pgpivot (writing before the constructor returns)
+// and a sampler of the routed primary. finish() stops both.
+struct Watched {
+  WriteLoad load;
+  RouteWatch routes;
+  Watched(Rig& rig, const WriteLoad::Options& options) : load(options), routes(rig.pgpivot) {
+    load.start();
+    REQUIRE(load.waitForAcks(10, 10s));
+  }
+  void finish() {
+    load.stop();
+    routes.stop();
+  }
+};
+
 // SHOW FAILOVERS rows that belong to a failover (ids "f-..."), as "step result: detail".
 std::vector<std::string> failoverSteps(PGconn* admin) {
   std::vector<std::string> steps;
@@ -130,8 +154,10 @@ enum class Routing {
 // Nothing failed over: no incident, no promotion, the primary routed all along (or, with
 // Routing::kMayPause, no node for a moment) and still the primary, the standby still a
 // standby, every acknowledged write the primary's.
-void checkNoFailover(Rig& rig, const WriteLoad& load, const RouteWatch& routes,
-                     Routing routing = Routing::kSteady) {
+void checkNoFailover(Rig& rig, Watched& watched, Routing routing = Routing::kSteady) {
+  watched.finish();
+  const WriteLoad& load = watched.load;
+  const RouteWatch& routes = watched.routes;
   const WriteLoad::Seen seen = load.seen();
   const std::string& table = load.table();
   const std::string log = readFile(rig.events.path);
@@ -195,10 +221,8 @@ TEST_CASE("negative: a real deadlock reaches the client as 40P01 and nothing fai
   REQUIRE(scalar(setup.get(), "INSERT INTO dl VALUES (1, 0), (2, 0)") == "");
   const std::string deadlocks_before =
       rig.primaryQuery("SELECT deadlocks FROM pg_stat_database WHERE datname = 'appdb'");
-  WriteLoad load(rig.load("acks_deadlock"));
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  Watched watched(rig, rig.load("acks_deadlock"));
+  WriteLoad& load = watched.load;
 
   // Three deadlocks in a row, each between two clients of pgpivot that update rows 1 and 2
   // in opposite orders; PostgreSQL breaks each one after deadlock_timeout (1 s).
@@ -229,10 +253,9 @@ TEST_CASE("negative: a real deadlock reaches the client as 40P01 and nothing fai
         std::stol(deadlocks_before) + kRounds);
   // The writer went on through all of it and after it (past the fast profile's 3 s).
   CHECK(load.waitForAcks(100, 20s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
-  checkNoFailover(rig, load, routes);
+  checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK(rig.healthBecomes("HEALTHY", 10s));
 }
@@ -245,18 +268,15 @@ void syncRepStall(bool heartbeat) {
   Rig rig(heartbeat ? "negative-syncrep" : "negative-syncrep-nohb", heartbeat);
   // Every commit waits for the standby (the fixture runs with synchronous_commit off).
   REQUIRE(rig.primaryQuery("ALTER SYSTEM SET synchronous_standby_names = '*'") == "ALTER SYSTEM");
-  REQUIRE(rig.primaryQuery("ALTER SYSTEM SET synchronous_commit = on") == "ALTER SYSTEM");
-  REQUIRE(rig.primaryQuery("SELECT pg_reload_conf()") == "t");
+  synchronousCommit(rig.cluster);
   REQUIRE(eventually(10s, [&] {
     return rig.primaryQuery("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") ==
            "1";
   }));
   WriteLoad::Options options = rig.load("acks_syncrep");
   options.write_timeout = 40s;  // a commit waits for the standby: it must not be abandoned
-  WriteLoad load(options);
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  Watched watched(rig, options);
+  WriteLoad& load = watched.load;
 
   // The standby hangs (every process of it stopped): commits wait in IPC/SyncRep.
   rig.cluster.freezeNode(rig.cluster.standbyData(), true);
@@ -274,10 +294,9 @@ void syncRepStall(bool heartbeat) {
   CHECK(std::stoi(waiting) >= 1);
   // The standby is back: the waiting commit completes and the writer goes on.
   CHECK(load.waitForAcks(20, 30s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
-  checkNoFailover(rig, load, routes);
+  checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK(seen.acked.size() > static_cast<std::size_t>(acked_while_stalled));
   CHECK_THAT(readFile(rig.events.path), Catch::Contains("DEGRADED:SYNCREP"));
@@ -304,10 +323,8 @@ TEST_CASE(
     "sessions keep working, not a failover",
     "[pg][failover][negative]") {
   Rig rig("negative-postmaster");
-  WriteLoad load(rig.load("acks_postmaster"));
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  Watched watched(rig, rig.load("acks_postmaster"));
+  WriteLoad& load = watched.load;
 
   // SIGSTOP of the postmaster only: its backends (pgpivot's pooled server connections, the
   // monitor's sessions, the WAL sender) keep running, new connections hang.
@@ -327,10 +344,9 @@ TEST_CASE(
   CHECK(direct_refused);
   CHECK(still == "DEGRADED:NO_NEW_CONN");
   CHECK(load.waitForAcks(10, 15s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
-  checkNoFailover(rig, load, routes);
+  checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK_THAT(readFile(rig.events.path), Catch::Contains("DEGRADED:NO_NEW_CONN"));
 }
@@ -342,12 +358,9 @@ TEST_CASE(
   Rig rig("negative-crash");
   // Acknowledged means flushed, so that crash recovery keeps it (the fixture runs with
   // synchronous_commit off, which loses the last commits in a crash).
-  REQUIRE(rig.primaryQuery("ALTER SYSTEM SET synchronous_commit = on") == "ALTER SYSTEM");
-  REQUIRE(rig.primaryQuery("SELECT pg_reload_conf()") == "t");
-  WriteLoad load(rig.load("acks_crash"));
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  synchronousCommit(rig.cluster);
+  Watched watched(rig, rig.load("acks_crash"));
+  WriteLoad& load = watched.load;
 
   // kill -9 of one client backend, three times: each time the postmaster terminates every
   // backend (57P02), runs crash recovery (57P03 meanwhile) and accepts connections again.
@@ -369,12 +382,11 @@ TEST_CASE(
   // Healthy again, past the fast profile's 3 s.
   CHECK(rig.healthBecomes("HEALTHY", 20s));
   CHECK(load.waitForAcks(20, 10s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
   // Clients are held while the server refuses connections (57P03), so the routed primary
   // may be no node for a moment; never another node.
-  checkNoFailover(rig, load, routes, Routing::kMayPause);
+  checkNoFailover(rig, watched, Routing::kMayPause);
   // The restarts were real: PostgreSQL said so in its log.
   CHECK(std::stoi(rig.primaryQuery("SELECT count(*) FROM regexp_matches(pg_read_file('" +
                                    rig.cluster.primaryData() +
@@ -392,10 +404,8 @@ TEST_CASE(
     "primary's routing",
     "[pg][failover][negative]") {
   Rig rig("negative-flap");
-  WriteLoad load(rig.load("acks_flap"));
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  Watched watched(rig, rig.load("acks_flap"));
+  WriteLoad& load = watched.load;
 
   constexpr int kFlaps = 5;
   for (int flap = 0; flap < kFlaps; ++flap) {
@@ -410,10 +420,9 @@ TEST_CASE(
            "1";
   }));
   CHECK(load.waitForAcks(20, 10s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
-  checkNoFailover(rig, load, routes);
+  checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK(seen.reconnects == 0);
 }
@@ -487,15 +496,11 @@ TEST_CASE(
                  " -l " + data + "/server.log -w start");
     INFO(moved.output);
     REQUIRE(moved.status == 0);
-    REQUIRE(cluster.query(cluster.primaryPort(), data,
-                          "ALTER SYSTEM SET synchronous_commit = on") == "ALTER SYSTEM");
-    REQUIRE(cluster.query(cluster.primaryPort(), data, "SELECT pg_reload_conf()") == "t");
+    synchronousCommit(cluster);
     cluster.waitReplayed();
   });
-  WriteLoad load(rig.load("acks_slowdisk"));
-  load.start();
-  REQUIRE(load.waitForAcks(10, 10s));
-  RouteWatch routes(rig.pgpivot);
+  Watched watched(rig, rig.load("acks_slowdisk"));
+  WriteLoad& load = watched.load;
 
   // 12 s of a disk that stalls every write for up to 1.2 s: longer than the fast profile's
   // write_stuck_after (10 s), with writes completing in every thaw.
@@ -513,14 +518,13 @@ TEST_CASE(
   }
   const int64_t during = load.ackedCount() - before;
   CHECK(load.waitForAcks(20, 15s));
-  load.stop();
-  routes.stop();
+  watched.finish();
   const WriteLoad::Seen seen = load.seen();
   INFO("writes acknowledged during the slow phase: " << during << "; primary's health other "
                                                      << "than HEALTHY last seen: " << worst);
   // Slow, not stuck: writes went on during the slow phase.
   CHECK(during >= 8);
-  checkNoFailover(rig, load, routes);
+  checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK_THAT(readFile(rig.events.path), !Catch::Contains("DOWN:WRITE_STUCK"));
   WARN("slow WAL disk: " << during << " writes acknowledged in 12 s of 1.2 s stalls; "
