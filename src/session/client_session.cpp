@@ -681,19 +681,34 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
     requestServer();  // it was still being prepared for us: ask for another
     return;
   }
-  // The session stays; what the client is told depends on what it was doing.
+  // The session stays; what the client is told depends on what it was doing. A cluster's
+  // pool routes to its primary only: losing the server is losing the primary, whether or
+  // not the monitor has declared a failover yet.
+  if (pool_ != nullptr && pool_->settings().cluster_managed) {
+    failover = true;
+  }
   if (server->outstanding() > 0) {
-    // A statement in flight: it may or may not have committed.
     if (failover) {
       worker_.mutableStats().failover_errors++;
     }
+    // Inside a transaction block with nothing in flight that may commit it (no COMMIT,
+    // END or PREPARE TRANSACTION): it provably did not commit. Otherwise, a COMMIT or an
+    // autocommit statement in flight, the outcome is unknown.
+    const bool not_committed =
+        server->txStatus() == proto::TxStatus::kFailed ||
+        (server->txStatus() == proto::TxStatus::kInTransaction && !server->mayCommitInFlight());
     std::string out;
-    proto::writeErrorResponse(
-        out, proto::severity::kError,
-        failover ? sqlstate::kStatementCompletionUnknown : sqlstate::kConnectionFailure,
-        failover ? "pgpivot: failover: the primary was lost while a statement was running; it "
-                   "may or may not have committed"
-                 : why);
+    if (!failover) {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure, why);
+    } else if (not_committed) {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
+                                "pgpivot: failover: the primary was lost during the "
+                                "transaction; it did not commit and may be retried");
+    } else {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kStatementCompletionUnknown,
+                                "pgpivot: failover: the primary was lost while a statement "
+                                "was running; it may or may not have committed");
+    }
     proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
     stream_.writeOwned(std::move(out));
   } else if (server->txStatus() != proto::TxStatus::kIdle) {
@@ -757,10 +772,45 @@ bool ClientSession::answerLostTransaction() {
 
 // --- relaying (client -> server) ----------------------------------------------------------
 
+namespace {
+
+// Failover truth (cluster/commit_risk.hpp): tells `server` when a message the client sends
+// may commit a transaction block. classify() sees each header while it starts the unparsed
+// bytes; a body not all here yet counts as one that may commit.
+void noteCommitRisk(char tag, std::string_view unparsed, std::unique_ptr<cluster::CommitRisk>& risk,
+                    ServerConn* server) {
+  if (server == nullptr || unparsed.size() < proto::kHeaderSize) {
+    return;
+  }
+  uint32_t length = 0;
+  std::memcpy(&length, unparsed.data() + 1, 4);
+  const std::size_t total = 1 + static_cast<std::size_t>(ntohl(length));
+  const bool complete = unparsed.size() >= total;
+  const std::size_t end = complete ? total : unparsed.size();
+  const std::string_view body = unparsed.substr(proto::kHeaderSize, end - proto::kHeaderSize);
+  bool may_commit = false;
+  if (tag == 'Q') {
+    may_commit = !complete || cluster::sqlMayCommit(body);
+  } else {
+    if (risk == nullptr) {
+      risk = std::make_unique<cluster::CommitRisk>();  // only clients that prepare hold one
+    }
+    may_commit = risk->noteMessage(tag, body, complete);
+  }
+  if (may_commit) {
+    server->noteMayCommit();
+  }
+}
+
+}  // namespace
+
 Action ClientSession::classify(char tag) {
   // Count what PostgreSQL answers with ReadyForQuery: Query, FunctionCall and Sync. During
   // COPY FROM STDIN the server ignores Sync and Flush (copyfromparse.c, "for the
   // convenience of client libraries"), so those are not counted; see onCopyInStarted.
+  if (tag == 'Q' || tag == 'P' || tag == 'B') {
+    noteCommitRisk(tag, stream_.buffer().unparsed(), commit_risk_, server_);
+  }
   switch (tag) {
     case 'X':
       return Action::kConsume;

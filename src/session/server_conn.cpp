@@ -380,6 +380,7 @@ bool ServerConn::onReadyForQuery(std::string_view body) {
   }
   if (outstanding_ > 0) {
     --outstanding_;
+    ++requests_answered_;
     pool_.mutableStats().queries++;  // a client's request answered (PgBouncer counts here too)
     noteQueryEnd();
   }
@@ -611,6 +612,8 @@ void ServerConn::link(ClientSession& client) {
   client_ = &client;
   last_used_at_ = worker_.now();
   outstanding_ = 0;
+  requests_sent_ = requests_answered_ = last_committing_request_ = 0;
+  open_request_may_commit_ = false;
   query_started_ns_ = xact_started_ns_ = 0;  // a previous client's unfinished exchange
   statements_.resetBatches();
   statements_.setCapacity(static_cast<std::size_t>(worker_.config().max_prepared_statements));

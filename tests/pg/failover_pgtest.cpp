@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
@@ -123,8 +125,10 @@ TEST_CASE(
   Res result(PQexec(conn.get(), "INSERT INTO intx VALUES (2)"));
   CHECK(PQresultStatus(result.get()) == PGRES_FATAL_ERROR);
   const std::string state = sqlstateOf(result.get());
-  CHECK((state == "40001" || state == "08006" || state == "40003"));
-  CHECK_THAT(std::string(PQresultErrorMessage(result.get())), Catch::Contains("pgpivot:"));
+  // It provably did not commit: nothing was in flight when the primary was lost.
+  CHECK(state == "40001");
+  CHECK_THAT(std::string(PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY)),
+             Catch::StartsWith("pgpivot: failover"));
   // The session goes on, outside any transaction, on the new primary.
   CHECK(PQtransactionStatus(conn.get()) == PQTRANS_IDLE);
   CHECK(serverPort(conn.get()) == std::to_string(cluster.standbyPort()));
@@ -160,6 +164,117 @@ TEST_CASE("an old primary that comes back after a failover is never routed to", 
     Conn conn = connect(pgpivot.conninfo());
     if (PQstatus(conn.get()) == CONNECTION_OK) {
       CHECK(serverPort(conn.get()) != std::to_string(cluster.primaryPort()));
+    }
+  }
+}
+
+namespace {
+
+// A statement sent and left running: its connection and what the client finally got.
+struct InFlight {
+  Conn conn;
+  std::string state;    // SQLSTATE of the error answering the statement, "" if none
+  std::string message;  // its primary message
+};
+
+}  // namespace
+
+TEST_CASE(
+    "kill -9 of the primary: statements in flight get 40001 when their transaction cannot "
+    "have committed, 40003 when a COMMIT or an autocommit statement was running",
+    "[pg][failover]") {
+  for (const std::string mode : {"session", "transaction"}) {
+    DYNAMIC_SECTION("pool_mode = " << mode) {
+      TwoNodeCluster cluster;
+      const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+      Pgpivot::Options options = clusterOptions(cluster, events_file.path);
+      options.settings["pool_mode"] = mode;
+      Pgpivot pgpivot(options);
+      pgpivot.start();
+      {
+        Conn setup = connect(pgpivot.conninfo());
+        REQUIRE(PQstatus(setup.get()) == CONNECTION_OK);
+        CHECK(scalar(setup.get(), "CREATE TABLE inflight (id int)").empty());
+      }
+      cluster.waitReplayed();
+      // Four clients, each with one statement running when the postmaster is killed:
+      //  0: inside BEGIN, a simple query with no COMMIT           -> did not commit: 40001
+      //  1: inside BEGIN, the same through the extended protocol  -> did not commit: 40001
+      //  2: inside BEGIN, a simple query that ends with COMMIT    -> unknown: 40003
+      //  3: no transaction block: an autocommit INSERT            -> unknown: 40003
+      std::vector<InFlight> clients(4);
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        clients[i].conn =
+            connect(pgpivot.conninfo() + " application_name=inflight" + std::to_string(i));
+        REQUIRE(PQstatus(clients[i].conn.get()) == CONNECTION_OK);
+        if (i < 3) {
+          CHECK(scalar(clients[i].conn.get(), "BEGIN").empty());
+          CHECK(scalar(clients[i].conn.get(),
+                       "INSERT INTO inflight VALUES (" + std::to_string(i) + ")")
+                    .empty());
+        }
+      }
+      CHECK(PQsendQuery(clients[0].conn.get(), "SELECT pg_sleep(60)") == 1);
+      const char* seconds[] = {"60"};
+      CHECK(PQsendQueryParams(clients[1].conn.get(), "SELECT pg_sleep($1::float8)", 1, nullptr,
+                              seconds, nullptr, nullptr, 0) == 1);
+      CHECK(PQsendQuery(clients[2].conn.get(), "SELECT pg_sleep(60); COMMIT") == 1);
+      CHECK(PQsendQuery(clients[3].conn.get(), "INSERT INTO inflight SELECT 3 FROM pg_sleep(60)") ==
+            1);
+      // All four are running on the primary before it is killed.
+      REQUIRE(eventually(std::chrono::seconds(10), [&] {
+        return cluster.query(cluster.primaryPort(), cluster.primaryData(),
+                             "SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                             "LIKE 'inflight%' AND state = 'active' AND wait_event = "
+                             "'PgSleep'") == "4";
+      }));
+      cluster.killPrimary();
+      for (InFlight& client : clients) {
+        // Every result until the end of the request (bounded: the backends exit at once
+        // when their postmaster dies, and pgpivot answers when their sockets close).
+        for (int n = 0; n < 10; ++n) {
+          Res result(PQgetResult(client.conn.get()));
+          if (result == nullptr) {
+            break;
+          }
+          if (PQresultStatus(result.get()) == PGRES_FATAL_ERROR && client.state.empty()) {
+            client.state = sqlstateOf(result.get());
+            const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
+            client.message = primary != nullptr ? primary : "";
+          }
+        }
+      }
+      INFO("pgpivot log:\n" << pgpivot.logText());
+      CHECK(clients[0].state == "40001");
+      CHECK(clients[1].state == "40001");
+      CHECK(clients[2].state == "40003");
+      CHECK(clients[3].state == "40003");
+      for (const InFlight& client : clients) {
+        CHECK_THAT(client.message, Catch::StartsWith("pgpivot: failover"));
+        // Still connected, outside any transaction block, ready for the next one.
+        CHECK(PQstatus(client.conn.get()) == CONNECTION_OK);
+        CHECK(PQtransactionStatus(client.conn.get()) == PQTRANS_IDLE);
+      }
+      // The next transaction runs on the node the external manager promotes.
+      cluster.promoteStandby();
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        std::string port;
+        const bool ran = eventually(std::chrono::seconds(20), [&] {
+          Res result(PQexec(clients[i].conn.get(), "SELECT inet_server_port()"));
+          if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+            return false;
+          }
+          port = PQgetvalue(result.get(), 0, 0);
+          return port == std::to_string(cluster.standbyPort());
+        });
+        INFO("client " << i << " last port " << port);
+        CHECK(ran);
+        CHECK(PQstatus(clients[i].conn.get()) == CONNECTION_OK);
+      }
+      // Nothing that got 40001 committed: its rows are not on the new primary.
+      Conn check = connect(pgpivot.conninfo());
+      REQUIRE(PQstatus(check.get()) == CONNECTION_OK);
+      CHECK(scalar(check.get(), "SELECT count(*) FROM inflight WHERE id IN (0, 1)") == "0");
     }
   }
 }

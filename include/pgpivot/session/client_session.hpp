@@ -12,6 +12,7 @@
 #include "pgpivot/admin/console.hpp"
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/auth/scram.hpp"
+#include "pgpivot/cluster/commit_risk.hpp"
 #include "pgpivot/net/stream.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
@@ -188,6 +189,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   std::unique_ptr<AuthState> auth_;                 // during authentication only
   std::unique_ptr<PreparedStatements> statements_;  // transaction/statement mode, on first use
   std::unique_ptr<AdminState> admin_;               // console sessions only
+  // Which named statements may commit (failover truth), from the client's first Parse.
+  std::unique_ptr<cluster::CommitRisk> commit_risk_;
   pool::Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   RelayCursor cursor_;

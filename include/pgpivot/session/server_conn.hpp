@@ -79,10 +79,26 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
       noteQueryStart();
     }
     statements_.noteBatchSent();
+    ++requests_sent_;
+    if (open_request_may_commit_) {
+      open_request_may_commit_ = false;
+      last_committing_request_ = requests_sent_;
+    }
   }
   void forgetExpectedReadyForQuery(int count) {
     outstanding_ = std::max(0, outstanding_ - count);
     statements_.forgetBatches(count);
+    requests_sent_ -= std::min<uint64_t>(requests_sent_, static_cast<uint64_t>(count));
+    if (last_committing_request_ > requests_sent_) {
+      open_request_may_commit_ = true;  // its request is the one still open
+      last_committing_request_ = requests_sent_;
+    }
+  }
+  // Failover truth (cluster/commit_risk.hpp): the client sent a message that may commit a
+  // transaction block. It counts until the server has answered the request it belongs to.
+  void noteMayCommit() { open_request_may_commit_ = true; }
+  bool mayCommitInFlight() const {
+    return open_request_may_commit_ || last_committing_request_ > requests_answered_;
   }
 
   // Prepared statements (transaction mode, prepared_statements.hpp): which server-side
@@ -158,6 +174,12 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   int32_t backend_secret_ = 0;
   proto::TxStatus tx_status_ = proto::TxStatus::kIdle;
   int outstanding_ = 0;
+  // Requests (ReadyForQuery expected) sent and answered on this link, and the last one
+  // that may commit; one being composed (Parse/Bind before its Sync) may commit too.
+  uint64_t requests_sent_ = 0;
+  uint64_t requests_answered_ = 0;
+  uint64_t last_committing_request_ = 0;
+  bool open_request_may_commit_ = false;
   uint64_t query_started_ns_ = 0;  // uv_hrtime of the oldest unanswered request; 0: none
   uint64_t xact_started_ns_ = 0;   // uv_hrtime the client's transaction began; 0: none
   bool error_in_internal_query_ = false;
