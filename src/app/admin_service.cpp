@@ -73,6 +73,12 @@ void addList(admin::ListRow& into, const admin::ListRow& row) {
   into.items += row.items;
 }
 
+void addMem(admin::MemRow& into, const admin::MemRow& row) {
+  into.used += row.used;
+  into.free += row.free;
+  into.memtotal += row.memtotal;
+}
+
 // Gathers one snapshot from every worker, then completes on the asking worker's loop.
 struct Gather {
   admin::Snapshot total;
@@ -92,6 +98,8 @@ void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
       &addStats);
   sumInto(
       total.lists, std::move(part.lists), [](const admin::ListRow& r) { return r.name; }, &addList);
+  sumInto(
+      total.mem, std::move(part.mem), [](const admin::MemRow& r) { return r.name; }, &addMem);
   for (auto& row : part.clients) {
     total.clients.push_back(std::move(row));
   }

@@ -206,6 +206,18 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
                       {"used_clients", static_cast<int64_t>(clients_.size())},
                       {"used_servers", static_cast<int64_t>(servers_.size())}};
   }
+  if (parts.mem) {
+    // SHOW MEM: this worker's objects by kind (PgBouncer lists its slab caches). Only
+    // receive buffers are kept free for reuse; the rest is allocated per object.
+    const auto row = [](std::string name, std::size_t size, std::size_t used, std::size_t free) {
+      return admin::MemRow{std::move(name), static_cast<int64_t>(size), static_cast<int64_t>(used),
+                           static_cast<int64_t>(free), static_cast<int64_t>(size * (used + free))};
+    };
+    snapshot.mem = {row("client_session", sizeof(session::ClientSession), clients_.size(), 0),
+                    row("server_conn", sizeof(session::ServerConn), servers_.size(), 0),
+                    row("pool", sizeof(pool::Pool), pools_.size(), 0),
+                    row("iobuf", buffers_.blockSize(), buffers_.inUse(), buffers_.freeBlocks())};
+  }
   if (parts.config) {
     snapshot.config = admin::configRows(*config_);
   }

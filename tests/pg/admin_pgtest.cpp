@@ -1,5 +1,6 @@
 // The admin console (virtual database pgpivot/pgbouncer and the admin port) and the
 // Prometheus metrics endpoint, driven the way operators drive them: psql and HTTP.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <map>
@@ -511,4 +512,148 @@ TEST_CASE("query and transaction times grow with the load in SHOW STATS and the 
   }
   CHECK(averaged);
   CHECK(shown);
+}
+
+TEST_CASE("SHOW MEM and SHOW SOCKETS answer with PgBouncer's columns", "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+
+  Res mem(PQexec(admin.get(), "SHOW MEM"));
+  REQUIRE(PQresultStatus(mem.get()) == PGRES_TUPLES_OK);
+  CHECK(columns(mem.get()) == std::vector<std::string>{"name", "size", "used", "free", "memtotal"});
+  // This client and its session-mode server are in use.
+  std::map<std::string, int64_t> used;
+  for (int r = 0; r < PQntuples(mem.get()); ++r) {
+    used[PQgetvalue(mem.get(), r, 0)] = std::atoll(PQgetvalue(mem.get(), r, 2));
+    CHECK(std::atoll(PQgetvalue(mem.get(), r, 1)) > 0);
+  }
+  CHECK(used["client_session"] >= 2);  // the client and this console session
+  CHECK(used["server_conn"] >= 1);
+  CHECK(used["pool"] >= 1);
+
+  Res sockets(PQexec(admin.get(), "SHOW SOCKETS"));
+  REQUIRE(PQresultStatus(sockets.get()) == PGRES_TUPLES_OK);
+  const auto names = columns(sockets.get());
+  for (const char* column :
+       {"type", "user", "database", "state", "addr", "port", "recv_pos", "pkt_pos", "pkt_remain",
+        "send_pos", "send_remain", "pkt_avail", "send_avail"}) {
+    CAPTURE(column);
+    CHECK(std::find(names.begin(), names.end(), column) != names.end());
+  }
+  // Our client (C) and its session-mode server (S) are both listed.
+  bool client_row = false;
+  bool server_row = false;
+  for (int r = 0; r < PQntuples(sockets.get()); ++r) {
+    const std::string type = PQgetvalue(sockets.get(), r, PQfnumber(sockets.get(), "type"));
+    const std::string database = PQgetvalue(sockets.get(), r, PQfnumber(sockets.get(), "database"));
+    client_row = client_row || (type == "C" && database == "appdb");
+    server_row = server_row || (type == "S" && database == "appdb");
+  }
+  CHECK(client_row);
+  CHECK(server_row);
+
+  // SHOW HELP names every command the console takes (in a NOTICE, which psql prints).
+  const std::string psql = "PGPASSWORD=" + std::string(kPassword) +
+                           " /usr/bin/psql -X -h 127.0.0.1 -p " + std::to_string(pgpivot.port()) +
+                           " -U " + kScramUser + " -d pgpivot -c 'SHOW HELP' 2>&1";
+  const std::string text = run(psql);
+  for (const char* command :
+       {"SHOW HELP",      "POOLS",      "CLIENTS",  "SERVERS",   "STATS",     "STATS_TOTALS",
+        "STATS_AVERAGES", "DATABASES",  "USERS",    "CONFIG",    "LISTS",     "MEM",
+        "VERSION",        "SOCKETS",    "CLUSTERS", "NODES",     "FAILOVERS", "PAUSE",
+        "RESUME",         "DISABLE",    "ENABLE",   "RECONNECT", "KILL",      "KILL_CLIENT",
+        "SUSPEND",        "WAIT_CLOSE", "RELOAD",   "SET",       "SHUTDOWN",  "SWITCHOVER",
+        "FAILOVER",       "FENCE",      "UNFENCE",  "DRILL"}) {
+    CAPTURE(command);
+    CHECK_THAT(text, Catch::Contains(command));
+  }
+}
+
+TEST_CASE("DISABLE refuses new clients until ENABLE, KILL drops a database's clients until RESUME",
+          "[pg][admin]") {
+  Pgpivot::Options options = adminOptions();
+  options.settings["pool_mode"] = "transaction";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(scalar(client.get(), "SELECT 1") == "1");
+
+  // DISABLE: new logins to the database are refused, connected clients go on.
+  Res disable(PQexec(admin.get(), "DISABLE appdb"));
+  REQUIRE(PQresultStatus(disable.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(disable.get())) == "DISABLE");
+  const LoginResult refused = attemptLogin(pgpivot.conninfo());
+  CHECK_FALSE(refused.ok);
+  CHECK(refused.sqlstate == "57P03");
+  CHECK_THAT(refused.message, Catch::Contains("disabled"));
+  CHECK(scalar(client.get(), "SELECT 2") == "2");
+  Res databases(PQexec(admin.get(), "SHOW DATABASES"));
+  REQUIRE(PQresultStatus(databases.get()) == PGRES_TUPLES_OK);
+  for (int r = 0; r < PQntuples(databases.get()); ++r) {
+    if (std::string(PQgetvalue(databases.get(), r, 0)) == "appdb") {
+      CHECK(std::string(PQgetvalue(databases.get(), r, PQfnumber(databases.get(), "disabled"))) ==
+            "1");
+    }
+  }
+  // ENABLE lets them in again; enabling what is not disabled is refused.
+  Res enable(PQexec(admin.get(), "ENABLE appdb"));
+  REQUIRE(PQresultStatus(enable.get()) == PGRES_COMMAND_OK);
+  const LoginResult admitted = attemptLogin(pgpivot.conninfo());
+  INFO(admitted.text);
+  CHECK(admitted.ok);
+  Res again(PQexec(admin.get(), "ENABLE appdb"));
+  CHECK(sqlstateOf(again.get()) == "55000");
+
+  // KILL: the database's clients are closed with 57P01; the console session stays.
+  Res kill(PQexec(admin.get(), "KILL appdb"));
+  REQUIRE(PQresultStatus(kill.get()) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdStatus(kill.get())) == "KILL");
+  CHECK_THAT(scalar(client.get(), "SELECT 3"), Catch::StartsWith("ERROR"));
+  CHECK(PQstatus(client.get()) == CONNECTION_BAD);
+  Res pools(PQexec(admin.get(), "SHOW POOLS"));
+  CHECK(PQresultStatus(pools.get()) == PGRES_TUPLES_OK);
+  // A new client logs in but its query waits, as after PAUSE, until RESUME.
+  Conn late = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(late.get()) == CONNECTION_OK);
+  REQUIRE(PQsendQuery(late.get(), "SELECT 4") == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  REQUIRE(PQconsumeInput(late.get()) == 1);
+  CHECK(PQisBusy(late.get()) == 1);
+  Res resume(PQexec(admin.get(), "RESUME appdb"));
+  REQUIRE(PQresultStatus(resume.get()) == PGRES_COMMAND_OK);
+  Res answer(PQgetResult(late.get()));
+  REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(answer.get(), 0, 0)) == "4");
+  while (Res extra{PQgetResult(late.get())}) {
+  }
+}
+
+TEST_CASE("SHUTDOWN from the console stops pgpivot once its clients have left", "[pg][admin]") {
+  Pgpivot pgpivot(adminOptions());
+  pgpivot.start();
+  Conn stats = connect(pgpivot.conninfo(kMd5User, "pgbouncer"));
+  REQUIRE(PQstatus(stats.get()) == CONNECTION_OK);
+  Res denied(PQexec(stats.get(), "SHUTDOWN"));
+  CHECK(sqlstateOf(denied.get()) == "42501");
+  stats.reset();
+  REQUIRE(pgpivot.running());
+
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Res shutdown(PQexec(admin.get(), "SHUTDOWN"));
+  INFO(PQresultErrorMessage(shutdown.get()));
+  CHECK(PQresultStatus(shutdown.get()) == PGRES_COMMAND_OK);
+  admin.reset();
+  CHECK(eventually(std::chrono::seconds(20), [&] { return !pgpivot.running(); }));
+  // Nobody is accepted any more.
+  const LoginResult after = attemptLogin(pgpivot.conninfo(), std::chrono::seconds(2));
+  CHECK_FALSE(after.ok);
 }

@@ -1,8 +1,11 @@
 // The Prometheus endpoint (metrics_port) scraped before and after a bounded pgbench load
 // through pgpivot in front of a real two-node cluster: counters grow with the load, client
 // gauges follow the connections, and every node of the cluster has its gauges.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -65,6 +68,7 @@ TEST_CASE("the metrics counters grow with a pgbench load and every cluster node 
   };
   // The monitor has found the primary (and the pool its first server) before "before".
   Conn first = connect(pgpivot.conninfo());
+  INFO(errorOf(first.get()) << "\nlog:\n" << pgpivot.logText());
   REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
   REQUIRE(eventually(std::chrono::seconds(15), [&] {
     return scalar(first.get(), "SELECT inet_server_port()") ==
@@ -107,9 +111,12 @@ TEST_CASE("the metrics counters grow with a pgbench load and every cluster node 
   CHECK(value(after, "pgpivot_sent_bytes_total" + db) -
             value(before, "pgpivot_sent_bytes_total" + db) >=
         done * 20);
-  // (pgpivot_query_seconds_total and pgpivot_transaction_seconds_total are exported but
-  // not measured yet: the data path does not time queries.)
-  CHECK(value(after, "pgpivot_query_seconds_total" + db) >= 0);
+  // Every query of the load was timed, and transactions cover their queries.
+  const double query_s = value(after, "pgpivot_query_seconds_total" + db) -
+                         value(before, "pgpivot_query_seconds_total" + db);
+  CHECK(query_s > 0);
+  CHECK(value(after, "pgpivot_transaction_seconds_total" + db) >=
+        value(after, "pgpivot_query_seconds_total" + db));
   CHECK(value(after, "pgpivot_clients_accepted_total") -
             value(before, "pgpivot_clients_accepted_total") >=
         kClients + 3);
@@ -128,4 +135,31 @@ TEST_CASE("the metrics counters grow with a pgbench load and every cluster node 
   CHECK(value(after, node("pgpivot_node_probe_latency_seconds", primary)) >= 0);
   CHECK(value(after, "pgpivot_cluster_nodes{cluster=\"main\"}") == 2);
   CHECK(value(after, "pgpivot_cluster_failovers_total{cluster=\"main\"}") == 0);
+
+  // The Grafana dashboard is valid JSON and plots only metrics this scrape has samples of.
+  const std::string dashboard =
+      std::string(PGPIVOT_SOURCE_DIR_FOR_TESTS) + "/packaging/grafana/pgpivot-dashboard.json";
+  const ShellResult parsed = runShell("python3 -m json.tool " + dashboard + " > /dev/null");
+  INFO(parsed.output);
+  CHECK(parsed.status == 0);
+  const std::string text = readFile(dashboard);
+  const std::regex expr("\"expr\": \"([^\"\\\\]|\\\\.)*\"");
+  const std::regex metric("pgpivot_[a-z_]+");
+  std::set<std::string> plotted;
+  for (auto e = std::sregex_iterator(text.begin(), text.end(), expr); e != std::sregex_iterator();
+       ++e) {
+    const std::string one = e->str();
+    for (auto m = std::sregex_iterator(one.begin(), one.end(), metric); m != std::sregex_iterator();
+         ++m) {
+      plotted.insert(m->str());
+    }
+  }
+  CHECK(plotted.size() >= 30);
+  for (const std::string& name : plotted) {
+    CAPTURE(name);
+    const bool sampled = std::any_of(after.begin(), after.end(), [&](const auto& sample) {
+      return sample.first == name || sample.first.rfind(name + "{", 0) == 0;
+    });
+    CHECK(sampled);
+  }
 }
