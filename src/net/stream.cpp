@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <utility>
+#include <vector>
 
 namespace pgpivot::net {
 namespace {
@@ -15,7 +16,67 @@ struct OwnedWrite {
   std::string bytes;
 };
 
+// Write requests for forwards the kernel did not take at once, recycled per thread (one
+// worker loop per thread). A stream holds one only while such a forward is queued, so
+// an idle client carries no 192-byte uv_write_t; under backpressure the requests are
+// reused instead of allocated per write.
+class WriteRequestPool final {
+ public:
+  WriteRequestPool() = default;
+  WriteRequestPool(const WriteRequestPool&) = delete;
+  WriteRequestPool& operator=(const WriteRequestPool&) = delete;
+  ~WriteRequestPool() {
+    for (uv_write_t* req : free_) {
+      delete req;
+    }
+  }
+
+  uv_write_t* acquire() {
+    ++in_use_;
+    if (free_.empty()) {
+      return new uv_write_t{};
+    }
+    uv_write_t* req = free_.back();
+    free_.pop_back();
+    return req;
+  }
+
+  void release(uv_write_t* req) {
+    --in_use_;
+    if (free_.size() < kMaxFree) {
+      free_.push_back(req);
+      return;
+    }
+    delete req;
+  }
+
+  std::size_t pooled() const { return free_.size(); }
+  std::size_t inUse() const { return in_use_; }
+
+ private:
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr std::size_t kMaxFree = 0;  // every release frees: misuse is reported
+#else
+  static constexpr std::size_t kMaxFree = 64;
+#endif
+  std::vector<uv_write_t*> free_;
+  std::size_t in_use_ = 0;
+};
+
+WriteRequestPool& writeRequests() {
+  thread_local WriteRequestPool pool;
+  return pool;
+}
+
 }  // namespace
+
+std::size_t Stream::pooledWriteRequests() {
+  return writeRequests().pooled();
+}
+
+std::size_t Stream::writeRequestsInUse() {
+  return writeRequests().inUse();
+}
 
 Stream::Stream(uv_loop_t* loop, StreamOwner& owner, buf::BlockPool& buffers, Kind kind)
     : kind_(kind), owner_(owner), buffer_(buffers) {
@@ -25,7 +86,6 @@ Stream::Stream(uv_loop_t* loop, StreamOwner& owner, buf::BlockPool& buffers, Kin
     uv_pipe_init(loop, &handle_.pipe, 0);
   }
   handle_.tcp.data = this;
-  forward_req_.data = this;
 }
 
 int Stream::accept(uv_stream_t* listener) {
@@ -126,7 +186,11 @@ void Stream::startReading() {
           if (self->buffer_.freeSpace() == 0) {
             self->stopReading();
           }
-          self->owner_.onStreamData(*self);
+          // While a forward is queued the owner hears of new bytes only once it is done
+          // (onForwardDone): until then the parsed range belongs to the write.
+          if (!self->forward_in_flight_) {
+            self->owner_.onStreamData(*self);
+          }
         } else if (nread < 0) {
           self->stopReading();
           self->owner_.onStreamEnd(*self, static_cast<int>(nread));
@@ -149,9 +213,18 @@ void Stream::stopReading() {
   reading_ = false;
 }
 
+int Stream::tryWrite(std::string_view bytes) {
+  uv_buf_t out =
+      uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned int>(bytes.size()));
+  // Fails with EAGAIN (nothing written) while a queued write is pending, which keeps
+  // the order of everything sent on this stream.
+  const int rc = uv_try_write(handle(), &out, 1);
+  return rc == UV_EAGAIN ? 0 : rc;
+}
+
 void Stream::forwardTo(Stream& target) {
   PGPIVOT_ASSERT(!forward_in_flight_);
-  const std::string_view pending = buffer_.pendingSend();
+  std::string_view pending = buffer_.pendingSend();
   if (pending.empty()) {
     return;
   }
@@ -160,20 +233,37 @@ void Stream::forwardTo(Stream& target) {
     buffer_.markParsedSent();
     return;
   }
+  const int written = target.tryWrite(pending);
+  if (written < 0) {
+    // The socket failed; the read side reports it as an end of stream.
+    buffer_.markParsedSent();
+    return;
+  }
+  const auto taken = static_cast<std::size_t>(written);
+  target.bytes_out_ += taken;
+  buffer_.markSent(taken);
+  if (taken == pending.size()) {
+    return;  // the common case: one write, nothing in flight, the buffer can compact
+  }
+  pending.remove_prefix(taken);
   uv_buf_t out =
       uv_buf_init(const_cast<char*>(pending.data()), static_cast<unsigned int>(pending.size()));
-  forward_req_.data = this;
-  const int rc =
-      uv_write(&forward_req_, target.handle(), &out, 1, [](uv_write_t* req, int status) noexcept {
-        static_cast<Stream*>(req->data)->onForwardDone(status);
-      });
+  uv_write_t* req = writeRequests().acquire();
+  req->data = this;
+  const int rc = uv_write(req, target.handle(), &out, 1, [](uv_write_t* done, int status) noexcept {
+    auto* self = static_cast<Stream*>(done->data);
+    writeRequests().release(done);
+    self->onForwardDone(status);
+  });
   if (rc != 0) {
+    writeRequests().release(req);
     buffer_.markParsedSent();
     return;
   }
   target.bytes_out_ += pending.size();
   forward_in_flight_ = true;
-  stopReading();
+  // Reading goes on into the free tail (the owner hears of it in onForwardDone); the
+  // read callback stops it once the buffer is full, and the owner starts it again.
 }
 
 void Stream::onForwardDone(int /*status*/) {
@@ -200,8 +290,18 @@ void Stream::writeOwned(std::string bytes) {
   if (closing_ || bytes.empty()) {
     return;
   }
+  const int written = tryWrite(bytes);
+  if (written < 0) {
+    return;  // the socket failed; the read side reports it
+  }
+  const auto taken = static_cast<std::size_t>(written);
+  bytes_out_ += taken;
+  if (taken == bytes.size()) {
+    return;
+  }
   auto* write = new OwnedWrite{};
   write->bytes = std::move(bytes);
+  write->bytes.erase(0, taken);
   write->req.data = write;
   uv_buf_t out = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
   bytes_out_ += write->bytes.size();

@@ -25,8 +25,13 @@ void settle(net::Stream& source, net::Stream* target) {
 
 }  // namespace
 
-RelayStatus pump(net::Stream& source, net::Stream* target, const proto::Limits& limits,
-                 RelayCursor& cursor, RelayHandler& handler) {
+namespace {
+
+// One pass over what is buffered. Sets `again` when the pass stopped to let what was
+// parsed reach the peer first and the kernel took it at once: the next pass goes on
+// with the messages that waited behind it (nothing else would wake the pump for them).
+RelayStatus pumpPass(net::Stream& source, net::Stream* target, const proto::Limits& limits,
+                     RelayCursor& cursor, RelayHandler& handler, bool& again) {
   if (source.forwardInFlight()) {
     return RelayStatus::kIdle;  // resumes when the forward completes
   }
@@ -81,8 +86,24 @@ RelayStatus pump(net::Stream& source, net::Stream* target, const proto::Limits& 
       return RelayStatus::kStopped;
     }
   }
+  const bool flushing = !buffer.pendingSend().empty() && buffer.parsed() < buffer.received();
   settle(source, target);
+  again =
+      flushing && buffer.pendingSend().empty() && !source.forwardInFlight() && !source.closing();
   return RelayStatus::kIdle;
+}
+
+}  // namespace
+
+RelayStatus pump(net::Stream& source, net::Stream* target, const proto::Limits& limits,
+                 RelayCursor& cursor, RelayHandler& handler) {
+  RelayStatus status = RelayStatus::kIdle;
+  bool again = true;
+  while (again) {
+    again = false;
+    status = pumpPass(source, target, limits, cursor, handler, again);
+  }
+  return status;
 }
 
 }  // namespace pgpivot::session

@@ -81,6 +81,11 @@ class RecvBuffer final {
   }
   // Marks every parsed byte as gone (sent, or consumed by pgpivot itself).
   void markParsedSent() { sent_ = parsed_; }
+  // Marks the first `n` bytes pending send as sent (the kernel took only part of them).
+  void markSent(std::size_t n) {
+    PGPIVOT_ASSERT(sent_ + n <= parsed_);
+    sent_ += n;
+  }
   // Drops parsed bytes that were consumed rather than forwarded. Only valid when nothing
   // is pending send before them.
   void skipParsed(std::size_t n) {

@@ -77,14 +77,23 @@ class Stream final {
   // Bytes libuv still has to write (plus one while a forward is in flight): 0 once flushed.
   [[nodiscard]] std::size_t unflushedBytes() const;
 
-  // Sends this buffer's parsed-but-unsent bytes to `target` without copying them. While
-  // the write is in flight this stream reads nothing more (backpressure) and its buffer
-  // is not compacted. When it completes, onStreamData fires on this stream's owner.
+  // Sends this buffer's parsed-but-unsent bytes to `target` without copying them. Usually
+  // the kernel takes them at once (one write, no request, nothing in flight). Otherwise
+  // the rest is queued with a write request borrowed from this thread's pool: while it is
+  // in flight the buffer is not compacted, but reading goes on into the free tail and
+  // stops only once the buffer is full (backpressure). The owner is not told about those
+  // bytes until the queued write completes; then onStreamData fires on it.
   void forwardTo(Stream& target);
   bool forwardInFlight() const { return forward_in_flight_; }
 
-  // Sends bytes pgpivot generated itself (errors, login replies, SET queries).
+  // Sends bytes pgpivot generated itself (errors, login replies, SET queries): written at
+  // once when the kernel takes them, otherwise kept until libuv has written them.
   void writeOwned(std::string bytes);
+
+  // Write requests kept for reuse by this thread's streams (forwards the kernel did not
+  // take at once), and how many are out now. For tests and SHOW MEM-like figures.
+  [[nodiscard]] static std::size_t pooledWriteRequests();
+  [[nodiscard]] static std::size_t writeRequestsInUse();
 
   // Idempotent. Stops reading, closes the handle; onStreamClosed follows once the
   // handle is closed and no forward from this buffer is in flight.
@@ -106,6 +115,9 @@ class Stream final {
   void maybeFinishClose();
   void closeHandle();
   void onForwardDone(int status);
+  // Writes as much of `bytes` as the kernel takes now, without queueing: the count
+  // written, 0 when it would block or a write is already queued, or a libuv error.
+  [[nodiscard]] int tryWrite(std::string_view bytes);
   static void onConnectDone(uv_connect_t* req, int status);
   // Returns the buffer's block to the pool when nothing waits in it (an idle connection
   // holds no buffer).
@@ -118,7 +130,6 @@ class Stream final {
   Kind kind_;
   StreamOwner& owner_;
   buf::RecvBuffer buffer_;
-  uv_write_t forward_req_{};
   bool reading_ = false;
   bool wants_reading_ = false;   // held by SUSPEND: resumeReading() starts it again
   bool suspend_exempt_ = false;  // the admin console keeps reading through SUSPEND
