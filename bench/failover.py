@@ -14,6 +14,8 @@ mono_ms):
   errors          client errors by SQLSTATE
   reconnects      clients whose connection broke and had to be opened again
   lost            acknowledged rows missing on the new primary afterwards
+Each cell runs RUNS times (default 3, round-robin over the cells) and reports medians;
+runs stop being started once RUN_BUDGET s (default 540) are used, inside the 10-minute bound.
 Run by bench/failover.sh; see it for the knobs. Measures and reports, asserts nothing.
 """
 import json
@@ -283,19 +285,45 @@ def fmt_ms(v):
     return "n/a" if v is None else f"{v / 1000:.2f} s"
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def cell(runs, key):
+    """The median of a timing over the runs, with every run's value after it."""
+    values = [r.get(key) for r in runs]
+    each = " / ".join("n/a" if v is None else f"{v / 1000:.2f}" for v in values)
+    return f"{fmt_ms(median(values))} ({each})"
+
+
 def main():
     build = os.path.abspath(sys.argv[1])
     out_dir = sys.argv[2]
     scenarios = os.environ.get("SCENARIOS", "sigstop kill9 switchover").split()
     profiles = os.environ.get("PROFILES", "fast default").split()
+    runs_per_cell = int(os.environ.get("RUNS", "3"))
+    # Stop starting runs once this much of the 10-minute bound is used (a run takes ~20 s).
+    budget = float(os.environ.get("RUN_BUDGET", "540"))
     started = time.monotonic()
-    results = []
-    for scenario in scenarios:
-        for profile in profiles:
-            log(f"{scenario} / {profile} ...")
-            r = run_one(build, scenario, profile)
-            log(json.dumps(r))
-            results.append(r)
+    cells = []
+    skipped = 0
+    for run in range(runs_per_cell):  # round-robin: a cut-short bench still covers every cell
+        for scenario in scenarios:
+            for profile in profiles:
+                if run == 0:
+                    cells.append({"scenario": scenario, "profile": profile, "runs": []})
+                if time.monotonic() - started > budget:
+                    skipped += 1
+                    continue
+                log(f"{scenario} / {profile} run {run + 1} of {runs_per_cell} ...")
+                r = run_one(build, scenario, profile)
+                log(json.dumps(r))
+                next(c for c in cells if c["scenario"] == scenario and c["profile"] == profile)[
+                    "runs"].append(r)
     names = {"sigstop": "1 frozen primary (SIGSTOP)", "kill9": "2 kill -9 postmaster",
              "switchover": "5 planned switchover (SWITCHOVER)"}
     lines = [
@@ -305,26 +333,40 @@ def main():
         f"({os.cpu_count()} cores, shared), {time.monotonic() - started:.0f} s in all. "
         f"bench/failover.sh: a fresh primary + streaming standby (PostgreSQL 15, synchronous "
         f"replication, fsync off) per run; pgpivot failover_mode = promote, transaction pooling; "
-        f"{CLIENTS} clients each inserting a row every 20 ms through pgpivot and recording every "
-        f"acknowledged insert. One run per cell (not a median). Profiles: fast = "
-        f"{PROBE_TEXT['fast']}; default = {PROBE_TEXT['default']}.",
+        f"{CLIENTS} clients each inserting a row every 20 ms through pgpivot (autocommit) and "
+        f"recording every acknowledged insert. {runs_per_cell} runs per cell: timings are the "
+        f"median, each run's value in brackets (s); errors, reconnects, acked and lost are summed "
+        f"over the runs. Profiles: fast = {PROBE_TEXT['fast']}; default = "
+        f"{PROBE_TEXT['default']}."
+        + (f" {skipped} run(s) not started: the time budget ({budget:.0f} s) was used up." if skipped else ""),
         "",
         "Detection: fault to the state PRIMARY_DOWN in the event log (switchover: to PAUSING). "
         "First write: fault to the first insert acknowledged by the new primary. Lost: "
         "acknowledged rows missing on the new primary.",
         "",
-        "| scenario | profile | fault → detection | fault → first write on new primary | "
+        "| scenario | profile | runs | fault → detection | fault → first write on new primary | "
         "client errors (SQLSTATE) | clients reconnected | acked writes | acked lost |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        if "failure" in r:
-            lines.append(f"| {names[r['scenario']]} | {r['profile']} | FAILED: {r['failure']} | | | | | |")
+    for c in cells:
+        ok = [r for r in c["runs"] if "failure" not in r]
+        failed = [r for r in c["runs"] if "failure" in r]
+        name = f"{names[c['scenario']]} | {c['profile']}"
+        if not ok:
+            why = failed[0]["failure"] if failed else "not run"
+            lines.append(f"| {name} | 0 | FAILED: {why} | | | | | |")
             continue
-        errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none"
-        first = fmt_ms(r["first_write_ms"]) + ("" if r["moved"] else " (NOT moved)")
-        lines.append(f"| {names[r['scenario']]} | {r['profile']} | {fmt_ms(r['detect_ms'])} | {first} | "
-                     f"{errors} | {r['reconnects']} of {CLIENTS} | {r['acked']} | {r['lost']} |")
+        errors = {}
+        for r in ok:
+            for k, v in r["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        errors_text = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none"
+        not_moved = sum(1 for r in ok if not r["moved"])
+        first = cell(ok, "first_write_ms") + (f", NOT moved in {not_moved}" if not_moved else "")
+        runs = f"{len(ok)}" + (f" (+{len(failed)} failed: {failed[0]['failure']})" if failed else "")
+        lines.append(f"| {name} | {runs} | {cell(ok, 'detect_ms')} | {first} | {errors_text} | "
+                     f"{sum(r['reconnects'] for r in ok)} of {CLIENTS * len(ok)} | "
+                     f"{sum(r['acked'] for r in ok)} | {sum(r['lost'] for r in ok)} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, time.strftime("failover-%Y%m%d-%H%M%S.md"))

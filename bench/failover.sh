@@ -5,12 +5,14 @@
 # bounded writer that records every acknowledged write (bench/failover.py). Prints, per
 # scenario and profile: fault -> detection, fault -> first write committed on the new
 # primary, client errors by SQLSTATE, clients that had to reconnect, acknowledged writes
-# lost; and writes the table to bench/results/failover-<date>.md. Asserts nothing.
+# lost (timings: medians of RUNS runs); and writes the table to
+# bench/results/failover-<date>.md. Asserts nothing.
 #
 #   bench/failover.sh BUILD_DIR      (make bench-failover)
 #
 # Knobs (environment): SCENARIOS="sigstop kill9 switchover" PROFILES="fast default"
-#   CLIENTS=4 RECOVERY_LIMIT=30 (s to wait for writes on the new primary per run).
+#   CLIENTS=4 RECOVERY_LIMIT=30 (s to wait for writes on the new primary per run)
+#   RUNS=3 (per cell; medians reported) RUN_BUDGET=540 (s; no run starts after it).
 # Bounded: the whole run is killed after 10 minutes (BENCH_LIMIT=600 s).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
