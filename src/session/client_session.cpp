@@ -718,6 +718,11 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   }
   copy_in_ = false;
   syncs_since_execute_ = 0;
+  if (cursor_.gather_tag != 0) {
+    // A message half gathered: its rest is dropped as a half-forwarded one's is.
+    cursor_.gather_tag = 0;
+    std::string().swap(statements().gatherBuffer());
+  }
   // Bytes of a message half-forwarded to the dead server must not reach the next one.
   auto& buffer = stream_.buffer();
   if (!stream_.forwardInFlight()) {
@@ -729,10 +734,11 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
 
 bool ClientSession::dropOrphanedBody() {
   auto& buffer = stream_.buffer();
-  const std::size_t drop = std::min(cursor_.body_left, buffer.received() - buffer.parsed());
+  const std::size_t drop =
+      std::min<std::size_t>(cursor_.body_left, buffer.received() - buffer.parsed());
   if (drop > 0) {
     buffer.skipParsed(drop);
-    cursor_.body_left -= drop;
+    cursor_.body_left -= static_cast<uint32_t>(drop);
   }
   return cursor_.body_left == 0;
 }
@@ -846,10 +852,16 @@ Action ClientSession::classify(char tag) {
       if (!rewritesStatements()) {
         return Action::kForward;
       }
-      return relayLargeStatementMessage(tag) ? Action::kForward : Action::kConsume;
+      // Taken whole to be rewritten; one too large for the receive buffer is forwarded as
+      // it is when it can be, otherwise gathered (a named Parse of a long query).
+      return relayLargeStatementMessage(tag) ? Action::kForward : Action::kGather;
     default:
       return Action::kForward;
   }
+}
+
+std::string* ClientSession::gatherBuffer() {
+  return &statements().gatherBuffer();
 }
 
 PreparedStatements& ClientSession::statements() {

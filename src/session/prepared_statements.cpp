@@ -404,7 +404,8 @@ bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& serv
 bool PreparedStatements::relayLarge(char tag, std::string_view head, ServerConn& server,
                                     bool can_write) {
   if (tag == 'P') {
-    // Parse: name\0 query\0 ... A named one is kept by its whole message: not this large.
+    // Parse: name\0 query\0 ... A named one is kept by its whole message: gathered
+    // (Action::kGather) and relayed whole.
     if (head.empty() || head.front() != '\0') {
       return false;
     }

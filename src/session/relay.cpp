@@ -39,9 +39,29 @@ RelayStatus pumpPass(net::Stream& source, net::Stream* target, const proto::Limi
   while (buffer.parsed() < buffer.received()) {
     const std::string_view unparsed = buffer.unparsed();
     if (cursor.body_left > 0) {
-      const std::size_t take = std::min(cursor.body_left, unparsed.size());
-      buffer.advanceParsed(take);
-      cursor.body_left -= take;
+      const std::size_t take = std::min<std::size_t>(cursor.body_left, unparsed.size());
+      if (cursor.gather_tag == 0) {
+        buffer.advanceParsed(take);
+        cursor.body_left -= static_cast<uint32_t>(take);
+        continue;
+      }
+      std::string* gathered = handler.gatherBuffer();
+      if (gathered == nullptr) {
+        return RelayStatus::kProtocolError;
+      }
+      gathered->append(unparsed.substr(0, take));
+      buffer.skipParsed(take);
+      cursor.body_left -= static_cast<uint32_t>(take);
+      if (cursor.body_left > 0) {
+        continue;
+      }
+      const char tag = cursor.gather_tag;
+      cursor.gather_tag = 0;
+      const std::string body = std::move(*gathered);  // freed once handled
+      gathered->clear();
+      if (!handler.onMessage(tag, body)) {
+        return RelayStatus::kStopped;
+      }
       continue;
     }
     proto::FrameHeader header;
@@ -54,6 +74,26 @@ RelayStatus pumpPass(net::Stream& source, net::Stream* target, const proto::Limi
     }
     Action action = handler.classify(header.tag);
     const std::size_t total = header.total();
+    if (action == Action::kGather && total > buffer.capacity()) {
+      // Too large to hold whole: copied out piece by piece (above), once what came
+      // before it has reached the peer.
+      std::string* gathered = handler.gatherBuffer();
+      if (gathered == nullptr) {
+        return RelayStatus::kProtocolError;
+      }
+      if (!buffer.pendingSend().empty()) {
+        break;
+      }
+      gathered->clear();
+      gathered->reserve(header.bodyLength());
+      buffer.skipParsed(proto::kHeaderSize);
+      cursor.body_left = static_cast<uint32_t>(header.bodyLength());
+      cursor.gather_tag = header.tag;
+      continue;
+    }
+    if (action == Action::kGather) {
+      action = Action::kConsume;
+    }
     if (action != Action::kForward && total > buffer.capacity()) {
       // Too large to hold whole. Inspection is an optimisation we can skip; a message
       // pgpivot must consume cannot be this large.
@@ -65,7 +105,7 @@ RelayStatus pumpPass(net::Stream& source, net::Stream* target, const proto::Limi
     if (action == Action::kForward) {
       const std::size_t take = std::min(total, unparsed.size());
       buffer.advanceParsed(take);
-      cursor.body_left = total - take;
+      cursor.body_left = static_cast<uint32_t>(total - take);
       continue;
     }
     if (unparsed.size() < total) {

@@ -282,6 +282,60 @@ TEST_CASE("a Bind larger than the receive buffer runs the client's statement",
   CHECK(std::stoi(scalar(a.get(), "SELECT count(*) FROM pg_prepared_statements")) <= 2);
 }
 
+TEST_CASE("a named Parse larger than the receive buffer prepares the client's statement",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(1, 2));  // pkt_buf 32 kB: these Parses are 100 kB
+  pgpivot.start();
+  Conn a = connect(pgpivot.conninfo());
+  Conn b = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+  const std::string big(100000, 'x');
+  const std::string long_query = "SELECT length('" + big + "') + $1::int";
+  REQUIRE(prepare(a.get(), "long", long_query));
+  CHECK(execPrepared(a.get(), "long", {"1"}) == "100001");
+  // Two more statements on the one server (limit 2) push it out: it is prepared again
+  // from what pgpivot kept, 100 kB injected ahead of the Bind.
+  REQUIRE(prepare(b.get(), "s1", "SELECT 1"));
+  REQUIRE(prepare(b.get(), "s2", "SELECT 2"));
+  CHECK(execPrepared(b.get(), "s1") == "1");
+  CHECK(execPrepared(b.get(), "s2") == "2");
+  CHECK(execPrepared(a.get(), "long", {"2"}) == "100002");
+  // The same name again gets PostgreSQL's 42P05; another name with the same long query
+  // shares the server's statement.
+  Res again(PQprepare(a.get(), "long", long_query.c_str(), 0, nullptr));
+  CHECK(sqlstateOf(again.get()) == "42P05");
+  REQUIRE(prepare(b.get(), "long_too", long_query));
+  CHECK(execPrepared(b.get(), "long_too", {"3"}) == "100003");
+  // Pipelined behind an Execute still on its way to the server, and another client's
+  // long statement of the same name.
+  REQUIRE(PQenterPipelineMode(b.get()) == 1);
+  const char* values[] = {"4"};
+  REQUIRE(PQsendQueryPrepared(b.get(), "long_too", 1, values, nullptr, nullptr, 0) == 1);
+  const std::string other_query = "SELECT length('" + big + "') * 2 + $1::int";
+  REQUIRE(PQsendPrepare(b.get(), "long", other_query.c_str(), 0, nullptr) == 1);
+  REQUIRE(PQsendQueryPrepared(b.get(), "long", 1, values, nullptr, nullptr, 0) == 1);
+  REQUIRE(PQpipelineSync(b.get()) == 1);
+  std::vector<std::string> got;
+  for (int i = 0; i < 3; ++i) {
+    Res result(PQgetResult(b.get()));
+    REQUIRE(result);
+    got.push_back(PQresultStatus(result.get()) == PGRES_TUPLES_OK
+                      ? std::string(PQgetvalue(result.get(), 0, 0))
+                      : std::string(PQresStatus(PQresultStatus(result.get()))));
+    const Res end(PQgetResult(b.get()));
+    CHECK(end.get() == nullptr);
+  }
+  Res sync(PQgetResult(b.get()));
+  CHECK(PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC);
+  CHECK(got == std::vector<std::string>{"100004", "PGRES_COMMAND_OK", "200004"});
+  REQUIRE(PQexitPipelineMode(b.get()) == 1);
+  CHECK(execPrepared(a.get(), "long", {"5"}) == "100005");
+  CHECK(execPrepared(b.get(), "long", {"5"}) == "200005");
+  CHECK(PQstatus(a.get()) == CONNECTION_OK);
+  CHECK(PQstatus(b.get()) == CONNECTION_OK);
+}
+
 TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 0));

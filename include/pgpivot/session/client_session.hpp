@@ -117,6 +117,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   // RelayHandler (client -> server direction)
   Action classify(char tag) override;
   bool onMessage(char tag, std::string_view body) override;
+  std::string* gatherBuffer() override;
 
   // StreamOwner
   void onStreamData(net::Stream& stream) override;

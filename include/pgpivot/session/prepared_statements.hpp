@@ -191,6 +191,9 @@ class PreparedStatements final {
   void forget(std::string_view name) {
     if (const auto it = statements_.find(name); it != statements_.end()) {
       statements_.erase(it);
+  // Where a Parse, Bind, Describe or Close too large for the receive buffer, and not
+  // forwardable unchanged, collects before relay() takes it whole (Action::kGather).
+  std::string& gatherBuffer() { return gathered_; }
     }
   }
 
@@ -217,3 +220,4 @@ class PreparedStatements final {
 };
 
 }  // namespace pgpivot::session
+  std::string gathered_;

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "pgpivot/net/stream.hpp"
@@ -17,6 +19,8 @@ enum class Action {
   kForward,  // send on as it arrives, possibly in pieces
   kInspect,  // wait for the whole message, show it to the handler, then send it on
   kConsume,  // wait for the whole message, show it to the handler, do not send it on
+  kGather,   // as kConsume, but a message larger than the receive buffer is copied, as it
+             // arrives, into the handler's gatherBuffer() instead of being refused
 };
 
 class RelayHandler {
@@ -27,14 +31,19 @@ class RelayHandler {
   // valid until the handler returns. Return false when the handler changed the state of
   // the connection (closed it, unlinked it): the pump stops at once.
   virtual bool onMessage(char tag, std::string_view body) = 0;
+  // Where a kGather message too large for the receive buffer collects (the body only);
+  // null refuses it. Emptied before use; its bytes are moved out before onMessage.
+  virtual std::string* gatherBuffer() { return nullptr; }
 
  protected:
   ~RelayHandler() = default;
 };
 
 // Where the pump stands inside the current message; one per direction.
+// Every idle client holds one: 8 bytes (a message is at most 2^31 bytes long).
 struct RelayCursor {
-  std::size_t body_left = 0;  // bytes of a forwarded message still to pass through
+  uint32_t body_left = 0;  // bytes of a forwarded (or gathered) message still to come
+  char gather_tag = 0;     // the message being gathered (kGather), or 0
 };
 
 enum class RelayStatus {
