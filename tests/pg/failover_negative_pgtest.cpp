@@ -280,7 +280,9 @@ void syncRepStall(bool heartbeat) {
 
   // The standby hangs (every process of it stopped): commits wait in IPC/SyncRep.
   rig.cluster.freezeNode(rig.cluster.standbyData(), true);
+  const auto frozen_at = std::chrono::steady_clock::now();
   const bool syncrep = rig.healthBecomes("DEGRADED:SYNCREP", 30s);
+  const auto classified_after = std::chrono::steady_clock::now() - frozen_at;
   const int64_t acked_while_stalled = load.ackedCount();
   const std::string waiting = rig.primaryQuery(
       "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = 'appdb'");
@@ -300,6 +302,10 @@ void syncRepStall(bool heartbeat) {
   CHECK(seen.errorCount() == 0);
   CHECK(seen.acked.size() > static_cast<std::size_t>(acked_while_stalled));
   CHECK_THAT(readFile(rig.events.path), Catch::Contains("DEGRADED:SYNCREP"));
+  WARN("synchronous standby frozen (heartbeat "
+       << (heartbeat ? "on" : "off") << "): DEGRADED:SYNCREP after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(classified_after).count() << " ms; "
+       << seen.describe());
 }
 
 }  // namespace
@@ -329,7 +335,9 @@ TEST_CASE(
   // SIGSTOP of the postmaster only: its backends (pgpivot's pooled server connections, the
   // monitor's sessions, the WAL sender) keep running, new connections hang.
   rig.cluster.freezeNode(rig.cluster.primaryData(), true, /*postmaster_only=*/true);
+  const auto frozen_at = std::chrono::steady_clock::now();
   const bool no_new_conn = rig.healthBecomes("DEGRADED:NO_NEW_CONN", 20s);
+  const auto classified_after = std::chrono::steady_clock::now() - frozen_at;
   // Existing sessions keep working: the writer through pgpivot's pool...
   const bool writes_go_on = load.waitForAcks(50, 15s);
   // ...while a new connection to the server itself does not get through.
@@ -349,6 +357,9 @@ TEST_CASE(
   checkNoFailover(rig, watched);
   CHECK(seen.errorCount() == 0);
   CHECK_THAT(readFile(rig.events.path), Catch::Contains("DEGRADED:NO_NEW_CONN"));
+  WARN("postmaster frozen: DEGRADED:NO_NEW_CONN after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(classified_after).count() << " ms; "
+       << seen.describe());
 }
 
 TEST_CASE(
@@ -528,5 +539,6 @@ TEST_CASE(
   CHECK(seen.errorCount() == 0);
   CHECK_THAT(readFile(rig.events.path), !Catch::Contains("DOWN:WRITE_STUCK"));
   WARN("slow WAL disk: " << during << " writes acknowledged in 12 s of 1.2 s stalls; "
-                         << seen.describe());
+                         << seen.describe()
+                         << "; primary's health other than HEALTHY last seen: " << worst);
 }
