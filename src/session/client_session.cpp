@@ -912,22 +912,26 @@ bool ClientSession::mayDeallocate() const {
   if (total > buffer.capacity()) {
     return false;
   }
-  std::string_view sql = unparsed.substr(proto::kHeaderSize, total - proto::kHeaderSize);
-  while (!sql.empty() && (sql.front() == ' ' || sql.front() == '\t' || sql.front() == '\n' ||
-                          sql.front() == '\r')) {
-    sql.remove_prefix(1);
+  if (unparsed.size() < total) {
+    return true;  // not all here yet: look at the whole message
   }
-  if (sql.empty() || sql.front() == '-' || sql.front() == '/') {
-    return true;  // not here yet, or a comment first: look at the whole message
-  }
+  // A DEALLOCATE anywhere in it, alone or among other statements ("DEALLOCATE a; SELECT 1").
+  const std::string_view sql = unparsed.substr(proto::kHeaderSize, total - proto::kHeaderSize);
   constexpr std::string_view kWord = "deallocate";
-  for (std::size_t i = 0; i < kWord.size() && i < sql.size(); ++i) {
-    const char c = sql[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kWord[i]) {
-      return false;
+  for (std::size_t at = 0; at + kWord.size() <= sql.size(); ++at) {
+    std::size_t i = 0;
+    while (i < kWord.size()) {
+      const char c = sql[at + i];
+      if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kWord[i]) {
+        break;
+      }
+      ++i;
+    }
+    if (i == kWord.size()) {
+      return true;
     }
   }
-  return true;
+  return false;
 }
 
 void ClientSession::expectReadyForQuery() {

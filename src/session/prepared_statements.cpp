@@ -140,7 +140,94 @@ bool readIdentifier(std::string_view sql, std::size_t& pos, std::string& out, bo
   return true;
 }
 
+bool identifierChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '$' || u >= 0x80;
+}
+
 }  // namespace
+
+std::vector<std::string_view> splitStatements(std::string_view sql) {
+  std::vector<std::string_view> out;
+  const std::size_t n = sql.size();
+  std::size_t start = 0;
+  std::size_t i = 0;
+  while (i < n) {
+    const char c = sql[i];
+    if (c == '\'') {
+      // 'text' with '' inside; E'text' also with backslash escapes.
+      const bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                           (i < 2 || !identifierChar(sql[i - 2]));
+      ++i;
+      while (i < n) {
+        if (escapes && sql[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (sql[i] == '\'') {
+          if (i + 1 < n && sql[i + 1] == '\'') {
+            i += 2;
+            continue;
+          }
+          break;
+        }
+        ++i;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '"') {  // a quoted identifier; "" inside ends one and starts another
+      const std::size_t end = sql.find('"', i + 1);
+      i = end == std::string_view::npos ? n : end + 1;
+      continue;
+    }
+    if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      const std::size_t end = sql.find('\n', i);
+      i = end == std::string_view::npos ? n : end + 1;
+      continue;
+    }
+    if (c == '/' && i + 1 < n && sql[i + 1] == '*') {  // comments nest in PostgreSQL
+      int depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+      continue;
+    }
+    if (c == '$' && (i == 0 || !identifierChar(sql[i - 1]))) {
+      // $tag$ ... $tag$ (the tag may be empty, and does not start with a digit: $1 is a
+      // parameter).
+      std::size_t j = i + 1;
+      while (j < n && sql[j] != '$' && identifierChar(sql[j])) {
+        ++j;
+      }
+      if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
+        const std::string_view tag = sql.substr(i, j - i + 1);
+        const std::size_t end = sql.find(tag, j + 1);
+        i = end == std::string_view::npos ? n : end + tag.size();
+        continue;
+      }
+    }
+    if (c == ';') {
+      out.push_back(sql.substr(start, i + 1 - start));
+      start = i + 1;
+    }
+    ++i;
+  }
+  if (start < n) {
+    out.push_back(sql.substr(start));
+  }
+  return out;
+}
 
 std::optional<DeallocateSql> parseDeallocate(std::string_view sql) {
   std::size_t pos = 0;
@@ -493,6 +580,43 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
   return true;
 }
 
+bool PreparedStatements::relayMultiStatementQuery(std::string_view sql, ServerConn& server) {
+  const std::vector<std::string_view> pieces = splitStatements(sql);
+  if (pieces.size() < 2) {
+    return false;
+  }
+  // Each DEALLOCATE of one of our statements becomes the stand-in, answered in its place
+  // as for a Query of its own. A name deallocated twice is forwarded the second time:
+  // PostgreSQL says 26000 then, as it would.
+  std::string rewritten;
+  std::vector<std::string> names;
+  for (const std::string_view piece : pieces) {
+    const auto deallocate = parseDeallocate(piece);
+    const auto it =
+        deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
+    if (it == statements_.end() ||
+        std::find(names.begin(), names.end(), it->first) != names.end()) {
+      rewritten.append(piece);
+      continue;
+    }
+    names.push_back(it->first);
+    rewritten.append(kDeallocateStandIn);
+    if (piece.back() == ';') {
+      rewritten.push_back(';');
+    }
+  }
+  if (names.empty()) {
+    return false;
+  }
+  std::string out;
+  proto::writeQuery(out, rewritten);
+  for (const std::string& name : names) {
+    server.statements().expectCommandTag("DEALLOCATE", name, true);
+  }
+  server.stream().writeOwned(std::move(out));
+  return true;
+}
+
 void PreparedStatements::ensurePrepared(const Statement& statement, ServerConn& server,
                                         std::string& out) {
   ServerStatements& on_server = server.statements();
@@ -560,6 +684,9 @@ bool PreparedStatements::relayQuery(std::string_view body, ServerConn& server) {
   const auto deallocate = parseDeallocate(*sql);
   const auto it =
       deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
+  if (!deallocate && relayMultiStatementQuery(*sql, server)) {
+    return true;
+  }
   if (it == statements_.end()) {
     // Anything else, a name the client never prepared through the protocol (PostgreSQL
     // answers, 26000 if it has no such statement either), or DEALLOCATE ALL (the server's

@@ -400,6 +400,79 @@ TEST_CASE("DEALLOCATE of a statement frees its name, on any server connection",
   CHECK(execPrepared(a.get(), "s1") == "ERROR 26000");
 }
 
+TEST_CASE("DEALLOCATE among other statements of one simple query works as on PostgreSQL",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(2, 200));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  Conn direct = connect("host=" + pgServer().host + " port=" + std::to_string(pgServer().port) +
+                        " dbname=appdb user=" + kTrustUser);
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
+  // Every result of a multi-statement query: command tags or the first value, then the
+  // error's SQLSTATE if one ended it.
+  const auto results = [](PGconn* c, const std::string& sql) {
+    std::vector<std::string> out;
+    REQUIRE(PQsendQuery(c, sql.c_str()) == 1);
+    while (PGresult* raw = PQgetResult(c)) {
+      Res result(raw);
+      switch (PQresultStatus(result.get())) {
+        case PGRES_TUPLES_OK:
+          out.push_back(PQgetvalue(result.get(), 0, 0));
+          break;
+        case PGRES_COMMAND_OK:
+          out.push_back(PQcmdStatus(result.get()));
+          break;
+        default:
+          out.push_back("ERROR " + sqlstateOf(result.get()));
+      }
+    }
+    return out;
+  };
+  // The same on pgpivot and on a direct connection, then the same statements left.
+  const auto both = [&](const std::string& sql) {
+    CAPTURE(sql);
+    const auto want = results(direct.get(), sql);
+    CHECK(results(conn.get(), sql) == want);
+    return want;
+  };
+  for (PGconn* c : {conn.get(), direct.get()}) {
+    REQUIRE(prepare(c, "a", "SELECT 1"));
+    REQUIRE(prepare(c, "b", "SELECT 2"));
+    REQUIRE(prepare(c, "Mixed", "SELECT 3"));
+    REQUIRE(prepare(c, "d", "SELECT 4"));
+  }
+  CHECK(both("DEALLOCATE a; SELECT 1") == std::vector<std::string>{"DEALLOCATE", "1"});
+  CHECK(both("SELECT 'x;DEALLOCATE b' ; deallocate prepare \"Mixed\"; SELECT $q$;$q$") ==
+        std::vector<std::string>{"x;DEALLOCATE b", "DEALLOCATE", ";"});
+  // A second DEALLOCATE of the same name fails and ends the query, as on PostgreSQL; the
+  // first one stays done (DEALLOCATE is not transactional).
+  CHECK(both("DEALLOCATE b; DEALLOCATE b; SELECT 5") ==
+        std::vector<std::string>{"DEALLOCATE", "ERROR 26000"});
+  // After an error the rest is skipped: the statement stays.
+  CHECK(both("SELECT 1/0; DEALLOCATE d") == std::vector<std::string>{"ERROR 22012"});
+  CHECK(both("/* d */ SELECT 7; -- DEALLOCATE d\nDEALLOCATE d;") ==
+        std::vector<std::string>{"7", "DEALLOCATE"});
+  for (PGconn* c : {conn.get(), direct.get()}) {
+    CAPTURE(c == direct.get());
+    CHECK(execPrepared(c, "a") == "ERROR 26000");
+    CHECK(execPrepared(c, "b") == "ERROR 26000");
+    CHECK(execPrepared(c, "Mixed") == "ERROR 26000");
+    CHECK(execPrepared(c, "d") == "ERROR 26000");
+    // The names are free again.
+    REQUIRE(prepare(c, "a", "SELECT 11"));
+    CHECK(execPrepared(c, "a") == "11");
+  }
+  // The server holds no statement of pgpivot's that the client lost track of: preparing
+  // the same queries again works, and DEALLOCATE ALL in a list clears both sides.
+  REQUIRE(prepare(conn.get(), "b", "SELECT 2"));
+  CHECK(execPrepared(conn.get(), "b") == "2");
+  CHECK(results(conn.get(), "SELECT 1; DEALLOCATE ALL") ==
+        std::vector<std::string>{"1", "DEALLOCATE ALL"});
+  CHECK(execPrepared(conn.get(), "b") == "ERROR 26000");
+  CHECK(PQstatus(conn.get()) == CONNECTION_OK);
+}
+
 TEST_CASE("DEALLOCATE ALL and DISCARD ALL forget the client's statements and no others",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 200));

@@ -129,8 +129,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void setState(ClientState state);
   // Whether pgpivot renames the client's prepared statements (prepared_statements.hpp).
   bool rewritesStatements() const;
-  // Whether the Query whose header starts the unparsed bytes may be a DEALLOCATE of one
-  // of our statements (and is small enough to take whole).
+  // Whether the Query whose header starts the unparsed bytes may hold a DEALLOCATE of one
+  // of our statements, alone or among other statements (and is small enough to take whole).
   bool mayDeallocate() const;
   // A Parse, Bind, Describe or Close too large to take whole: whether it can be forwarded
   // (after what it needs is injected); otherwise it is refused as before.

@@ -48,6 +48,12 @@ struct DeallocateSql {
 };
 [[nodiscard]] std::optional<DeallocateSql> parseDeallocate(std::string_view sql);
 
+// The statements of a simple Query's SQL, each with its terminating semicolon (the last
+// may have none), split where PostgreSQL's lexer would: not inside quotes, quoted
+// identifiers, dollar quotes or comments. Assumes standard_conforming_strings (the
+// default): backslashes escape only in E'' strings.
+[[nodiscard]] std::vector<std::string_view> splitStatements(std::string_view sql);
+
 // The statements one server connection holds, least recently used last. Lookups, touches and
 // evictions do not allocate; adding a name allocates its list node.
 class StatementLru final {
@@ -185,15 +191,15 @@ class PreparedStatements final {
 
   std::size_t size() const { return statements_.size(); }
   bool empty() const { return statements_.empty(); }
+  // Where a Parse, Bind, Describe or Close too large for the receive buffer, and not
+  // forwardable unchanged, collects before relay() takes it whole (Action::kGather).
+  std::string& gatherBuffer() { return gathered_; }
   // DEALLOCATE ALL or DISCARD ALL succeeded on the client's server.
   void forgetAll() { statements_.clear(); }
   // The client's DEALLOCATE of `name` succeeded.
   void forget(std::string_view name) {
     if (const auto it = statements_.find(name); it != statements_.end()) {
       statements_.erase(it);
-  // Where a Parse, Bind, Describe or Close too large for the receive buffer, and not
-  // forwardable unchanged, collects before relay() takes it whole (Action::kGather).
-  std::string& gatherBuffer() { return gathered_; }
     }
   }
 
@@ -213,11 +219,14 @@ class PreparedStatements final {
   bool relayBind(std::string_view body, ServerConn& server);
   bool relayDescribeOrClose(char tag, std::string_view body, ServerConn& server);
   bool relayQuery(std::string_view body, ServerConn& server);
+  // A Query of several statements with DEALLOCATEs of our statements among them: sent with
+  // those rewritten; false (nothing sent) when it has none.
+  bool relayMultiStatementQuery(std::string_view sql, ServerConn& server);
   // Makes sure `statement` exists on `server`, appending its Parse to `out` if not.
   void ensurePrepared(const Statement& statement, ServerConn& server, std::string& out);
 
   std::unordered_map<std::string, Statement, NameHash, std::equal_to<>> statements_;
+  std::string gathered_;
 };
 
 }  // namespace pgpivot::session
-  std::string gathered_;
