@@ -319,6 +319,13 @@ void Stream::close() {
   }
   closing_ = true;
   stopReading();
+  if (uv_stream_get_write_queue_size(handle()) == 0) {
+    // Everything written is in the kernel already (writes go out at once unless the
+    // socket is full), and close() still delivers it: no shutdown call, no extra loop
+    // iteration per closed connection.
+    closeHandle();
+    return;
+  }
   // Shut down first so queued writes (an ErrorResponse, a Terminate) reach the kernel;
   // uv_close alone would cancel them.
   auto* req = new uv_shutdown_t{};
