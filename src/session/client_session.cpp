@@ -42,6 +42,7 @@ std::string_view toString(ClientState state) {
 ClientSession::ClientSession(app::Worker& worker, uint64_t id, net::Stream::Kind kind)
     : worker_(worker), id_(id), stream_(worker.loop(), *this, worker.buffers(), kind) {
   connected_at_ = last_activity_at_ = worker_.now();
+  max_prepared_statements_ = worker_.config().max_prepared_statements;
 }
 
 ClientSession::~ClientSession() = default;
@@ -873,7 +874,7 @@ PreparedStatements& ClientSession::statements() {
 
 bool ClientSession::rewritesStatements() const {
   return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
-         worker_.config().max_prepared_statements > 0;
+         max_prepared_statements_ > 0;
 }
 
 bool ClientSession::relayLargeStatementMessage(char tag) {

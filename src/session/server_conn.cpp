@@ -616,7 +616,11 @@ void ServerConn::link(ClientSession& client) {
   open_request_may_commit_ = false;
   query_started_ns_ = xact_started_ns_ = 0;  // a previous client's unfinished exchange
   statements_.resetBatches();
-  statements_.setCapacity(static_cast<std::size_t>(worker_.config().max_prepared_statements));
+  // The client's own limit (a reload applies to new clients); one that passes statements
+  // through leaves the limit of those that rename theirs.
+  if (client.maxPreparedStatements() > 0) {
+    statements_.setCapacity(static_cast<std::size_t>(client.maxPreparedStatements()));
+  }
   const std::string sql = buildSetQuery(client.wantedParams(), params_);
   if (sql.empty()) {
     setState(ServerState::kActive);

@@ -2,6 +2,8 @@
 // transaction_pooling_pgtest.cpp: the per-server limit (max_prepared_statements), DEALLOCATE
 // and DISCARD ALL sent as SQL, and real clients that prepare (psycopg 3, pgbench).
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -348,6 +350,47 @@ TEST_CASE("max_prepared_statements = 0 passes statements through unchanged",
   CHECK(scalar(conn.get(),
                "SELECT count(*) FROM pg_prepared_statements WHERE name = 'plain_name'") == "1");
   CHECK(command(conn.get(), "DEALLOCATE plain_name") == "DEALLOCATE");
+}
+
+TEST_CASE("a reload of max_prepared_statements to 0 applies to new clients only",
+          "[pg][transaction][prepared]") {
+  auto options = transactionMode(1, 200);
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  Conn old = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(old.get()) == CONNECTION_OK);
+  REQUIRE(prepare(old.get(), "s1", "SELECT $1::int + 1"));
+  CHECK(execPrepared(old.get(), "s1", {"1"}) == "2");
+
+  options.settings["max_prepared_statements"] = "0";
+  pgpivot.rewriteConfig(options);
+  pgpivot.signal(SIGHUP);
+  // Once the reload is in, a new client's statement reaches the server under its own name.
+  int probes = 0;
+  Conn fresh;
+  REQUIRE(eventually(std::chrono::seconds(20), [&] {
+    fresh = connect(pgpivot.conninfo());
+    const std::string name = "probe_" + std::to_string(probes++);
+    return PQstatus(fresh.get()) == CONNECTION_OK && prepare(fresh.get(), name, "SELECT 1") &&
+           scalar(fresh.get(),
+                  "SELECT count(*) FROM pg_prepared_statements WHERE name = '" + name + "'") == "1";
+  }));
+  // The client from before keeps its statements renamed: old ones run, new ones too, and
+  // DEALLOCATE answers as before.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(execPrepared(old.get(), "s1", {std::to_string(i)}) == std::to_string(i + 1));
+  }
+  REQUIRE(prepare(old.get(), "s2", "SELECT $1::int * 2"));
+  CHECK(execPrepared(old.get(), "s2", {"21"}) == "42");
+  CHECK(command(old.get(), "DEALLOCATE s1") == "DEALLOCATE");
+  CHECK(execPrepared(old.get(), "s1", {"1"}) == "ERROR 26000");
+  CHECK(execPrepared(old.get(), "s2", {"1"}) == "2");
+  // The new client's statements pass through, beside the old client's on the one server.
+  REQUIRE(prepare(fresh.get(), "plain", "SELECT $1::int + 100"));
+  CHECK(execPrepared(fresh.get(), "plain", {"1"}) == "101");
+  CHECK(scalar(fresh.get(), "SELECT count(*) FROM pg_prepared_statements WHERE name = 'plain'") ==
+        "1");
+  CHECK(execPrepared(old.get(), "s2", {"2"}) == "4");
 }
 
 TEST_CASE("DEALLOCATE of a statement frees its name, on any server connection",

@@ -83,6 +83,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
       statements_->forget(name);
     }
   }
+  // max_prepared_statements as it was when we connected: a reload applies to new clients
+  // only, so statements this client holds keep being renamed (0: passed through).
+  int maxPreparedStatements() const { return max_prepared_statements_; }
   // Whether everything we sent the server ended at a message boundary.
   bool atMessageBoundary() const { return cursor_.body_left == 0; }
   // Server side of the link: bytes for the client arrived / pump resumed.
@@ -201,16 +204,17 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   int32_t cancel_pid_ = 0;
   int32_t cancel_secret_ = 0;
   int syncs_since_execute_ = 0;
+  int32_t max_prepared_statements_ = 0;
   net::PeerAddress peer_;  // taken at accept: a reset connection has no peer name left
   ClientState state_ = ClientState::kStartup;
   // A transaction that was open on a server we lost; the next statement gets the error.
   enum class LostTransaction : uint8_t { kNone, kServerLost, kFailover };
   LostTransaction lost_transaction_ = LostTransaction::kNone;
-  bool welcomed_ = false;
-  bool copy_in_ = false;
-  bool over_client_limit_ = false;
-  bool auth_query_pending_ = false;
-  bool on_admin_port_ = false;
+  bool welcomed_ : 1 = false;
+  bool copy_in_ : 1 = false;
+  bool over_client_limit_ : 1 = false;
+  bool auth_query_pending_ : 1 = false;
+  bool on_admin_port_ : 1 = false;
 };
 
 }  // namespace pgpivot::session
