@@ -618,6 +618,18 @@ void ClientSession::onServerLinked(ServerConn& server) {
   setState(ClientState::kActive);
   if (!welcomed_) {
     sendWelcome(server.params());
+    // The pool had no welcome cached, so the login needed a server. In transaction and
+    // statement mode it goes back now unless the client already sent something: holding
+    // it until the first transaction ends would starve the pool for an idle client.
+    if (pool_->settings().mode != config::PoolMode::kSession &&
+        stream_.buffer().unparsed().empty() && cursor_.body_left == 0 &&
+        server.outstanding() == 0) {
+      server_ = nullptr;
+      setState(ClientState::kIdle);
+      pool_->releaseServer(server, true);
+      stream_.startReading();
+      return;
+    }
   }
   onStreamData(stream_);  // relay whatever the client sent while it waited
   if (stream_.buffer().freeSpace() > 0) {

@@ -524,7 +524,6 @@ TEST_CASE("DEALLOCATE ALL and DISCARD ALL forget the client's statements and no 
   Conn b = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
   REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
-  // The first client keeps the one server from its login to its first transaction.
   CHECK(scalar(a.get(), "SELECT 1") == "1");
   REQUIRE(prepare(b.get(), "bq", "SELECT $1::int * 3"));
   CHECK(execPrepared(b.get(), "bq", {"2"}) == "6");

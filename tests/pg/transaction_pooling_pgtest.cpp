@@ -40,6 +40,30 @@ TEST_CASE("in transaction mode two clients share one server connection", "[pg][t
   }
 }
 
+TEST_CASE("the first client to log in gives its server back before its first query",
+          "[pg][transaction]") {
+  for (const std::string mode : {"transaction", "statement"}) {
+    CAPTURE(mode);
+    // A fresh pgpivot has no welcome cached: the first login needs the pool's only server.
+    auto options = modeOptions(mode, 1);
+    options.settings["query_wait_timeout"] = "3";
+    Pgpivot pgpivot(options);
+    pgpivot.start();
+    Conn first = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
+    // The first client stays idle; others must get the server meanwhile.
+    Conn second = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(second.get()) == CONNECTION_OK);
+    CHECK(scalar(second.get(), "SELECT 2") == "2");
+    Conn third = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(third.get()) == CONNECTION_OK);
+    CHECK(scalar(third.get(), "SELECT 3") == "3");
+    CHECK(scalar(first.get(), "SELECT 1") == "1");
+    CHECK(scalar(second.get(), "SELECT pg_backend_pid()") ==
+          scalar(first.get(), "SELECT pg_backend_pid()"));
+  }
+}
+
 TEST_CASE("in transaction mode a transaction keeps its server until it ends", "[pg][transaction]") {
   Pgpivot pgpivot(modeOptions("transaction", 2));
   pgpivot.start();
