@@ -2,11 +2,13 @@
 // notices when it dies, follows the node an external manager promotes, and keeps its
 // clients connected through it.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "acked_writers.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
 
@@ -277,4 +279,56 @@ TEST_CASE(
       CHECK(scalar(check.get(), "SELECT count(*) FROM inflight WHERE id IN (0, 1)") == "0");
     }
   }
+}
+
+TEST_CASE(
+    "follow mode: a planned switchover by an external manager moves writers, no reconnect, no "
+    "ack lost",
+    "[pg][failover]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  Pgpivot::Options options = clusterOptions(cluster, events_file.path);
+  options.settings["pool_mode"] = "transaction";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  {
+    Conn setup = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(setup.get()) == CONNECTION_OK);
+    CHECK(scalar(setup.get(), "CREATE TABLE acked (client int, seq int)").empty());
+  }
+  cluster.waitReplayed();
+  const std::string primary = std::to_string(cluster.primaryPort());
+  const std::string standby = std::to_string(cluster.standbyPort());
+  AckedWriters writers(pgpivot.conninfo(), "acked", 4);
+  writers.start();
+  REQUIRE(eventually(std::chrono::seconds(20), [&] { return writers.allWroteOn(primary, 3); }));
+
+  // What Patroni does for a switchover: a clean (fast) shutdown of the primary, which
+  // hands the standby every WAL record first, then pg_ctl promote on the standby.
+  const std::string pg_ctl = "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D ";
+  REQUIRE(std::system(
+              (pg_ctl + cluster.primaryData() + " -m fast -w -t 30 stop >/dev/null").c_str()) == 0);
+  cluster.promoteStandby();
+  const bool moved =
+      eventually(std::chrono::seconds(30), [&] { return writers.allWroteOn(standby, 3); });
+  writers.stop();
+  const std::string events = readText(events_file.path);
+  INFO("writers: " << writers.summary() << "\nevents:\n"
+                   << events << "\nlog:\n"
+                   << pgpivot.logText());
+  REQUIRE(moved);
+  WARN("follow mode, planned switchover: " << writers.summary());
+  CHECK(writers.reconnects() == 0);
+  Conn check = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(check.get()) == CONNECTION_OK);
+  CHECK(serverPort(check.get()) == standby);
+  CHECK(writers.lost(check.get()) == 0);
+  // Only statements in flight when the primary shut down can have failed, each told the
+  // truth: an autocommit INSERT's outcome is unknown (40003).
+  for (const auto& [state, n] : writers.errors()) {
+    CAPTURE(state);
+    CHECK(n <= 4);
+    CHECK((state == "40001" || state == "40003"));
+  }
+  CHECK_THAT(events, Catch::Contains(standby));
 }

@@ -139,6 +139,19 @@ TEST_CASE("in promote mode pgpivot promotes the standby itself when the primary 
   CHECK(scalar(conn.get(), "SELECT string_agg(DISTINCT id::text, ',') FROM acked") == "1,2");
   const std::string log = readText(events);
   CHECK_THAT(log, Catch::Contains("PROMOTING"));
+  // Asynchronous replication: what may have been lost is reported as an LSN range, from
+  // the promoted node's position to the old primary's last one seen.
+  std::string complete;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"failover_complete\"") != std::string::npos) {
+      complete = line;
+    }
+  }
+  CAPTURE(complete);
+  CHECK_THAT(complete, Catch::Contains("\"old_primary_last_lsn\":\""));
+  CHECK_THAT(complete, Catch::Contains("\"promoted_at_lsn\":\""));
+  CHECK_THAT(complete, Catch::Contains("\"possibly_lost_bytes_at_least\":"));
 }
 
 TEST_CASE("a lock pile-up on the primary is reported but does not fail over", "[pg][failover]") {
