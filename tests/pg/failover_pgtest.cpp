@@ -64,8 +64,11 @@ TEST_CASE(
   const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
-  Conn conn = connect(pgpivot.conninfo());
+  // Session pooling (the default): the client's startup parameters and a reported setting
+  // it changed must follow it to the new primary.
+  Conn conn = connect(pgpivot.conninfo() + " application_name=fo_session");
   REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(), "SET DateStyle = 'SQL, DMY'").empty());
   CHECK(scalar(conn.get(), "CREATE TABLE acked (id int PRIMARY KEY)").empty());
   CHECK(scalar(conn.get(), "INSERT INTO acked VALUES (1)").empty());
   REQUIRE(serverPort(conn.get()) == std::to_string(cluster.primaryPort()));
@@ -89,6 +92,8 @@ TEST_CASE(
   REQUIRE(moved);
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
   CHECK(scalar(conn.get(), "SELECT pg_is_in_recovery()") == "f");
+  CHECK(scalar(conn.get(), "SHOW application_name") == "fo_session");
+  CHECK(scalar(conn.get(), "SHOW DateStyle") == "SQL, DMY");
   // New clients go there too.
   Conn fresh = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(fresh.get()) == CONNECTION_OK);
