@@ -68,7 +68,50 @@ WriteRequestPool& writeRequests() {
   return pool;
 }
 
+// Bytes writeOwned produced for corked streams, per thread (one loop per thread). At most
+// a couple of streams are corked at once (a relay pass and one nested in it).
+struct Staged {
+  Stream* stream;
+  std::string bytes;
+};
+
+std::vector<Staged>& staging() {
+  thread_local std::vector<Staged> staged;
+  return staged;
+}
+
 }  // namespace
+
+Stream::~Stream() {
+  if (cork_depth_ > 0) {
+    (void)takeStaged();
+  }
+}
+
+std::string Stream::takeStaged() {
+  auto& staged = staging();
+  for (auto it = staged.begin(); it != staged.end(); ++it) {
+    if (it->stream == this) {
+      std::string bytes = std::move(it->bytes);
+      staged.erase(it);
+      return bytes;
+    }
+  }
+  return {};
+}
+
+void Stream::uncork() {
+  if (cork_depth_ == 0) {
+    return;  // closed inside the pass: close() sent what was staged
+  }
+  if (--cork_depth_ > 0) {
+    return;
+  }
+  std::string bytes = takeStaged();
+  if (!bytes.empty()) {
+    sendOwned(std::move(bytes));
+  }
+}
 
 std::size_t Stream::pooledWriteRequests() {
   return writeRequests().pooled();
@@ -222,6 +265,14 @@ int Stream::tryWrite(std::string_view bytes) {
   return rc == UV_EAGAIN ? 0 : rc;
 }
 
+int Stream::tryWrite(std::string_view first, std::string_view second) {
+  uv_buf_t out[2] = {
+      uv_buf_init(const_cast<char*>(first.data()), static_cast<unsigned int>(first.size())),
+      uv_buf_init(const_cast<char*>(second.data()), static_cast<unsigned int>(second.size()))};
+  const int rc = uv_try_write(handle(), out, 2);
+  return rc == UV_EAGAIN ? 0 : rc;
+}
+
 void Stream::forwardTo(Stream& target) {
   PGPIVOT_ASSERT(!forward_in_flight_);
   std::string_view pending = buffer_.pendingSend();
@@ -233,7 +284,26 @@ void Stream::forwardTo(Stream& target) {
     buffer_.markParsedSent();
     return;
   }
-  const int written = target.tryWrite(pending);
+  int written = 0;
+  if (std::string staged = target.cork_depth_ > 0 ? target.takeStaged() : std::string();
+      staged.empty()) {
+    written = target.tryWrite(pending);
+  } else {
+    // What pgpivot wrote to the target earlier in this pass goes first, in the same call.
+    written = target.tryWrite(staged, pending);
+    if (written >= 0) {
+      const auto taken = static_cast<std::size_t>(written);
+      if (taken < staged.size()) {
+        target.bytes_out_ += taken;
+        staged.erase(0, taken);
+        target.sendOwned(std::move(staged));  // queued; the forward queues behind it
+        written = 0;
+      } else {
+        target.bytes_out_ += staged.size();
+        written = static_cast<int>(taken - staged.size());
+      }
+    }
+  }
   if (written < 0) {
     // The socket failed; the read side reports it as an end of stream.
     buffer_.markParsedSent();
@@ -290,6 +360,24 @@ void Stream::writeOwned(std::string bytes) {
   if (closing_ || bytes.empty()) {
     return;
   }
+  if (cork_depth_ > 0) {
+    auto& staged = staging();
+    for (Staged& entry : staged) {
+      if (entry.stream == this) {
+        entry.bytes.append(bytes);
+        return;
+      }
+    }
+    staged.push_back(Staged{this, std::move(bytes)});
+    return;
+  }
+  sendOwned(std::move(bytes));
+}
+
+void Stream::sendOwned(std::string bytes) {
+  if (closing_ || bytes.empty()) {
+    return;
+  }
   const int written = tryWrite(bytes);
   if (written < 0) {
     return;  // the socket failed; the read side reports it
@@ -316,6 +404,11 @@ void Stream::writeOwned(std::string bytes) {
 void Stream::close() {
   if (closing_) {
     return;
+  }
+  if (cork_depth_ > 0) {
+    // Closing inside a corked pass: what was staged (an ErrorResponse) still goes out.
+    cork_depth_ = 0;
+    sendOwned(takeStaged());
   }
   closing_ = true;
   stopReading();

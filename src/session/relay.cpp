@@ -137,11 +137,19 @@ RelayStatus pumpPass(net::Stream& source, net::Stream* target, const proto::Limi
 
 RelayStatus pump(net::Stream& source, net::Stream* target, const proto::Limits& limits,
                  RelayCursor& cursor, RelayHandler& handler) {
+  // Everything this call sends to the target (rewritten messages, forwarded bytes) goes
+  // out in as few writes as possible: one per pass in the common case.
+  if (target != nullptr) {
+    target->cork();
+  }
   RelayStatus status = RelayStatus::kIdle;
   bool again = true;
   while (again) {
     again = false;
     status = pumpPass(source, target, limits, cursor, handler, again);
+  }
+  if (target != nullptr) {
+    target->uncork();
   }
   return status;
 }

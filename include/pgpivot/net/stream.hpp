@@ -51,6 +51,7 @@ class Stream final {
   // The receive buffer borrows its blocks from `buffers` (the worker's pool), which must
   // outlive the stream.
   Stream(uv_loop_t* loop, StreamOwner& owner, buf::BlockPool& buffers, Kind kind = Kind::kTcp);
+  ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -90,6 +91,13 @@ class Stream final {
   // once when the kernel takes them, otherwise kept until libuv has written them.
   void writeOwned(std::string bytes);
 
+  // Batching for one relay pass (the relay corks its target): while corked, writeOwned
+  // keeps its bytes in a per-thread staging area, and a forward to this stream sends them
+  // together with its own bytes in one writev. The last uncork sends what is left. Order
+  // is kept: staged bytes always go before what is forwarded after them.
+  void cork() { ++cork_depth_; }
+  void uncork();
+
   // Write requests kept for reuse by this thread's streams (forwards the kernel did not
   // take at once), and how many are out now. For tests and SHOW MEM-like figures.
   [[nodiscard]] static std::size_t pooledWriteRequests();
@@ -118,6 +126,12 @@ class Stream final {
   // Writes as much of `bytes` as the kernel takes now, without queueing: the count
   // written, 0 when it would block or a write is already queued, or a libuv error.
   [[nodiscard]] int tryWrite(std::string_view bytes);
+  // The same for two pieces in one writev (staged bytes, then forwarded ones).
+  [[nodiscard]] int tryWrite(std::string_view first, std::string_view second);
+  // writeOwned without the cork: writes now, queues what the kernel does not take.
+  void sendOwned(std::string bytes);
+  // Takes this stream's staged bytes out of the per-thread staging area.
+  std::string takeStaged();
   static void onConnectDone(uv_connect_t* req, int status);
   // Returns the buffer's block to the pool when nothing waits in it (an idle connection
   // holds no buffer).
@@ -138,6 +152,7 @@ class Stream final {
   bool handle_closing_ = false;
   bool handle_closed_ = false;
   bool close_reported_ = false;
+  uint8_t cork_depth_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
 };

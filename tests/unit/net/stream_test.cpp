@@ -34,7 +34,15 @@ class Relay final : public StreamOwner {
     CHECK_FALSE(stream.forwardInFlight());  // the stream holds news back until it is done
     auto& buffer = stream.buffer();
     buffer.advanceParsed(buffer.unparsed().size());
+    if (wrap_in_cork) {
+      to->cork();
+      to->writeOwned("<");
+    }
     stream.forwardTo(*to);
+    if (wrap_in_cork) {
+      to->writeOwned(">");
+      to->uncork();
+    }
     if (stream.forwardInFlight()) {
       ++queued_forwards;
       return;
@@ -50,6 +58,7 @@ class Relay final : public StreamOwner {
 
   std::unique_ptr<Stream> from;
   std::unique_ptr<Stream> to;
+  bool wrap_in_cork = false;  // frame each forward with bytes pgpivot writes itself
   int data_calls = 0;
   int queued_forwards = 0;
   int closed = 0;
@@ -176,6 +185,37 @@ TEST_CASE("a forward the kernel takes at once leaves nothing in flight", "[unit]
   CHECK(Stream::writeRequestsInUse() == 0);
   CHECK(f.relay.to->bytesOut() == f.relay.from->bytesIn());
   CHECK(f.pool.inUse() == 0);  // drained buffers went back to the pool
+}
+
+TEST_CASE("while corked, written bytes go out with the forward, in order", "[unit][net]") {
+  Fixture f;
+  f.relay.wrap_in_cork = true;
+  f.relay.from = std::make_unique<Stream>(&f.loop, f.relay, f.pool);
+  f.relay.to = std::make_unique<Stream>(&f.loop, f.relay, f.pool);
+  const Fd source{f.connectPeer(*f.relay.from)};
+  const Fd sink{f.connectPeer(*f.relay.to)};
+  f.relay.from->startReading();
+
+  for (int message = 0; message < 20; ++message) {
+    const std::string bytes = pattern(50 + static_cast<std::size_t>(message), message);
+    REQUIRE(::send(source.fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+    CHECK(readExactly(f, sink.fd, bytes.size() + 2) == "<" + bytes + ">");
+    CHECK_FALSE(f.relay.from->forwardInFlight());
+  }
+  // Nested corks count: only the outermost uncork sends.
+  f.relay.to->cork();
+  f.relay.to->cork();
+  f.relay.to->writeOwned("ab");
+  f.relay.to->uncork();
+  f.relay.to->writeOwned("cd");
+  f.relay.to->uncork();
+  CHECK(readExactly(f, sink.fd, 4) == "abcd");
+  // A stream closed while corked still sends what was staged.
+  f.relay.to->cork();
+  f.relay.to->writeOwned("last");
+  f.relay.to->close();
+  f.relay.to->uncork();
+  CHECK(readExactly(f, sink.fd, 4) == "last");
 }
 
 TEST_CASE("a forward the peer cannot take is queued and reading stops only when the buffer is full",
