@@ -216,12 +216,16 @@ void Pool::onServerLoginFailed(ServerConn& server, const Error& error) {
   if (last_login_failure_ms_ == 0) {
     last_login_failure_ms_ = 1;
   }
-  // Waiters would only wait for a connection that is not coming: tell them now. Not in a
-  // cluster when the node is unreachable: a failover may be about to give them a primary
-  // (they still have query_wait_timeout and failover_pause_timeout).
+  // Waiters would only wait for a connection that is not coming: tell them now. Two
+  // refusals are worth waiting out (waiters still have query_wait_timeout and
+  // failover_pause_timeout): an unreachable node of a cluster, where a failover may be about
+  // to give them a primary; and 57P03 from any server, which is starting up, running crash
+  // recovery after a backend crashed, or shutting down, and will either accept again in a
+  // moment or be replaced. The janitor retries after server_login_retry.
   const bool awaiting_failover =
       settings_.cluster_managed && error.sqlstate == sqlstate::kConnectionFailure;
-  if (opening_.empty() && !awaiting_failover) {
+  const bool server_coming_back = error.sqlstate == sqlstate::kCannotConnectNow;
+  if (opening_.empty() && !awaiting_failover && !server_coming_back) {
     failWaiters(error);
   }
 }
