@@ -3,59 +3,15 @@
 // load and answers, once it has ended, with its steps, its checks and a verdict; and a
 // drill whose pre-checks fail stops before pausing anyone and says why.
 #include <catch2/catch.hpp>
-#include <map>
 #include <regex>
 #include <thread>
 
 #include "support/cluster_fixture.hpp"
 #include "support/pgbench_load.hpp"
 #include "support/pgpivot_fixture.hpp"
+#include "support/run_report.hpp"
 
 using namespace pgpivot::test;
-
-namespace {
-
-// A drill's answer, row by row.
-struct Report {
-  std::vector<std::map<std::string, std::string>> rows;
-  std::string text;  // for INFO
-
-  const std::map<std::string, std::string>* row(const std::string& step) const {
-    for (const auto& r : rows) {
-      if (r.at("step") == step) {
-        return &r;
-      }
-    }
-    return nullptr;
-  }
-  // The check row (a pre-check of an accepted run is a "precheck" step, a refused run's
-  // and the outcome's are "check" rows) whose detail starts with `name`.
-  const std::map<std::string, std::string>* check(const std::string& name) const {
-    for (const auto& r : rows) {
-      if ((r.at("step") == "check" || r.at("step") == "precheck") &&
-          r.at("detail").rfind(name + ":", 0) == 0) {
-        return &r;
-      }
-    }
-    return nullptr;
-  }
-};
-
-Report toReport(PGresult* result) {
-  Report report;
-  for (int r = 0; r < PQntuples(result); ++r) {
-    std::map<std::string, std::string> row;
-    for (int c = 0; c < PQnfields(result); ++c) {
-      row[PQfname(result, c)] = PQgetvalue(result, r, c);
-      report.text += std::string(PQfname(result, c)) + "=" + PQgetvalue(result, r, c) + " ";
-    }
-    report.text += "\n";
-    report.rows.push_back(std::move(row));
-  }
-  return report;
-}
-
-}  // namespace
 
 TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a passed verdict",
           "[pg][failover][admin][drill]") {
@@ -79,7 +35,7 @@ TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a 
   Res answer(PQexec(admin.get(), "DRILL main"));
   const auto answered = std::chrono::steady_clock::now();
   load.join();
-  const Report report = toReport(answer.get());
+  const RunReport report = toRunReport(answer.get());
   INFO("drill:\n"
        << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\npgbench:\n"
        << bench.output << "\nevents:\n"
@@ -168,7 +124,7 @@ TEST_CASE("a DRILL whose pre-checks fail stops before pausing anyone and says wh
   Res answer(PQexec(admin.get(), "DRILL main"));
   INFO("error: " << PQresultErrorMessage(answer.get()));
   REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
-  const Report report = toReport(answer.get());
+  const RunReport report = toRunReport(answer.get());
   INFO("drill:\n" << report.text << "\nevents:\n" << readFile(events_file.path));
   const auto* streaming = report.check("standby_streaming");
   REQUIRE(streaming != nullptr);

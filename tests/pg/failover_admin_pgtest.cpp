@@ -3,55 +3,16 @@
 // starts commits on the old primary before the promotion, and the verdict says so), and
 // FAILOVER cluster TO node, which answers once the run has ended with its steps and verdict.
 #include <catch2/catch.hpp>
-#include <map>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
+#include "support/run_report.hpp"
 
 using namespace pgpivot::test;
 
 namespace {
-
-// A run's answer (SWITCHOVER, DRILL, FAILOVER), row by row.
-struct Report {
-  std::vector<std::map<std::string, std::string>> rows;
-  std::string text;  // for INFO
-
-  const std::map<std::string, std::string>* row(const std::string& step) const {
-    for (const auto& r : rows) {
-      if (r.at("step") == step) {
-        return &r;
-      }
-    }
-    return nullptr;
-  }
-  // The "check" row whose detail starts with `name`.
-  const std::map<std::string, std::string>* check(const std::string& name) const {
-    for (const auto& r : rows) {
-      if (r.at("step") == "check" && r.at("detail").rfind(name + ":", 0) == 0) {
-        return &r;
-      }
-    }
-    return nullptr;
-  }
-};
-
-Report toReport(PGresult* result) {
-  Report report;
-  for (int r = 0; r < PQntuples(result); ++r) {
-    std::map<std::string, std::string> row;
-    for (int c = 0; c < PQnfields(result); ++c) {
-      row[PQfname(result, c)] = PQgetvalue(result, r, c);
-      report.text += std::string(PQfname(result, c)) + "=" + PQgetvalue(result, r, c) + " ";
-    }
-    report.text += "\n";
-    report.rows.push_back(std::move(row));
-  }
-  return report;
-}
 
 bool ok(PGconn* conn, const std::string& sql) {
   return scalar(conn, sql).rfind("ERROR", 0) != 0;
@@ -100,7 +61,7 @@ TEST_CASE("a DRILL waits for a transaction open when it starts: it commits befor
   CHECK(std::string(PQcmdStatus(commit.get())) == "COMMIT");
 
   Res answer(PQgetResult(admin.get()));
-  const Report report = toReport(answer.get());
+  const RunReport report = toRunReport(answer.get());
   INFO("drill:\n"
        << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
        << readFile(events.path));
@@ -157,7 +118,7 @@ TEST_CASE("FAILOVER cluster TO node answers once the run has ended, with its ste
 
   const std::string standby = nodeName(cluster.standbyPort());
   Res answer(PQexec(admin.get(), ("FAILOVER main TO " + standby).c_str()));
-  const Report report = toReport(answer.get());
+  const RunReport report = toRunReport(answer.get());
   INFO("failover:\n"
        << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
        << readFile(events.path));
