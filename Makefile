@@ -46,6 +46,8 @@ test-fast: build
 demo: build
 	scripts/demo.sh $(BUILD)
 
+# Direct vs PgBouncer vs pgpivot, interleaved (bench/README.md): about 22 minutes on a quiet
+# machine; knobs such as DURATION, ROUNDS, TESTS, SYSCALLS=1 pass through the environment.
 bench: build
 	bench/run.sh $(BUILD)
 

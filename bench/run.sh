@@ -9,8 +9,13 @@
 #   bench/run.sh BUILD_DIR           results in BUILD_DIR/bench/ (results.csv, summary.md)
 #   bench/run.sh --summary CSV       only rebuild the Markdown summary from a results.csv
 #
-# Knobs (environment): DURATION=10 ROUNDS=3 CLIENTS=16 THREADS=2 SCALE=10 POOL_SIZE=20
-#   TESTS="sel_simple sel_extended sel_prepared sel_connect tpcb"  WARMUP=3 (s per target)
+# Knobs (environment): DURATION=8 ROUNDS=3 CLIENTS=16 THREADS=2 SCALE=10 POOL_SIZE=20
+#   TESTS="sel_simple sel_extended sel_prepared sel_connect tpcb sel_simple_c200
+#   sel_extended_c200 sel_prepared_c200" (a _cN suffix runs that workload with N clients;
+#   session-mode targets sit out workloads with more clients than POOL_SIZE)  WARMUP=3 (s per target)
+#   LATENCY_LOG=1 (pgbench -l per run into a temp dir for p50/p99 latency; 0: no percentiles)
+#   SYSCALLS=0 (1: after the matrix, strace -c -f each transaction-mode proxy through
+#   SYSCALL_TESTS="sel_simple sel_extended" for SYSCALL_DURATION=5 s: syscalls per transaction)
 #   PGBOUNCER_MODES="session transaction"  PGPIVOT_MODES="session transaction"
 #   ("" leaves pgpivot out)  PGPIVOT_BIN=BUILD_DIR/src/pgpivot
 #   (a PgBouncer binary works as a stand-in)  PGBOUNCER_BIN=/usr/sbin/pgbouncer
@@ -52,53 +57,64 @@ summarize() {
     function fmt(v, f) { return (v == "") ? "–" : sprintf(f, v) }
     function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "n/a" : sprintf("%.2f", a / b) }
     function mode_of(t) { sub(/^[^_]*_/, "", t); return t }
+    # A column by name, "" when this CSV has no such column (an older results.csv).
+    function get(name) { return (name in col) ? $col[name] : "" }
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     {
       t = $col["test"]; g = $col["target"]
       if (!(t in tseen)) { tseen[t] = 1; tests[++ntests] = t }
+      if (!(t in tclients) && get("clients") != "") tclients[t] = get("clients")
       if (!(g in gseen)) { gseen[g] = 1; targets[++ntargets] = g }
       key = t SUBSEP g
       all[key]++
       if ($col["status"] != "ok") { bad[key] = bad[key] " r" $col["round"] ":" $col["status"]; next }
       n = ++cnt[key]
-      split("tps lat_ms conn_ms proxy_cpu_pct proxy_cpu_us_per_xact proxy_rss_kb machine_busy_pct", fs, " ")
-      for (f in fs) val[key, n, fs[f]] = $col[fs[f]]
+      split("tps lat_ms lat_p50_ms lat_p99_ms conn_ms proxy_cpu_pct proxy_cpu_us_per_xact proxy_rss_kb machine_busy_pct", fs, " ")
+      for (f in fs) val[key, n, fs[f]] = get(fs[f])
     }
     END {
       # Column order: direct, then every proxy target in first-seen order.
       ncols = 0
       for (i = 1; i <= ntargets; i++) if (targets[i] != "direct") cols[++ncols] = targets[i]
-      printf "## Throughput ratios (median TPS; >1 means faster)\n\n| workload |"
+      printf "## Ratios (median TPS: >1 means faster; median p99 latency: <1 means lower latency)\n\n| workload | clients |"
       for (i = 1; i <= ncols; i++) printf " %s / direct |", cols[i]
       for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
         pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf " %s / %s |", cols[i], pb
       }
-      printf "\n|---|"
+      for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
+        pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf " p99 %s / %s |", cols[i], pb
+      }
+      printf "\n|---|---|"
       for (i = 1; i <= ncols; i++) printf "---|"
-      for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) { pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf "---|" }
+      for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) { pb = "pgbouncer_" mode_of(cols[i]); if (pb in gseen) printf "---|---|" }
       printf "\n"
       for (k = 1; k <= ntests; k++) {
         t = tests[k]; d = med(t SUBSEP "direct", "tps")
-        printf "| %s |", t
+        printf "| %s | %s |", t, (t in tclients) ? tclients[t] : "–"
         for (i = 1; i <= ncols; i++) printf " %s |", ratio(med(t SUBSEP cols[i], "tps"), d)
         for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
           pb = "pgbouncer_" mode_of(cols[i])
           if (pb in gseen) printf " **%s** |", ratio(med(t SUBSEP cols[i], "tps"), med(t SUBSEP pb, "tps"))
+        }
+        for (i = 1; i <= ncols; i++) if (cols[i] ~ /^pgpivot_/) {
+          pb = "pgbouncer_" mode_of(cols[i])
+          if (pb in gseen) printf " %s |", ratio(med(t SUBSEP cols[i], "lat_p99_ms"), med(t SUBSEP pb, "lat_p99_ms"))
         }
         printf "\n"
       }
       printf "\n## Details per workload (medians over the rounds that completed)\n"
       for (k = 1; k <= ntests; k++) {
         t = tests[k]; d = med(t SUBSEP "direct", "tps")
-        printf "\n### %s\n\n", t
-        printf "| target | TPS | TPS min–max | vs direct | latency avg ms | connect ms | proxy CPU %% of a core | proxy CPU µs/xact | proxy RSS kB | machine busy %% | rounds ok | problems |\n"
-        printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        printf "\n### %s%s\n\n", t, (t in tclients) ? " (" tclients[t] " clients)" : ""
+        printf "| target | TPS | TPS min–max | vs direct | latency avg ms | p50 ms | p99 ms | connect ms | proxy CPU %% of a core | proxy CPU µs/xact | proxy RSS kB | machine busy %% | rounds ok | problems |\n"
+        printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for (i = 1; i <= ntargets; i++) {
           g = targets[i]; key = t SUBSEP g
           if (!(key in all)) continue
           tp = med(key, "tps")
-          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", g, fmt(tp, "%.0f"), minmax(key, "tps"),
-            (g == "direct") ? "1.00" : ratio(tp, d), fmt(med(key, "lat_ms"), "%.3f"), fmt(med(key, "conn_ms"), "%.3f"),
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", g, fmt(tp, "%.0f"), minmax(key, "tps"),
+            (g == "direct") ? "1.00" : ratio(tp, d), fmt(med(key, "lat_ms"), "%.3f"),
+            fmt(med(key, "lat_p50_ms"), "%.3f"), fmt(med(key, "lat_p99_ms"), "%.3f"), fmt(med(key, "conn_ms"), "%.3f"),
             fmt(med(key, "proxy_cpu_pct"), "%.1f"), fmt(med(key, "proxy_cpu_us_per_xact"), "%.1f"),
             fmt(med(key, "proxy_rss_kb"), "%.0f"), fmt(med(key, "machine_busy_pct"), "%.0f"),
             cnt[key], all[key], (key in bad) ? bad[key] : ""
@@ -107,8 +123,37 @@ summarize() {
     }' "$csv"
 }
 
+# mem.csv -> Markdown (the idle-client phase).
+mem_table() {
+  echo
+  echo "## Memory per idle client (proxy RSS while the clients sit idle)"
+  echo
+  echo "| target | idle clients | RSS before kB | RSS with idle clients kB | kB per idle client | login s | active clients beside them | active TPS | active run | idle clients kept |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | **%s** | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$1"
+}
+
+# syscalls.csv -> Markdown (SYSCALLS=1).
+sys_table() {
+  echo
+  echo "## Proxy syscalls per transaction (strace -c -f on the proxy, every thread)"
+  echo
+  echo "Counted in a separate pgbench run under strace, which slows the proxy down a lot: the TPS here"
+  echo "is not comparable with the tables above, the counts per transaction are. reads = read, readv,"
+  echo "recvfrom, recvmsg; writes = write, writev, sendto, sendmsg; epoll_wait includes epoll_pwait."
+  echo
+  echo "| workload | target | clients | TPS under strace | reads | writes | epoll_wait | epoll_ctl | all syscalls | most frequent others | run |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s |\n", $1, $2, $3,
+    ($7 == "") ? "–" : sprintf("%.0f", $7), $8, $9, $10, $11, $12, $13, $5 }' "$1"
+}
+
 if [ "${1:-}" = --summary ]; then
   summarize "${2:?results.csv}"
+  # The phases beside the matrix, when their CSVs sit next to it.
+  d=$(dirname "$2")
+  [ -f "$d/mem.csv" ] && [ "$(wc -l <"$d/mem.csv")" -gt 1 ] && mem_table "$d/mem.csv"
+  [ -f "$d/syscalls.csv" ] && [ "$(wc -l <"$d/syscalls.csv")" -gt 1 ] && sys_table "$d/syscalls.csv"
   exit 0
 fi
 
@@ -120,14 +165,18 @@ build=${1:-build}
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 out=$build/bench
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-16}
 THREADS=${THREADS:-2}
 SCALE=${SCALE:-10}
 POOL_SIZE=${POOL_SIZE:-20}
 WARMUP=${WARMUP:-3}
-TESTS=${TESTS-"sel_simple sel_extended sel_prepared sel_connect tpcb"}
+TESTS=${TESTS-"sel_simple sel_extended sel_prepared sel_connect tpcb sel_simple_c200 sel_extended_c200 sel_prepared_c200"}
+LATENCY_LOG=${LATENCY_LOG:-1}
+SYSCALLS=${SYSCALLS:-0}
+SYSCALL_TESTS=${SYSCALL_TESTS-"sel_simple sel_extended"}
+SYSCALL_DURATION=${SYSCALL_DURATION:-5}
 PGBOUNCER_MODES=${PGBOUNCER_MODES-"session transaction"}
 PGPIVOT_MODES=${PGPIVOT_MODES-"session transaction"}
 PGPIVOT_BIN=${PGPIVOT_BIN:-$build/src/pgpivot}
@@ -141,11 +190,39 @@ IDLE_ACTIVE=${IDLE_ACTIVE:-100}
 HOST=127.0.0.1 # loopback only, on purpose not a knob
 unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE || true
 
-for v in DURATION ROUNDS CLIENTS THREADS SCALE POOL_SIZE WARMUP QUIET_PCT QUIET_WAIT; do
+for v in DURATION ROUNDS CLIENTS THREADS SCALE POOL_SIZE WARMUP QUIET_PCT QUIET_WAIT LATENCY_LOG SYSCALLS SYSCALL_DURATION; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench: $v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 ((DURATION >= 1 && DURATION <= 600)) || { echo "bench: DURATION must be 1..600 s" >&2; exit 2; }
 ((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "bench: ROUNDS must be 1..20" >&2; exit 2; }
+((SYSCALL_DURATION >= 1 && SYSCALL_DURATION <= 600)) || { echo "bench: SYSCALL_DURATION must be 1..600 s" >&2; exit 2; }
+
+# A workload is a base name (flags below) with an optional _cN suffix: N clients instead
+# of CLIENTS, e.g. sel_simple_c200.
+test_flags() {
+  case ${1%_c[0-9]*} in
+  sel_simple) echo "-S -M simple" ;;
+  sel_extended) echo "-S -M extended" ;;
+  sel_prepared) echo "-S -M prepared" ;;
+  sel_connect) echo "-S -M simple -C" ;;
+  tpcb) echo "-M simple" ;;
+  *) return 1 ;;
+  esac
+}
+test_clients() {
+  case $1 in
+  *_c[0-9]*) echo "${1##*_c}" ;;
+  *) echo "$CLIENTS" ;;
+  esac
+}
+max_clients=$CLIENTS
+for t in $TESTS $([ "$SYSCALLS" = 1 ] && echo "$SYSCALL_TESTS"); do
+  { test_flags "$t" >/dev/null && [[ $(test_clients "$t") =~ ^[0-9]+$ ]]; } ||
+    { echo "bench: unknown test '$t' (known: sel_simple sel_extended sel_prepared sel_connect tpcb, each optionally with _cN for N clients)" >&2; exit 2; }
+  c=$(test_clients "$t")
+  ((c >= 1 && c <= 5000)) || { echo "bench: $t: 1..5000 clients" >&2; exit 2; }
+  ((c > max_clients)) && max_clients=$c
+done
 
 mkdir -p "$out/raw" "$out/logs"
 rm -f "$out"/raw/* "$out/results.csv" "$out/summary.md"
@@ -208,6 +285,10 @@ cleanup() {
     kill -TERM "$pgbench_pid" 2>/dev/null
     wait "$pgbench_pid" 2>/dev/null
   fi
+  if [ -n "${strace_pid:-}" ]; then # detaches from the proxy
+    kill -INT "$strace_pid" 2>/dev/null
+    wait "$strace_pid" 2>/dev/null
+  fi
   if [ -n "${idle_pid:-}" ]; then
     kill -TERM "$idle_pid" 2>/dev/null
     wait "$idle_pid" 2>/dev/null
@@ -242,6 +323,11 @@ data=$work/data
 pg_port=$(pg_free_port)
 log "initdb in $data (PostgreSQL on $HOST:$pg_port)"
 pg_init "$data" || die "initdb failed"
+# Room for the largest direct run and, beside it, every proxy pool held open (each pool
+# mode of each proxy is one pool of POOL_SIZE), plus psql housekeeping and superusers.
+n_pools=$(($(wc -w <<<"$PGBOUNCER_MODES") + $(wc -w <<<"$PGPIVOT_MODES")))
+pg_max_conn=$((max_clients + n_pools * POOL_SIZE + 40))
+((pg_max_conn < 300)) && pg_max_conn=300
 # Like the baseline: initdb defaults (fsync on, synchronous_commit on) plus these.
 cat >>"$data/postgresql.conf" <<CONF
 
@@ -249,7 +335,7 @@ cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = '$HOST'
 port = $pg_port
 unix_socket_directories = '$data'
-max_connections = 300
+max_connections = $pg_max_conn
 shared_buffers = 256MB
 CONF
 cat >"$data/pg_hba.conf" <<HBA
@@ -431,34 +517,58 @@ pre_run() {
 }
 busy_timeouts=0
 
-test_flags() {
-  case $1 in
-  sel_simple) echo "-S -M simple" ;;
-  sel_extended) echo "-S -M extended" ;;
-  sel_prepared) echo "-S -M prepared" ;;
-  sel_connect) echo "-S -M simple -C" ;;
-  tpcb) echo "-M simple" ;;
-  *) return 1 ;;
-  esac
-}
-for t in $TESTS; do test_flags "$t" >/dev/null || die "unknown test '$t' (known: sel_simple sel_extended sel_prepared sel_connect tpcb)"; done
 
 csv=$out/results.csv
-echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
+echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,lat_p50_ms,lat_p99_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
 seq_no=0
 proxy_died=0
+lat_dir=$work/latency # pgbench's per-transaction logs of the current run only
+declare -A skip_logged=()
+
+# A session-mode pool serves at most POOL_SIZE clients; the others would wait for the whole
+# run (and pgbench with them), so such a target sits out workloads with more clients.
+runs_target() { # TEST TARGET
+  case $2 in *_session) (($(test_clients "$1") <= POOL_SIZE)) ;; *) return 0 ;; esac
+}
+
+# p50 and p99 latency in ms from pgbench's per-transaction logs (3rd field: µs), nearest
+# rank; prints "P50 P99", or nothing without log lines. Sorting a few hundred thousand
+# numbers takes well under a second.
+latency_pcts() { # DIR
+  local sorted=$1/sorted n
+  cat "$1"/lat.* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ { print $3 }' | LC_ALL=C sort -n -S 64M >"$sorted"
+  n=$(wc -l <"$sorted")
+  ((n > 0)) || return 0
+  awk -v n="$n" 'function rank(p,   r) { r = int(p * n); if (r < p * n) r++; return r < 1 ? 1 : r }
+    BEGIN { r50 = rank(0.50); r99 = rank(0.99) }
+    NR == r50 { p50 = $1 } NR == r99 { p99 = $1; exit }
+    END { printf "%.3f %.3f\n", p50 / 1000, p99 / 1000 }' "$sorted"
+}
 
 run_one() { # TEST TARGET ROUND [SECONDS]
   local test=$1 target=$2 round=$3 dur=${4:-$DURATION}
   local port=${target_port[$target]} db=${target_db[$target]} proxy=${target_proxy[$target]}
-  local pid="" id="$test.$target.r$round"
+  local pid="" id="$test.$target.r$round" clients
   local -a flags
+  clients=$(test_clients "$test")
+  if ! runs_target "$test" "$target"; then
+    if [ -z "${skip_logged[$test.$target]:-}" ]; then
+      log "$(printf '%-12s %-18s skipped: %s clients > POOL_SIZE=%s in session mode' "$test" "$target" "$clients" "$POOL_SIZE")"
+      skip_logged[$test.$target]=1
+    fi
+    return 0
+  fi
   read -r -a flags <<<"$(test_flags "$test")"
+  rm -rf "$lat_dir"
+  if [ "$LATENCY_LOG" = 1 ] && [ "$round" != warmup ]; then
+    mkdir -p "$lat_dir"
+    flags+=(-l "--log-prefix=$lat_dir/lat")
+  fi
   [ -n "$proxy" ] && pid=${proxy_pid[$proxy]:-}
   if [ -n "$proxy" ] && { [ -z "$pid" ] || ! alive "$pid"; }; then
     [ "$round" = warmup ] && return 0
     seq_no=$((seq_no + 1))
-    echo "$test,$target,$round,$seq_no,proxy_dead,,$CLIENTS,$dur,,,,,,,,,,,," >>"$csv"
+    echo "$test,$target,$round,$seq_no,proxy_dead,,$clients,$dur,,,,,,,,,,,,,," >>"$csv"
     log "$(printf '%-12s %-18s r%-6s proxy_dead' "$test" "$target" "$round")"
     proxy_died=1
     return 0
@@ -471,7 +581,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   # In the background + wait: a signal to this script then interrupts the wait at once
   # (bash defers traps while a foreground child runs) and the trap stops pgbench.
   timeout --kill-after=5 $((dur + 60)) "$PG_BIN/pgbench" -h "$HOST" -p "$port" -U postgres -n \
-    -T "$dur" -c "$CLIENTS" -j "$THREADS" "${flags[@]}" "$db" \
+    -T "$dur" -c "$clients" -j "$THREADS" "${flags[@]}" "$db" \
     >"$out/raw/$id.out" 2>"$out/raw/$id.err" </dev/null &
   pgbench_pid=$!
   wait "$pgbench_pid" || rc=$?
@@ -482,7 +592,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   [ "$round" = warmup ] && return 0
 
   local o="$out/raw/$id.out" e="$out/raw/$id.err"
-  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy
+  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" pcts=""
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
   lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
   std=$(sed -n 's/^latency stddev = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
@@ -490,6 +600,11 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$o" | head -1)
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$o" | head -1)
   aborted=$(cat "$o" "$e" | grep -c 'aborted in command' || true)
+  if [ "$LATENCY_LOG" = 1 ]; then
+    pcts=$(latency_pcts "$lat_dir")
+    rm -rf "$lat_dir"
+    [ -n "$pcts" ] && read -r p50 p99 <<<"$pcts"
+  fi
   busy=$(busy_pct "$c0" "$c1")
   if [ -n "$pid" ] && [ -n "$p0" ] && [ -n "$p1" ]; then
     cpu=$(awk -v a="$p0" -v b="$p1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", 100*(b-a)/hz/(t1-t0)}')
@@ -510,17 +625,19 @@ run_one() { # TEST TARGET ROUND [SECONDS]
     log "$proxy (PID $pid) died during $id"
   fi
   seq_no=$((seq_no + 1))
-  echo "$test,$target,$round,$seq_no,$status,$rc,$CLIENTS,$dur,$tps,$lat,$std,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
-  log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s proxy_cpu=%-5s us/xact=%-6s rss=%-6s busy=%s' \
-    "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${cpu:--}" "${us:--}" "${rss:--}" "$busy")"
+  echo "$test,$target,$round,$seq_no,$status,$rc,$clients,$dur,$tps,$lat,$std,$p50,$p99,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
+  log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s p99=%-7s proxy_cpu=%-5s us/xact=%-6s rss=%-6s busy=%s' \
+    "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${p99:--}" "${cpu:--}" "${us:--}" "${rss:--}" "$busy")"
   if [ "$status" != ok ]; then
     grep -m 3 -h -E 'error|FATAL' "$e" "$o" 2>/dev/null | sed 's/^/      /' >&2 || true
   fi
 }
 
 # ------------------------------------------------------------------------- matrix
-nt=$(wc -w <<<"$TESTS")
-estimate=$(((nt * ROUNDS * ${#targets[@]} * (DURATION + 3) + ${#targets[@]} * (WARMUP + 3)) / 60 + 1))
+# About 4 s per run besides pgbench's -T: housekeeping, the quiet check, logins, percentiles.
+n_runs=0
+for t in $TESTS; do for tg in "${targets[@]}"; do runs_target "$t" "$tg" && n_runs=$((n_runs + ROUNDS)); done; done
+estimate=$(((n_runs * (DURATION + 4) + ${#targets[@]} * (WARMUP + 4)) / 60 + 1))
 log "targets: ${targets[*]}; tests: $TESTS; $ROUNDS round(s) of ${DURATION}s; about $estimate min"
 if ((WARMUP > 0)) && [ -n "$TESTS" ]; then
   log "warm-up: ${WARMUP}s select-only per target"
@@ -538,6 +655,95 @@ for test in $TESTS; do
     for tg in "${order[@]}"; do run_one "$test" "$tg" "$r"; done
   done
 done
+
+# ------------------------------------------------------------------------- syscalls
+# SYSCALLS=1: for each SYSCALL_TESTS workload and each transaction-mode proxy target, attach
+# strace -c -f to the proxy (with -p, -f attaches every thread), run pgbench for
+# SYSCALL_DURATION s, detach, and divide the proxy's syscall counts by pgbench's transactions.
+sys_csv=$out/syscalls.csv
+rm -f "$sys_csv"
+strace_pid=""
+syscall_run() { # TEST TARGET
+  local test=$1 target=$2 port=${target_port[$2]} db=${target_db[$2]} clients pid rc=0 st=ok
+  local trace=$out/raw/strace.$1.$2.txt o=$out/raw/strace.$1.$2.pgbench xacts tps counts
+  local -a flags
+  pid=${proxy_pid[${target_proxy[$target]}]:-}
+  [ -n "$pid" ] && alive "$pid" || return 0
+  runs_target "$test" "$target" || return 0
+  clients=$(test_clients "$test")
+  read -r -a flags <<<"$(test_flags "$test")"
+  pre_run
+  strace -c -f -qq -o "$trace" -p "$pid" 2>"$trace.err" &
+  strace_pid=$!
+  # Attached once the proxy's TracerPid is strace's.
+  for _ in $(seq 1 100); do
+    [ "$(awk '/^TracerPid:/{print $2}' "/proc/$pid/status" 2>/dev/null)" = "$strace_pid" ] && break
+    alive "$strace_pid" || break
+    sleep 0.1
+  done
+  if ! alive "$strace_pid"; then
+    log "strace could not attach to $target (PID $pid): $(head -c 300 "$trace.err")"
+    wait "$strace_pid" 2>/dev/null || true
+    strace_pid=""
+    echo "$test,$target,$clients,$SYSCALL_DURATION,strace_failed,,,,,,,," >>"$sys_csv"
+    return 0
+  fi
+  sleep 0.5 # -f attaches the other threads just after the first
+  timeout --kill-after=5 $((SYSCALL_DURATION + 60)) "$PG_BIN/pgbench" -h "$HOST" -p "$port" -U postgres -n \
+    -T "$SYSCALL_DURATION" -c "$clients" -j "$THREADS" "${flags[@]}" "$db" >"$o" 2>&1 </dev/null &
+  pgbench_pid=$!
+  wait "$pgbench_pid" || rc=$?
+  pgbench_pid=""
+  kill -INT "$strace_pid" 2>/dev/null || true # detaches and writes the summary
+  for _ in $(seq 1 100); do alive "$strace_pid" || break; sleep 0.1; done
+  kill -KILL "$strace_pid" 2>/dev/null || true
+  wait "$strace_pid" 2>/dev/null || true
+  strace_pid=""
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
+  xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$o" | head -1)
+  if [ "$rc" != 0 ] || [ -z "$xacts" ] || [ "$xacts" = 0 ] || grep -q 'aborted in command' "$o"; then
+    st=failed
+  fi
+  counts=""
+  if [ -n "$xacts" ] && [ "$xacts" != 0 ] && [ -s "$trace" ]; then
+    # strace -c: "% time seconds usecs/call calls [errors] syscall"; calls is field 4.
+    counts=$(awk -v x="$xacts" '
+      $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { c[$NF] += $4; all += $4 }
+      END {
+        split("read readv recvfrom recvmsg recvmmsg", R, " "); split("write writev sendto sendmsg sendmmsg", W, " ")
+        split("epoll_wait epoll_pwait epoll_pwait2", E, " ")
+        for (i in R) { r += c[R[i]]; known[R[i]] = 1 }
+        for (i in W) { w += c[W[i]]; known[W[i]] = 1 }
+        for (i in E) { e += c[E[i]]; known[E[i]] = 1 }
+        known["epoll_ctl"] = 1
+        top = ""
+        for (k = 0; k < 3; k++) {
+          best = ""; for (n in c) if (!(n in known) && !(n in used) && (best == "" || c[n] > c[best])) best = n
+          if (best == "" || c[best] / x < 0.005) break
+          used[best] = 1; top = top (top == "" ? "" : " ") sprintf("%s %.2f", best, c[best] / x)
+        }
+        printf "%.2f,%.2f,%.2f,%.2f,%.2f,%s", r / x, w / x, e / x, c["epoll_ctl"] / x, all / x, top
+      }' "$trace")
+  else
+    st=failed
+  fi
+  echo "$test,$target,$clients,$SYSCALL_DURATION,$st,$xacts,$tps,${counts:-,,,,,}" >>"$sys_csv"
+  log "$(printf 'syscalls %-12s %-18s %s tps=%s per xact (reads,writes,epoll_wait,epoll_ctl,all,others): %s' \
+    "$test" "$target" "$st" "${tps:--}" "${counts:--}")"
+}
+if [ "$SYSCALLS" = 1 ] && [ -n "$SYSCALL_TESTS" ]; then
+  command -v strace >/dev/null || die "SYSCALLS=1 needs strace (scripts/deps.sh installs it)"
+  echo "test,target,clients,duration_s,status,xacts,tps_traced,reads_per_xact,writes_per_xact,epoll_wait_per_xact,epoll_ctl_per_xact,syscalls_per_xact,top_others_per_xact" >"$sys_csv"
+  sys_targets=()
+  for tg in "${targets[@]}"; do case $tg in *_tx) sys_targets+=("$tg") ;; esac; done
+  if ((${#sys_targets[@]} == 0)); then
+    for tg in "${targets[@]}"; do [ "$tg" != direct ] && sys_targets+=("$tg"); done
+  fi
+  log "syscalls: strace -c -f, ${SYSCALL_DURATION}s per run: ${sys_targets[*]}"
+  for t in $SYSCALL_TESTS; do
+    for tg in "${sys_targets[@]}"; do syscall_run "$t" "$tg"; done
+  done
+fi
 
 # ------------------------------------------------------------------------- idle clients
 # Memory per idle client: RSS of the proxy before and while IDLE_COUNTS clients sit idle
@@ -623,7 +829,8 @@ done
   echo "# pgpivot benchmark: direct vs PgBouncer vs pgpivot"
   echo
   echo "One run, interleaved, on this machine: $(nproc) cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)."
-  echo "pgbench $CLIENTS clients, $THREADS threads, ${DURATION}s per run, $ROUNDS round(s), scale $SCALE; TCP loopback on both hops."
+  echo "pgbench $CLIENTS clients (a workload named _cN: N clients), $THREADS threads, ${DURATION}s per run, $ROUNDS round(s), scale $SCALE;"
+  echo "pool size $POOL_SIZE on both proxies, PostgreSQL max_connections $pg_max_conn; TCP loopback on both hops."
   echo "$("$PG_BIN/postgres" --version); $([ -n "$PGBOUNCER_MODES" ] && timeout 5 "$PGBOUNCER_BIN" --version 2>&1 | head -1)."
   if [ -n "$PGPIVOT_MODES" ]; then
     if [ "$pivot_flavor" = pgbouncer ]; then
@@ -634,18 +841,18 @@ done
   fi
   echo "Workloads: sel_simple = \`-S -M simple\`, sel_extended = \`-S -M extended\`, sel_prepared = \`-S -M prepared\`,"
   echo "sel_connect = \`-S -C\` (new connection per transaction), tpcb = default TPC-B-like script."
+  echo "Session-mode targets sit out workloads with more clients than the pool size."
+  if [ "$LATENCY_LOG" = 1 ]; then
+    echo "p50/p99: percentiles of every transaction's latency in pgbench's per-transaction log (-l) of a run;"
+    echo "the tables give the median over the rounds."
+  fi
   echo "Proxy CPU = utime+stime of the proxy process over the run (100 = one core). Generated $(date -u +%FT%TZ)."
   echo
   summarize "$csv"
-  if [ -s "$mem_csv" ] && [ "$(wc -l <"$mem_csv")" -gt 1 ]; then
-    echo
-    echo "## Memory per idle client (proxy RSS while the clients sit idle)"
-    echo
-    echo "| target | idle clients | RSS before kB | RSS with idle clients kB | kB per idle client | login s | active clients beside them | active TPS | active run | idle clients kept |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
-    awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | **%s** | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$mem_csv"
-  fi
-  noisy=$(awk -F, -v q="$QUIET_PCT" 'NR > 1 && $20 != "" { n++; if ($20 + 0 >= q) b++ }
+  if [ -s "$mem_csv" ] && [ "$(wc -l <"$mem_csv")" -gt 1 ]; then mem_table "$mem_csv"; fi
+  if [ -s "$sys_csv" ] && [ "$(wc -l <"$sys_csv")" -gt 1 ]; then sys_table "$sys_csv"; fi
+  noisy=$(awk -F, -v q="$QUIET_PCT" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "prerun_busy_pct") c = i; next }
+    $c != "" { n++; if ($c + 0 >= q) b++ }
     END { if (n && b / n > 0.2) printf "%d of %d", b, n }' "$csv")
   if [ -n "$noisy" ]; then
     echo

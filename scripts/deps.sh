@@ -7,7 +7,7 @@ packages=(
   libuv1-dev libssl-dev libpq-dev libspdlog-dev libfmt-dev libinih-dev libcli11-dev
   libexpected-dev catch2
   libhttp-parser-dev libsystemd-dev nlohmann-json3-dev
-  postgresql-15 postgresql-client-15 pgbouncer python3-psycopg
+  postgresql-15 postgresql-client-15 pgbouncer python3-psycopg strace
   rpm lintian rpmlint debootstrap logrotate
   util-linux e2fsprogs iproute2 iptables
 )
