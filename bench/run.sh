@@ -102,6 +102,16 @@ summarize() {
         }
         printf "\n"
       }
+      # -M prepared in transaction mode against PgBouncer in session mode, where it works
+      # (the yardstick issue 3 sets for prepared statements).
+      np = 0
+      for (k = 1; k <= ntests; k++) {
+        t = tests[k]
+        if (t !~ /^sel_prepared/ || !((t SUBSEP "pgpivot_tx") in all) || !((t SUBSEP "pgbouncer_session") in all)) continue
+        if (!np++) printf "\n"
+        printf "%s: pgpivot_tx / pgbouncer_session (PgBouncer cannot run -M prepared in transaction mode) = **%s**\n", t,
+          ratio(med(t SUBSEP "pgpivot_tx", "tps"), med(t SUBSEP "pgbouncer_session", "tps"))
+      }
       printf "\n## Details per workload (medians over the rounds that completed)\n"
       for (k = 1; k <= ntests; k++) {
         t = tests[k]; d = med(t SUBSEP "direct", "tps")
@@ -532,7 +542,8 @@ runs_target() { # TEST TARGET
 }
 
 # p50 and p99 latency in ms from pgbench's per-transaction logs (3rd field: µs), nearest
-# rank; prints "P50 P99", or nothing without log lines. Sorting a few hundred thousand
+# rank, and the standard deviation (pgbench 15 prints it only with -P or a rate limit);
+# prints "P50 P99 STDDEV", or nothing without log lines. Sorting a few hundred thousand
 # numbers takes well under a second.
 latency_pcts() { # DIR
   local sorted=$1/sorted n
@@ -541,8 +552,8 @@ latency_pcts() { # DIR
   ((n > 0)) || return 0
   awk -v n="$n" 'function rank(p,   r) { r = int(p * n); if (r < p * n) r++; return r < 1 ? 1 : r }
     BEGIN { r50 = rank(0.50); r99 = rank(0.99) }
-    NR == r50 { p50 = $1 } NR == r99 { p99 = $1; exit }
-    END { printf "%.3f %.3f\n", p50 / 1000, p99 / 1000 }' "$sorted"
+    { s += $1; ss += $1 * $1 } NR == r50 { p50 = $1 } NR == r99 { p99 = $1 }
+    END { v = ss / n - (s / n) ^ 2; printf "%.3f %.3f %.3f\n", p50 / 1000, p99 / 1000, sqrt(v > 0 ? v : 0) / 1000 }' "$sorted"
 }
 
 run_one() { # TEST TARGET ROUND [SECONDS]
@@ -592,7 +603,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   [ "$round" = warmup ] && return 0
 
   local o="$out/raw/$id.out" e="$out/raw/$id.err"
-  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" pcts=""
+  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" lstd="" pcts=""
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
   lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
   std=$(sed -n 's/^latency stddev = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
@@ -603,7 +614,8 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   if [ "$LATENCY_LOG" = 1 ]; then
     pcts=$(latency_pcts "$lat_dir")
     rm -rf "$lat_dir"
-    [ -n "$pcts" ] && read -r p50 p99 <<<"$pcts"
+    [ -n "$pcts" ] && read -r p50 p99 lstd <<<"$pcts"
+    [ -z "$std" ] && std=$lstd
   fi
   busy=$(busy_pct "$c0" "$c1")
   if [ -n "$pid" ] && [ -n "$p0" ] && [ -n "$p1" ]; then
@@ -637,7 +649,15 @@ run_one() { # TEST TARGET ROUND [SECONDS]
 # About 4 s per run besides pgbench's -T: housekeeping, the quiet check, logins, percentiles.
 n_runs=0
 for t in $TESTS; do for tg in "${targets[@]}"; do runs_target "$t" "$tg" && n_runs=$((n_runs + ROUNDS)); done; done
-estimate=$(((n_runs * (DURATION + 4) + ${#targets[@]} * (WARMUP + 4)) / 60 + 1))
+estimate=$((n_runs * (DURATION + 4) + ${#targets[@]} * (WARMUP + 4)))
+if [ "$SYSCALLS" = 1 ]; then # one run per SYSCALL_TESTS workload and transaction-mode proxy
+  n_sys=0
+  for tg in "${targets[@]}"; do case $tg in *_tx) n_sys=$((n_sys + 1)) ;; esac; done
+  ((n_sys == 0)) && n_sys=$((${#targets[@]} - 1))
+  estimate=$((estimate + n_sys * $(wc -w <<<"$SYSCALL_TESTS") * (SYSCALL_DURATION + 5)))
+fi
+[ -n "$IDLE_COUNTS" ] && estimate=$((estimate + 40)) # the default counts, on a quiet machine
+estimate=$((estimate / 60 + 1))
 log "targets: ${targets[*]}; tests: $TESTS; $ROUNDS round(s) of ${DURATION}s; about $estimate min"
 if ((WARMUP > 0)) && [ -n "$TESTS" ]; then
   log "warm-up: ${WARMUP}s select-only per target"
