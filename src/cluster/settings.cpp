@@ -36,6 +36,7 @@ Settings settingsFor(const config::ClusterEntry& entry) {
   s.lock_pileup_grace_ms = ms(entry.lock_pileup_grace);
   s.search_primary_timeout_ms = ms(entry.search_primary_timeout);
   s.failover_pause_timeout_ms = ms(entry.failover_pause_timeout);
+  s.drain_timeout_ms = std::max<uint64_t>(ms(entry.drain_timeout), 1);
   s.has_fence_command = !entry.fence_command.empty();
   s.fence_timeout_ms = std::max<uint64_t>(ms(entry.fence_timeout), 1);
   return s;

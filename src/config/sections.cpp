@@ -379,6 +379,7 @@ using C = ClusterEntry;
 const ClusterKey kClusterKeys[] = {
     {"crash_recovery_grace", setClusterDuration<&C::crash_recovery_grace, true>},
     {"dead_after", setClusterDuration<&C::dead_after, false>},
+    {"drain_timeout", setClusterDuration<&C::drain_timeout, false>},
     {"failover_cooldown", setClusterDuration<&C::failover_cooldown, true>},
     {"failover_log", setText<&C::failover_log, C>},
     {"failover_mode", setFailoverMode},

@@ -115,6 +115,9 @@ struct ClusterEntry {
   int max_failovers_per_hour = 2;
   Millis search_primary_timeout{60000};  // follow mode: wait this long for a new primary
   Millis failover_pause_timeout{30000};  // clients wait this long for a primary, then 57P03
+  // SWITCHOVER / DRILL: transactions open when clients are paused get this long to end on
+  // the old primary; then the switchover goes on and the fence aborts them (40001).
+  Millis drain_timeout{10000};
   std::string state_file;  // epoch, timeline, fenced nodes; empty: kept in memory only
   int line = 0;
 };
