@@ -189,9 +189,20 @@ void ServerConn::onStreamData(net::Stream&) {
   }
   net::Stream* target =
       client_ != nullptr && state_ == ServerState::kActive ? &client_->stream() : nullptr;
+  // Corked past the pump: a reply pgpivot wrote itself in the pass (a ParseComplete of the
+  // extended protocol) and the forwarded rest up to ReadyForQuery leave in one write when
+  // the pass ends by handing the server back.
+  if (target != nullptr) {
+    target->cork();
+  }
   const RelayStatus status = pump(stream_, target, worker_.limits(), cursor_, *this);
   if (status == RelayStatus::kStopped && release_pending_) {
     releaseAfterTransaction();
+  }
+  if (target != nullptr) {
+    target->uncork();
+  }
+  if (status == RelayStatus::kStopped) {
     return;
   }
   if (status == RelayStatus::kProtocolError) {
