@@ -529,7 +529,7 @@ busy_timeouts=0
 
 
 csv=$out/results.csv
-echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,lat_p50_ms,lat_p99_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
+echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
 seq_no=0
 proxy_died=0
 lat_dir=$work/latency # pgbench's per-transaction logs of the current run only
@@ -542,8 +542,9 @@ runs_target() { # TEST TARGET
 }
 
 # p50 and p99 latency in ms from pgbench's per-transaction logs (3rd field: µs), nearest
-# rank, and the standard deviation (pgbench 15 prints it only with -P or a rate limit);
-# prints "P50 P99 STDDEV", or nothing without log lines. Sorting a few hundred thousand
+# rank, the standard deviation (pgbench 15 prints it only with -P or a rate limit) and the
+# maximum (a stall shows there first); prints "P50 P99 STDDEV MAX", or nothing without log
+# lines. Sorting a few hundred thousand
 # numbers takes well under a second.
 latency_pcts() { # DIR
   local sorted=$1/sorted n
@@ -553,7 +554,7 @@ latency_pcts() { # DIR
   awk -v n="$n" 'function rank(p,   r) { r = int(p * n); if (r < p * n) r++; return r < 1 ? 1 : r }
     BEGIN { r50 = rank(0.50); r99 = rank(0.99) }
     { s += $1; ss += $1 * $1 } NR == r50 { p50 = $1 } NR == r99 { p99 = $1 }
-    END { v = ss / n - (s / n) ^ 2; printf "%.3f %.3f %.3f\n", p50 / 1000, p99 / 1000, sqrt(v > 0 ? v : 0) / 1000 }' "$sorted"
+    END { v = ss / n - (s / n) ^ 2; printf "%.3f %.3f %.3f %.3f\n", p50 / 1000, p99 / 1000, sqrt(v > 0 ? v : 0) / 1000, $1 / 1000 }' "$sorted"
 }
 
 run_one() { # TEST TARGET ROUND [SECONDS]
@@ -579,7 +580,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   if [ -n "$proxy" ] && { [ -z "$pid" ] || ! alive "$pid"; }; then
     [ "$round" = warmup ] && return 0
     seq_no=$((seq_no + 1))
-    echo "$test,$target,$round,$seq_no,proxy_dead,,$clients,$dur,,,,,,,,,,,,,," >>"$csv"
+    echo "$test,$target,$round,$seq_no,proxy_dead,,$clients,$dur,,,,,,,,,,,,,,," >>"$csv"
     log "$(printf '%-12s %-18s r%-6s proxy_dead' "$test" "$target" "$round")"
     proxy_died=1
     return 0
@@ -603,7 +604,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   [ "$round" = warmup ] && return 0
 
   local o="$out/raw/$id.out" e="$out/raw/$id.err"
-  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" lstd="" pcts=""
+  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" lstd="" lmax="" pcts=""
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
   lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
   std=$(sed -n 's/^latency stddev = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
@@ -614,7 +615,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   if [ "$LATENCY_LOG" = 1 ]; then
     pcts=$(latency_pcts "$lat_dir")
     rm -rf "$lat_dir"
-    [ -n "$pcts" ] && read -r p50 p99 lstd <<<"$pcts"
+    [ -n "$pcts" ] && read -r p50 p99 lstd lmax <<<"$pcts"
     [ -z "$std" ] && std=$lstd
   fi
   busy=$(busy_pct "$c0" "$c1")
@@ -637,7 +638,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
     log "$proxy (PID $pid) died during $id"
   fi
   seq_no=$((seq_no + 1))
-  echo "$test,$target,$round,$seq_no,$status,$rc,$clients,$dur,$tps,$lat,$std,$p50,$p99,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
+  echo "$test,$target,$round,$seq_no,$status,$rc,$clients,$dur,$tps,$lat,$std,$p50,$p99,$lmax,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
   log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s p99=%-7s proxy_cpu=%-5s us/xact=%-6s rss=%-6s busy=%s' \
     "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${p99:--}" "${cpu:--}" "${us:--}" "${rss:--}" "$busy")"
   if [ "$status" != ok ]; then
