@@ -77,7 +77,7 @@ TEST_CASE("the failover keys fill their ClusterEntry fields", "[unit][config]") 
       "lock_waiters_warn = 25\noldest_lock_wait_warn = 1500ms\n"
       "lock_pileup_action = Terminate_Blocker\nlock_pileup_grace = 0\n"
       "max_lag_on_failover = 16MB\nfailover_cooldown = 0\nmax_failovers_per_hour = 5\n"
-      "search_primary_timeout = 300\nfailover_pause_timeout = 10\n"
+      "search_primary_timeout = 300\nfailover_pause_timeout = 10\ndrain_timeout = 1500ms\n"
       "state_file = /var/lib/pgpivot/main.state\n");
   INFO(result.report());
   REQUIRE(result.ok());
@@ -94,6 +94,7 @@ TEST_CASE("the failover keys fill their ClusterEntry fields", "[unit][config]") 
   CHECK(c.max_failovers_per_hour == 5);
   CHECK(c.search_primary_timeout == 300s);
   CHECK(c.failover_pause_timeout == 10s);
+  CHECK(c.drain_timeout == 1500ms);
   CHECK(c.state_file == "/var/lib/pgpivot/main.state");
 }
 
@@ -143,7 +144,7 @@ TEST_CASE("the reference conf's commented failover defaults are the real default
        {"dead_after", "unresponsive_after", "write_stuck_after", "crash_recovery_grace",
         "lock_waiters_warn", "oldest_lock_wait_warn", "lock_pileup_action", "lock_pileup_grace",
         "max_lag_on_failover", "failover_cooldown", "max_failovers_per_hour",
-        "search_primary_timeout", "failover_pause_timeout", "state_file"}) {
+        "search_primary_timeout", "failover_pause_timeout", "drain_timeout", "state_file"}) {
     CAPTURE(key);
     CHECK(text.find(std::string(key) + " =") != std::string::npos);
   }
@@ -165,6 +166,7 @@ TEST_CASE("the reference conf's commented failover defaults are the real default
   CHECK(got.max_failovers_per_hour == want.max_failovers_per_hour);
   CHECK(got.search_primary_timeout == want.search_primary_timeout);
   CHECK(got.failover_pause_timeout == want.failover_pause_timeout);
+  CHECK(got.drain_timeout == want.drain_timeout);
   CHECK(got.state_file == want.state_file);
 }
 

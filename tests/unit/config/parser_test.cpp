@@ -356,7 +356,7 @@ TEST_CASE("the key lists are sorted, disjoint and describe the table", "[unit][c
   CHECK(contains(supported, "tcp_user_timeout"));
   CHECK(own == std::vector<std::string_view>{"admin_listen_addr", "admin_port", "metrics_port",
                                              "workers"});
-  CHECK(clusterKeys().size() == 28);
+  CHECK(clusterKeys().size() == 29);
 }
 
 TEST_CASE("current settings show defaults as PgBouncer's SHOW CONFIG does", "[unit][config]") {
