@@ -148,6 +148,7 @@ constexpr std::array kDnsZoneColumns{Column{"zonename"}, Column{"serial", kInt8}
 constexpr std::array kClusterColumns{
     Column{"cluster"},
     Column{"state"},
+    Column{"reason"},
     Column{"primary"},
     Column{"failover_mode"},
     Column{"profile"},
@@ -182,6 +183,7 @@ constexpr std::array kNodeColumns{
 constexpr std::array kFailoverColumns{
     Column{"failover_id"},       Column{"cluster"}, Column{"kind"},   Column{"time"},
     Column{"elapsed_ms", kInt8}, Column{"step"},    Column{"result"}, Column{"detail"},
+    Column{"possibly_lost"},
 };
 
 std::string hexId(uint64_t id) {
@@ -380,7 +382,8 @@ void renderSmallLists(std::string& out, const Snapshot& s, ShowKind kind) {
 void renderClusters(std::string& out, const Snapshot& s) {
   Table t(out, kClusterColumns);
   for (const ClusterRow& c : s.clusters) {
-    t.text(c.name).text(c.state).textOrNull(c.primary).text(c.failover_mode).text(c.profile);
+    t.text(c.name).text(c.state).textOrNull(c.reason).textOrNull(c.primary);
+    t.text(c.failover_mode).text(c.profile);
     t.number(c.nodes).number(c.healthy_nodes).number(c.paused ? 1 : 0).number(c.failovers);
     t.number(c.failover_time_us / 1000).textOrNull(formatTimestamp(c.last_failover_time_us));
     t.endRow();
@@ -407,7 +410,7 @@ void renderNodes(std::string& out, const Snapshot& s) {
 void failoverCells(Table& t, const FailoverStepRow& f) {
   t.text(f.failover_id).text(f.cluster).text(f.kind);
   t.text(formatTimestamp(f.time_us)).number(f.elapsed_us / 1000);
-  t.text(f.step).text(f.result).text(f.detail);
+  t.text(f.step).text(f.result).text(f.detail).textOrNull(f.possibly_lost);
 }
 
 void renderFailovers(std::string& out, const Snapshot& s) {
@@ -571,6 +574,7 @@ void renderReport(std::string& out, const FailoverReport& report) {
   for (const FailoverCheck& c : report.checks) {
     FailoverStepRow row = last;
     row.step = "check";
+    row.possibly_lost.clear();
     row.result = c.passed ? "passed" : "failed";
     row.detail = c.name + ": " + c.detail;
     failoverCells(t, row);

@@ -343,8 +343,8 @@ int runProcess(const ProcessOptions& options) {
     health.postDataPath(std::move(report));
   };
   hooks.drained = [&health](const std::string& cluster, uint64_t drain_id, int worker,
-                            int of_workers, int64_t transactions) {
-    health.postDrained(cluster, drain_id, worker, of_workers, transactions);
+                            int of_workers, int64_t transactions, int64_t still_open) {
+    health.postDrained(cluster, drain_id, worker, of_workers, transactions, still_open);
   };
   for (auto& worker : workers) {
     worker->setProcessHooks(&hooks);

@@ -67,7 +67,7 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_check_start(&reaper_, [](uv_check_t* c) noexcept {
     auto* worker = static_cast<Worker*>(c->data);
     worker->freeRetired();
-    if (!worker->drains_.empty()) {
+    if (!worker->drains_.empty() || !worker->held_.empty()) {
       worker->checkDrains();  // a planned pause waits for the transactions that ran
     }
   });
@@ -192,7 +192,7 @@ void Worker::applyRoute(const monitor::ClusterRoute& route) {
       pool->moveTo(std::move(target));
     }
   }
-  trackDrain(route);
+  trackDrain(route, moved);
 }
 
 void Worker::postShutdown(bool immediate) {

@@ -356,21 +356,36 @@ void Worker::applyAdminCommand(const admin::Command& command, int& found) {
 
 // --- planned pauses (SWITCHOVER, DRILL) ------------------------------------------------------
 // The monitor holds the promotion until every worker says that none of the cluster's
-// servers is inside a client's transaction any more. New transactions already wait (the
-// pool is paused), so the count only falls; it is checked when the pause arrives and
-// then after every loop iteration (the reaper) until it reaches 0, so the answer goes
-// out as soon as the last COMMIT's ReadyForQuery is through, not after a fixed wait.
+// servers is inside a client's transaction any more. New transactions wait: a client
+// without a server waits in the paused pool, and one that keeps its server between
+// transactions (session mode) is held there, as PAUSE holds it: its socket is not read
+// from the moment its server is between two transactions until the pause ends or that
+// server is dropped (the fence), after which its next statement waits in the pool for
+// the new primary. Without the hold, a transaction begun after the drain ran on the old
+// primary and was cut by the fence. So the count only falls; it is checked when the
+// pause arrives and then after every loop iteration (the reaper) until it reaches 0, so
+// the answer goes out as soon as the last COMMIT's ReadyForQuery is through, not after a
+// fixed wait. A transaction still open at drain_timeout (a client idle inside one) does
+// not stop the switchover: the answer then says how many are open, the fence aborts
+// them, and their clients are told 40001 at their next statement.
 
 namespace pgpivot::app {
+
+namespace {
+
+bool busy(const session::ServerConn& server) {
+  const session::ServerState state = server.state();
+  return state == session::ServerState::kSyncingParams ||
+         (state == session::ServerState::kActive &&
+          (server.txStatus() != proto::TxStatus::kIdle || server.outstanding() > 0));
+}
+
+}  // namespace
 
 int64_t Worker::transactionsRunning(const std::string& cluster) const {
   int64_t running = 0;
   for (const auto& [ptr, server] : servers_) {
-    const session::ServerState state = server->state();
-    const bool busy = state == session::ServerState::kSyncingParams ||
-                      (state == session::ServerState::kActive &&
-                       (server->txStatus() != proto::TxStatus::kIdle || server->outstanding() > 0));
-    if (!busy) {
+    if (!busy(*server)) {
       continue;
     }
     const config::DatabaseEntry* db = entryFor(server->pool().key().database);
@@ -381,30 +396,83 @@ int64_t Worker::transactionsRunning(const std::string& cluster) const {
   return running;
 }
 
-void Worker::trackDrain(const monitor::ClusterRoute& route) {
-  if (!route.paused || route.drain_id == 0) {
+int64_t Worker::holdBetweenTransactions(const std::string& cluster, std::set<uint64_t>& held) {
+  int64_t running = 0;
+  for (const auto& [ptr, server] : servers_) {
+    const config::DatabaseEntry* db = entryFor(server->pool().key().database);
+    if (db == nullptr || db->cluster != cluster) {
+      continue;
+    }
+    if (busy(*server)) {
+      ++running;
+      continue;
+    }
+    session::ClientSession* client = server->client();
+    if (client != nullptr && server->state() == session::ServerState::kActive &&
+        client->state() == session::ClientState::kActive) {
+      // Every iteration, not once: something that restarted its reading meanwhile (a
+      // RESUME) must not let a transaction through to the old primary.
+      client->stream().holdReading();
+      held.insert(client->id());
+    }
+  }
+  return running;
+}
+
+void Worker::releaseHeld(const std::string& cluster) {
+  const auto it = held_.find(cluster);
+  if (it == held_.end()) {
+    return;
+  }
+  for (const uint64_t id : it->second) {
+    const auto client = clients_.find(id);
+    if (client != clients_.end()) {
+      client->second->stream().resumeReading();
+    }
+  }
+  held_.erase(it);
+}
+
+void Worker::trackDrain(const monitor::ClusterRoute& route, bool moved) {
+  if (!route.paused || route.drop_connections || moved) {
+    // Resumed (on the same primary if the switchover stopped), or the old primary's
+    // servers are gone: held clients go on, to the paused pool if they lost their server.
     drains_.erase(route.cluster);
+    releaseHeld(route.cluster);
+    return;
+  }
+  if (route.drain_id == 0) {
+    drains_.erase(route.cluster);  // answered: the held clients stay held until the fence
     return;
   }
   const auto it = drains_.find(route.cluster);
   if (it != drains_.end() && it->second.id == route.drain_id) {
     return;
   }
-  drains_[route.cluster] = Drain{route.drain_id, transactionsRunning(route.cluster)};
+  const auto cluster = config_->clusters.find(route.cluster);
+  const uint64_t timeout =
+      cluster != config_->clusters.end()
+          ? static_cast<uint64_t>(std::max<int64_t>(cluster->second.drain_timeout.count(), 0))
+          : 10000;
+  drains_[route.cluster] =
+      Drain{route.drain_id, transactionsRunning(route.cluster), uv_now(&loop_) + timeout};
+  held_[route.cluster];  // holding starts now
   checkDrains();
 }
 
 void Worker::checkDrains() {
-  for (auto it = drains_.begin(); it != drains_.end();) {
-    if (transactionsRunning(it->first) > 0) {
-      ++it;
+  const uint64_t now = uv_now(&loop_);
+  for (auto& [cluster, held] : held_) {
+    const int64_t running = holdBetweenTransactions(cluster, held);
+    const auto drain = drains_.find(cluster);
+    if (drain == drains_.end() || (running > 0 && now < drain->second.deadline_ms)) {
       continue;
     }
     if (hooks_ != nullptr && hooks_->drained) {
-      hooks_->drained(it->first, it->second.id, index_, static_cast<int>(peers_.size()),
-                      it->second.transactions);
+      hooks_->drained(cluster, drain->second.id, index_, static_cast<int>(peers_.size()),
+                      drain->second.transactions, running);
     }
-    it = drains_.erase(it);
+    drains_.erase(drain);
   }
 }
 

@@ -120,6 +120,11 @@ std::string EventLogFormatter::summary(const Event& event) const {
   if (!event.error.empty()) {
     out += " (" + event.error + ")";
   }
+  if (const auto* lost = findField(event.evidence, "possibly_lost")) {
+    if (const auto* text = std::get_if<std::string>(lost)) {
+      out += "; possibly lost: " + *text;
+    }
+  }
   return out;
 }
 

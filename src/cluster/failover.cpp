@@ -64,6 +64,8 @@ FailoverMachine::FailoverMachine(std::vector<std::string> node_names, const Sett
   hidden_primary_alerted_.resize(names_.size(), false);
   old_primary_refenced_.resize(names_.size(), false);
   write_probe_on_.resize(names_.size(), false);
+  standby_lsn_seen_.resize(names_.size(), 0);
+  primary_lsn_seen_.resize(names_.size(), 0);
 }
 
 // ---- entry points ----------------------------------------------------------------------
@@ -71,6 +73,7 @@ FailoverMachine::FailoverMachine(std::vector<std::string> node_names, const Sett
 Output FailoverMachine::start(uint64_t now_ms) {
   begin(now_ms);
   state_ = ClusterState::kDiscovering;
+  state_reason_ = "started: discovering the primary";
   state_since_ = now_ms;
   Evidence restored{{"epoch", routing_.epoch},
                     {"min_timeline", routing_.min_timeline},
@@ -92,6 +95,13 @@ Output FailoverMachine::onStats(std::size_t node, const ProbeSample& sample, uin
   begin(now_ms);
   if (node < nodes_.size()) {
     nodes_[node].onStats(sample);
+    if (sample.ok() && sample.in_recovery) {
+      standby_lsn_seen_[node] =
+          std::max({standby_lsn_seen_[node], sample.receive_lsn, sample.replay_lsn});
+      primary_lsn_seen_[node] = 0;  // a new writable episode starts from scratch
+    } else if (sample.ok()) {
+      primary_lsn_seen_[node] = std::max(primary_lsn_seen_[node], sample.current_lsn);
+    }
   }
   step();
   return finish();
@@ -289,9 +299,10 @@ void FailoverMachine::enter(ClusterState to, std::string reason, Evidence eviden
   emit(Event{.event = "state_change",
              .from = std::string(toString(state_)),
              .to = std::string(toString(to)),
-             .reason = std::move(reason),
+             .reason = reason,
              .evidence = std::move(evidence)});
   state_ = to;
+  state_reason_ = std::move(reason);
   state_since_ = now_;
   entered_ = false;
   pending_ = Pending{};

@@ -122,12 +122,16 @@ void FailoverMachine::pausing() {
     enter(ClusterState::kElecting, "clients paused");
     return;
   }
-  const uint64_t limit = inc.planned ? settings_.drain_timeout_ms : settings_.pause_timeout_ms;
+  // Planned: every worker answers by drain_timeout, with the transactions still open
+  // (the switchover then goes on and the fence aborts them). No answer at all after
+  // pause_timeout more means a worker cannot be heard: the switchover stops.
+  const uint64_t limit = inc.planned ? settings_.drain_timeout_ms + settings_.pause_timeout_ms
+                                     : settings_.pause_timeout_ms;
   if (inState() < limit) {
     return;
   }
   if (inc.planned) {
-    abortSwitchover("transactions in flight did not finish within " + formatSeconds(limit));
+    abortSwitchover("the workers did not answer the drain within " + formatSeconds(limit));
     return;
   }
   enter(ClusterState::kElecting, "pause not confirmed within " + formatSeconds(limit) +

@@ -381,6 +381,7 @@ void FailoverMachine::routeTo(std::size_t x, const ProbeSample& s) {
   if (routing_.system_identifier.empty()) {
     routing_.system_identifier = s.system_identifier;
   }
+  notePromotedAt(x, s);
   routing_.expected_primary = names_[x];
   routing_.min_timeline = std::max(routing_.min_timeline, s.timeline);
   routing_.unfence(names_[x]);
@@ -434,15 +435,7 @@ void FailoverMachine::completeIncident(std::string_view result, std::string reas
   }
   e.emplace_back("paused_ms", (paused_ ? now_ : std::max(pause_ended_ms_, pause_started_ms_)) -
                                   pause_started_ms_);
-  if (inc.primary_lsn != 0 && inc.promoted_at_lsn != 0) {
-    // Async replication: what the old primary had beyond the promoted standby may be lost
-    // (at least this much; it may have written more after its last probe).
-    e.emplace_back("old_primary_last_lsn", formatLsn(inc.primary_lsn));
-    e.emplace_back("promoted_at_lsn", formatLsn(inc.promoted_at_lsn));
-    e.emplace_back("possibly_lost_bytes_at_least", inc.primary_lsn > inc.promoted_at_lsn
-                                                       ? inc.primary_lsn - inc.promoted_at_lsn
-                                                       : 0);
-  }
+  possiblyLost(e);
   std::string name = "failover_complete";
   if (inc.planned) {
     name = inc.drill ? "drill_complete" : "switchover_complete";
@@ -453,6 +446,73 @@ void FailoverMachine::completeIncident(std::string_view result, std::string reas
              .duration_ms = now_ - inc.started_ms,
              .result = std::string(result)});
   incident_.reset();
+}
+
+// Writes moved from the old primary to `x`: where x's timeline forked off the old one.
+// Follow mode learns it here only (an external manager promoted x); promote mode knew the
+// candidate's last received position at pg_promote() and now learns the exact point.
+void FailoverMachine::notePromotedAt(std::size_t x, const ProbeSample& s) {
+  if (!incident_ || !incident_->old_primary || *incident_->old_primary == x) {
+    return;
+  }
+  Incident& inc = *incident_;
+  // A promoted node's pg_last_wal_replay_lsn() stays where its recovery ended: the switch
+  // point of its new timeline (research §4.5: what the old primary wrote past it is gone
+  // once it is rewound). After a restart of the new primary it is NULL (then the last
+  // position seen while x was a standby bounds the switch point from below).
+  if (s.recovery_end_lsn != 0) {
+    inc.promoted_at_lsn = s.recovery_end_lsn;
+    inc.promoted_at_source = "pg_last_wal_replay_lsn";
+  } else if (standby_lsn_seen_[x] != 0) {
+    inc.promoted_at_lsn = std::max(inc.promoted_at_lsn, standby_lsn_seen_[x]);
+    inc.promoted_at_source = "last_standby_lsn_seen";
+  }
+  // A switchover's old primary was fenced and caught up to (catchingUp): its later WAL
+  // (its own checkpoints) is no client's write. After a failure, every position it was
+  // seen writing counts, probes after the one that declared it down included.
+  if (!inc.planned) {
+    inc.primary_lsn = std::max(inc.primary_lsn, primary_lsn_seen_[*inc.old_primary]);
+  }
+  // Whether its commits waited for a standby (synchronous_standby_names): then none of
+  // them was acknowledged before a standby had it.
+  if (const ProbeSample* old = nodes_[*inc.old_primary].stats();
+      old != nullptr && !old->in_recovery) {
+    inc.old_sync_standbys = old->sync_standbys;
+  }
+}
+
+// Asynchronous replication: the old primary's WAL past the new timeline's switch point
+// is lost once it is rewound (acknowledged commits included); with a synchronous standby
+// promoted there is none. At least this much: the old primary may have written more after
+// its last probe. Event-log fields after research §7.7 (possible_lost_commits_lsn_range).
+void FailoverMachine::possiblyLost(Evidence& e) const {
+  const Incident& inc = *incident_;
+  if (!inc.old_primary || !primary_ || *primary_ == *inc.old_primary) {
+    return;  // writes did not move: nothing forked
+  }
+  const std::string from = inc.promoted_at_lsn != 0 ? formatLsn(inc.promoted_at_lsn) : "unknown";
+  const std::string to = inc.primary_lsn != 0 ? formatLsn(inc.primary_lsn) : "unknown";
+  e.emplace_back("possible_lost_commits_lsn_range", std::vector<std::string>{from, to});
+  e.emplace_back("old_primary_last_lsn", to);
+  e.emplace_back("promoted_at_lsn", from);
+  if (!inc.promoted_at_source.empty()) {
+    e.emplace_back("promoted_at_source", inc.promoted_at_source);
+  }
+  if (inc.old_sync_standbys >= 0) {
+    e.emplace_back("old_primary_sync_standbys", inc.old_sync_standbys);
+  }
+  std::string text;
+  if (inc.promoted_at_lsn == 0 || inc.primary_lsn == 0) {
+    text = "unknown (promoted at " + from + ", old primary last seen at " + to + ")";
+  } else if (inc.primary_lsn > inc.promoted_at_lsn) {
+    const uint64_t bytes = inc.primary_lsn - inc.promoted_at_lsn;
+    e.emplace_back("possibly_lost_bytes_at_least", bytes);
+    text = "LSN " + from + " .. " + to + " (" + std::to_string(bytes) + " bytes)";
+  } else {
+    e.emplace_back("possibly_lost_bytes_at_least", 0);
+    text = "none (promoted at " + from + ", old primary last seen at " + to + ")";
+  }
+  e.emplace_back("possibly_lost", std::move(text));
 }
 
 // ---- waiting for the world ---------------------------------------------------------------

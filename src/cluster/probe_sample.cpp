@@ -198,6 +198,10 @@ Result<ProbeSample> parseStatsRow(const ColumnRow& row, uint64_t at_ms, uint32_t
   s.current_lsn = r.lsn("current_lsn");
   s.receive_lsn = r.lsn("receive_lsn");
   s.replay_lsn = r.lsn("replay_lsn");
+  // Optional, so that rows made by hand (unit tests) need not carry it.
+  if (row.find("recovery_end_lsn") != row.end()) {
+    s.recovery_end_lsn = r.lsn("recovery_end_lsn");
+  }
   s.replay_paused = r.flag("replay_paused", false);
   if (const auto status = r.text("wal_receiver_status")) {
     s.wal_receiver_streaming = *status == "streaming";

@@ -430,11 +430,12 @@ void ClusterWatch::execute(const cluster::Action& action) {
       if (action.planned) {
         // Planned (switchover, drill): transactions running on the old primary finish
         // there; the pause is done once every worker says none runs any more (onDrained).
-        // The machine bounds the wait (drain_timeout).
+        // Each worker answers at drain_timeout at the latest, with what is still open.
         drain_id_ = action.id;
         drain_started_ms_ = uv_now(loop_);
         drained_workers_.clear();
         drained_transactions_ = 0;
+        drain_left_open_ = 0;
         publishRoute(true, false);
         return;
       }
@@ -698,13 +699,27 @@ void ClusterWatch::noteForWaiters(const cluster::Event& event) {
     w.report.steps.push_back(std::move(row));
     admin::FailoverReport& r = w.report;
     if (const auto* v = cluster::findField(event.evidence, "transactions_drained")) {
-      // A planned pause's answer (onDrained): the transactions it let finish.
+      // A planned pause's answer (onDrained): the transactions it let finish, or those
+      // drain_timeout gave up on.
       const int64_t* drained = std::get_if<int64_t>(v);
-      r.checks.push_back({"drained", event.result == "ok",
-                          std::to_string(drained != nullptr ? *drained : 0) +
-                              " transaction(s) running at the pause finished on the old "
-                              "primary before the promotion, in " +
-                              std::to_string(event.duration_ms.value_or(0)) + " ms"});
+      const auto* open_field = cluster::findField(event.evidence, "transactions_open");
+      const int64_t* open = open_field != nullptr ? std::get_if<int64_t>(open_field) : nullptr;
+      const std::string running = std::to_string(drained != nullptr ? *drained : 0) +
+                                  " transaction(s) running at the pause";
+      w.left_open = open != nullptr ? *open : 0;
+      if (w.left_open > 0) {
+        r.checks.push_back(
+            {"drained", false,
+             "drain_timeout (" + std::to_string(cluster_.drain_timeout.count()) +
+                 " ms) expired with " + std::to_string(w.left_open) +
+                 " transaction(s) still open on the old primary; the fence aborts them and "
+                 "their clients get 40001 (not committed) at their next statement (" +
+                 running + ")"});
+      } else {
+        r.checks.push_back({"drained", event.result == "ok",
+                            running + " finished on the old primary before the promotion, in " +
+                                std::to_string(event.duration_ms.value_or(0)) + " ms"});
+      }
     }
     if (event.event.size() > 9 && event.event.ends_with("_complete")) {
       r.completed = event.result == "ok";
@@ -722,6 +737,11 @@ void ClusterWatch::noteForWaiters(const cluster::Event& event) {
       r.checks.push_back({"completed", r.completed,
                           (r.completed ? "" : std::string(event.result) + ": ") + event.reason});
       r.verdict = r.completed ? "completed" : event.result + ": " + event.reason;
+      if (r.completed && w.left_open > 0) {
+        r.verdict += "; the drain timed out with " + std::to_string(w.left_open) +
+                     " transaction(s) still open (aborted by the fence; 40001 at their " +
+                     "client's next statement)";
+      }
       answer(w);
     } else if (state_change && (event.to == "WAIT_OPERATOR" || event.to == "SPLIT_BRAIN")) {
       r.duration_us = row.elapsed_us;
@@ -757,11 +777,13 @@ void ClusterWatch::answer(Waiter& waiter) {
   done(std::move(waiter.report));
 }
 
-void ClusterWatch::onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions) {
+void ClusterWatch::onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions,
+                             int64_t still_open) {
   if (drain_id == 0 || drain_id != drain_id_ || !drained_workers_.insert(worker).second) {
     return;  // an answer to an older pause, or this worker's again (the route was re-sent)
   }
   drained_transactions_ += transactions;
+  drain_left_open_ += still_open;
   if (static_cast<int>(drained_workers_.size()) < workers) {
     return;
   }
@@ -770,7 +792,14 @@ void ClusterWatch::onDrained(uint64_t drain_id, int worker, int workers, int64_t
   result.id = drain_id;
   result.duration_ms = uv_now(loop_) - drain_started_ms_;
   result.details = cluster::Evidence{{"transactions_drained", drained_transactions_},
+                                     {"transactions_open", drain_left_open_},
                                      {"workers", static_cast<int64_t>(workers)}};
+  if (drain_left_open_ > 0) {
+    // The switchover goes on: the fence aborts what is still open (a client idle in its
+    // transaction would otherwise hold a planned switchover forever).
+    result.error = "drain_timeout expired with " + std::to_string(drain_left_open_) +
+                   " transaction(s) still open";
+  }
   apply(machine_->onActionResult(result, uv_now(loop_)));
 }
 

@@ -48,8 +48,10 @@ class ClusterWatch final {
   // A worker's data-path report (the part about this cluster's nodes).
   void onDataPath(const DataPathReport& report);
   // A worker's answer to the planned pause `drain_id`: the pause action is reported done
-  // once all `workers` have answered.
-  void onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions);
+  // once all `workers` have answered, each with the transactions that were running at
+  // the pause and those still open (drain_timeout expired there; 0: drained).
+  void onDrained(uint64_t drain_id, int worker, int workers, int64_t transactions,
+                 int64_t still_open);
   // SWITCHOVER or DRILL, answered once the run has ended: completed or aborted, stopped
   // waiting for an operator, or still running after every state timeout it could meet.
   // A refused run is answered at once, with the pre-checks (failover_id empty). `done`
@@ -108,6 +110,7 @@ class ClusterWatch final {
     uint64_t deadline_ms = 0;
     admin::FailoverReport report;
     ReportDone done;
+    int64_t left_open = 0;  // transactions the drain gave up on (drain_timeout)
   };
   void noteForWaiters(const cluster::Event& event);
   void expireWaiters(uint64_t now);
@@ -139,6 +142,7 @@ class ClusterWatch final {
   uint64_t drain_started_ms_ = 0;
   std::set<int> drained_workers_;
   int64_t drained_transactions_ = 0;
+  int64_t drain_left_open_ = 0;
 
   mutable std::mutex status_mutex_;  // guards the copies below (read by the admin console)
   admin::ClusterRow status_cluster_;

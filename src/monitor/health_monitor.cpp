@@ -56,14 +56,14 @@ void HealthMonitor::postDataPath(DataPathReport report) {
 }
 
 void HealthMonitor::postDrained(const std::string& cluster, uint64_t drain_id, int worker,
-                                int workers, int64_t transactions) {
+                                int workers, int64_t transactions, int64_t still_open) {
   if (!thread_.joinable()) {
     return;
   }
-  mailbox_.post([this, cluster, drain_id, worker, workers, transactions] {
+  mailbox_.post([this, cluster, drain_id, worker, workers, transactions, still_open] {
     for (auto& watch : clusters_) {
       if (watch->name() == cluster) {
-        watch->onDrained(drain_id, worker, workers, transactions);
+        watch->onDrained(drain_id, worker, workers, transactions, still_open);
       }
     }
   });

@@ -862,7 +862,7 @@ Action ClientSession::classify(char tag) {
       // Transaction and statement mode: named statements follow the client from server
       // to server (prepared_statements.hpp). Session mode, and max_prepared_statements = 0,
       // pass them through.
-      if (!rewritesStatements()) {
+      if (!rewritesStatements() || forwardsUnchanged(tag)) {
         return Action::kForward;
       }
       // Taken whole to be rewritten; one too large for the receive buffer is forwarded as
@@ -887,6 +887,23 @@ PreparedStatements& ClientSession::statements() {
 bool ClientSession::rewritesStatements() const {
   return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
          max_prepared_statements_ > 0;
+}
+
+bool ClientSession::forwardsUnchanged(char tag) {
+  // Most extended-protocol traffic (unnamed statements, portals) needs no rewrite: when
+  // the whole message is here and says so, it leaves from the receive buffer, uncopied.
+  // classify() sees each header while it starts the unparsed bytes (relay.hpp), which
+  // the relay has already judged valid.
+  if (server_ == nullptr) {
+    return false;
+  }
+  proto::FrameView frame;
+  std::size_t consumed = 0;
+  if (proto::nextFrame(stream_.buffer().unparsed(), proto::Limits{}, frame, consumed) !=
+      proto::Decode::kFrame) {
+    return false;
+  }
+  return statements().forwardsUnchanged(tag, frame.body, *server_);
 }
 
 bool ClientSession::relayLargeStatementMessage(char tag) {

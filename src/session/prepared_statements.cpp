@@ -376,19 +376,34 @@ bool ServerStatements::pendingInEarlierBatch(std::string_view name) const {
   return false;
 }
 
-bool ServerStatements::onComplete(Reply reply) {
-  // ParseCompletes and CloseCompletes come in the order their messages were sent; the
-  // CommandComplete of a stand-in may still be due between them.
-  auto it = expected_.begin();
-  while (it != expected_.end() && it->reply == Reply::kCommandComplete) {
+namespace {
+
+// ParseCompletes and CloseCompletes come in the order their messages were sent; the
+// CommandComplete of a stand-in may still be due between them.
+template <typename List, typename Reply>
+auto dueReply(List& expected, Reply command_complete) {
+  auto it = expected.begin();
+  while (it != expected.end() && it->reply == command_complete) {
     ++it;
   }
+  return it;
+}
+
+}  // namespace
+
+bool ServerStatements::onComplete(Reply reply) {
+  const auto it = dueReply(expected_, Reply::kCommandComplete);
   if (it == expected_.end() || it->reply != reply) {
     return true;  // not one pgpivot accounted for: the client's
   }
   const bool drop = it->drop;
   expected_.erase(it);
   return !drop;
+}
+
+bool ServerStatements::dueIsClients(Reply reply) const {
+  const auto it = dueReply(expected_, Reply::kCommandComplete);
+  return it == expected_.end() || it->reply != reply || !it->drop;
 }
 
 std::optional<ServerStatements::Rewrite> ServerStatements::onCommandComplete(std::string_view tag) {
@@ -485,6 +500,54 @@ bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& serv
       server.stream().writeOwned(std::move(out));
       return true;
     }
+  }
+}
+
+bool PreparedStatements::forwardsUnchanged(char tag, std::string_view body, ServerConn& server) {
+  switch (tag) {
+    case 'P': {
+      // Parse: name\0 query\0 ... Only the unnamed statement passes as it is, unless its
+      // query is a DEALLOCATE of one of the client's statements (psycopg sends those so).
+      if (body.empty() || body.front() != '\0') {
+        return false;
+      }
+      if (!statements_.empty()) {
+        const std::string_view query = body.substr(1, cstringEnd(body, 1) - 1);
+        if (parseDeallocate(query)) {
+          return false;
+        }
+      }
+      server.statements().expectClientParseComplete();
+      return true;
+    }
+    case 'B': {
+      // Bind: portal\0 statement\0 rest.
+      const std::size_t portal_end = cstringEnd(body, 0);
+      const std::size_t name_end = cstringEnd(body, portal_end + 1);
+      if (portal_end == std::string_view::npos || name_end == std::string_view::npos) {
+        return false;  // malformed: relay() reports it
+      }
+      const std::string_view name = body.substr(portal_end + 1, name_end - portal_end - 1);
+      return name.empty() || !statements_.contains(name);
+    }
+    case 'D':
+    case 'C': {
+      // Describe/Close: kind ('S' statement, 'P' portal) then name\0.
+      const std::size_t name_end = cstringEnd(body, 1);
+      if (body.empty() || name_end == std::string_view::npos || name_end + 1 != body.size()) {
+        return false;
+      }
+      const std::string_view name = body.substr(1, name_end - 1);
+      if (body[0] == 'S' && !name.empty() && statements_.contains(name)) {
+        return false;
+      }
+      if (tag == 'C') {
+        server.statements().expectClientCloseComplete();
+      }
+      return true;
+    }
+    default:
+      return false;
   }
 }
 

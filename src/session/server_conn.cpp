@@ -233,10 +233,21 @@ Action ServerConn::classify(char tag) {
     case 'E':
       return Action::kConsume;  // a FATAL is the server's last word, not the client's news
     case '1':
-    case '3':
+    case '3': {
       // Only when pgpivot injected a Parse or Close may a ParseComplete or CloseComplete
-      // not be the client's.
-      return statements_.expectsReplies() ? Action::kConsume : Action::kForward;
+      // not be the client's. One that is goes on as it arrives, accounted for here
+      // (classify sees a forwarded header once).
+      if (!statements_.expectsReplies()) {
+        return Action::kForward;
+      }
+      const bool clients = tag == '1' ? statements_.parseCompleteIsClients()
+                                      : statements_.closeCompleteIsClients();
+      if (!clients || client_ == nullptr) {
+        return Action::kConsume;
+      }
+      (void)(tag == '1' ? statements_.onParseComplete() : statements_.onCloseComplete());
+      return Action::kForward;
+    }
     case 'C':
       // A CommandComplete to rewrite (the stand-in for a client's DEALLOCATE), or one that
       // says the server's statements are gone (DEALLOCATE ALL, DISCARD ALL).

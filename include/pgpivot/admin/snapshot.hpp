@@ -161,7 +161,8 @@ bool changeableAtRuntime(std::string_view key);
 // One [cluster.NAME] and its failover state machine: SHOW CLUSTERS.
 struct ClusterRow {
   std::string name;
-  std::string state;          // e.g. "healthy", "suspect", "failing_over", "fenced", "manual"
+  std::string state;          // e.g. "STEADY", "SUSPECT", "WAIT_OPERATOR", "SPLIT_BRAIN"
+  std::string reason;         // why it is in that state (the reason of the last state change)
   std::string primary;        // "host:port" of the node traffic goes to, empty if none
   std::string failover_mode;  // "follow", "promote", "manual"
   std::string profile;        // "fast", "default", "safe"
@@ -204,6 +205,10 @@ struct FailoverStepRow {
   std::string step;        // e.g. "detect", "pause", "fence", "promote", "verify", "resume"
   std::string result;      // "ok", "failed", "skipped", "running"
   std::string detail;      // reason and evidence, one line
+  // The step that completed a failover: the WAL of the old primary past the new primary's
+  // switch point, "LSN 0/3000148 .. 0/3001000 (3768 bytes)", "none (...)" or
+  // "unknown (...)"; empty on every other step (NULL).
+  std::string possibly_lost;
 };
 
 // --- Process ---------------------------------------------------------------------------

@@ -46,11 +46,12 @@ struct ProcessHooks {
   // A worker's data-path evidence for the health monitor (monitor/data_path.hpp); any
   // thread, posts to the monitor's mailbox.
   std::function<void(monitor::DataPathReport)> data_path;
-  // A planned pause: no transaction of `cluster` runs on this worker any more
-  // (ClusterRoute::drain_id); `transactions` were running when the pause came. Any
+  // A planned pause (ClusterRoute::drain_id), this worker's one answer: no transaction
+  // of `cluster` runs here any more (`still_open` 0), or drain_timeout expired with
+  // `still_open` of them open. `transactions` were running when the pause came. Any
   // thread, posts to the monitor's mailbox.
   std::function<void(const std::string& cluster, uint64_t drain_id, int worker, int workers,
-                     int64_t transactions)>
+                     int64_t transactions, int64_t still_open)>
       drained;
 };
 

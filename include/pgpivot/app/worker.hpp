@@ -153,8 +153,12 @@ class Worker final {
     return disabled_databases_.count(database) > 0;
   }
   // A planned pause of a cluster (ClusterRoute::drain_id): remembered here, answered
-  // through ProcessHooks::drained once none of the cluster's servers is in a transaction.
-  void trackDrain(const monitor::ClusterRoute& route);
+  // through ProcessHooks::drained once none of the cluster's servers is in a transaction,
+  // or at drain_timeout with the count still open. Meanwhile, and until the pause ends or
+  // the old primary's servers are dropped, clients that keep a server between
+  // transactions (session mode) are held there: not read. `moved`: the route names
+  // another primary than before.
+  void trackDrain(const monitor::ClusterRoute& route, bool moved);
   void checkDrains();
   // Servers of `cluster`'s databases inside a client's transaction or owing a reply.
   int64_t transactionsRunning(const std::string& cluster) const;
@@ -223,8 +227,15 @@ class Worker final {
   struct Drain {
     uint64_t id = 0;
     int64_t transactions = 0;  // running when the pause came
+    uint64_t deadline_ms = 0;  // loop time: drain_timeout after the pause came
   };
   std::map<std::string, Drain> drains_;  // by cluster: planned pauses not yet answered
+  // By cluster: the clients held between two transactions by a planned pause (ids).
+  std::map<std::string, std::set<uint64_t>> held_;
+  // Holds the clients of `cluster`'s servers that are between two transactions; returns
+  // the servers inside one (transactionsRunning).
+  int64_t holdBetweenTransactions(const std::string& cluster, std::set<uint64_t>& held);
+  void releaseHeld(const std::string& cluster);
   uint64_t start_wall_us_ = 0;
   // The console is declared first so it is destroyed last: a completion the service drops
   // on destruction still finds it (Console only stores the reference when constructed).

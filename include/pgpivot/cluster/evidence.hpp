@@ -18,10 +18,10 @@ struct Field;
 using Evidence = std::vector<Field>;
 
 struct Field {
-  // null, a flag, a number, text, a nested object, or a list of objects (election
-  // candidates).
-  using Value =
-      std::variant<std::monostate, bool, int64_t, std::string, Evidence, std::vector<Evidence>>;
+  // null, a flag, a number, text, a nested object, a list of objects (election
+  // candidates), or a list of texts (an LSN range).
+  using Value = std::variant<std::monostate, bool, int64_t, std::string, Evidence,
+                             std::vector<Evidence>, std::vector<std::string>>;
 
   std::string key;
   Value value;
@@ -34,6 +34,7 @@ struct Field {
   Field(std::string k, std::string v) : key(std::move(k)), value(std::move(v)) {}
   Field(std::string k, Evidence v) : key(std::move(k)), value(std::move(v)) {}
   Field(std::string k, std::vector<Evidence> v) : key(std::move(k)), value(std::move(v)) {}
+  Field(std::string k, std::vector<std::string> v) : key(std::move(k)), value(std::move(v)) {}
 };
 
 // The value of `key`, or null when absent (tests and the admin console read evidence).

@@ -75,6 +75,8 @@ class FailoverMachine final {
   [[nodiscard]] Output tick(uint64_t now_ms);
 
   [[nodiscard]] ClusterState state() const { return state_; }
+  // Why the machine is in state() (the reason of the last state change): SHOW CLUSTERS.
+  [[nodiscard]] const std::string& stateReason() const { return state_reason_; }
   // Where new transactions go now; null while clients are paused or writes refused.
   [[nodiscard]] std::optional<std::size_t> routedPrimary() const;
   [[nodiscard]] bool clientsPaused() const { return paused_; }
@@ -110,6 +112,11 @@ class FailoverMachine final {
     uint64_t promote_ms = 0;  // when pg_promote() returned true
     uint64_t promote_duration_ms = 0;
     uint64_t promoted_at_lsn = 0;
+    // Where promoted_at_lsn comes from: "pg_last_wal_replay_lsn" (the new primary's end of
+    // recovery, its timeline switch point) or "last_standby_lsn_seen" (the last WAL
+    // position pgpivot saw it receive as a standby: the switch point is at or past it).
+    std::string promoted_at_source;
+    int32_t old_sync_standbys = -1;  // the old primary's last sample; -1: never seen
   };
   // The one action a waiting state waits for.
   struct Pending {
@@ -157,6 +164,8 @@ class FailoverMachine final {
   void waitOperator();
   bool acceptReturningPrimary();
   void completeIncident(std::string_view result, std::string reason);
+  void notePromotedAt(std::size_t node, const ProbeSample& stats);
+  void possiblyLost(Evidence& evidence) const;
 
   // ---- failing over (failover_promote.cpp) ------------------------------------------------
   void primaryDown(NodeState cause, std::string reason, Evidence evidence);
@@ -188,6 +197,7 @@ class FailoverMachine final {
   uint64_t now_ = 0;
   Output out_;
   ClusterState state_ = ClusterState::kDiscovering;
+  std::string state_reason_;
   uint64_t state_since_ = 0;
   bool entered_ = false;  // the current state's entry work is done
 
@@ -219,6 +229,11 @@ class FailoverMachine final {
   std::vector<bool> hidden_primary_alerted_;
   std::vector<bool> old_primary_refenced_;  // fenced again in this writable episode
   std::vector<bool> write_probe_on_;
+  // Per node: the newest WAL position seen received or replayed while it was a standby,
+  // and the newest position seen written while it was writable (the LSN range a failover
+  // may have lost runs from the one to the other).
+  std::vector<uint64_t> standby_lsn_seen_;
+  std::vector<uint64_t> primary_lsn_seen_;
 
   uint64_t next_action_id_ = 1;
   std::map<uint64_t, Action> outstanding_;  // actions whose result is still to come

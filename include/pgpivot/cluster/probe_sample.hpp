@@ -43,6 +43,9 @@ struct ProbeSample {
   uint64_t current_lsn = 0;  // primary only
   uint64_t receive_lsn = 0;  // standby only
   uint64_t replay_lsn = 0;   // standby only
+  // Primary only: where its recovery ended (pg_last_wal_replay_lsn() out of recovery), the
+  // switch point of a promoted node; 0 when it started without recovery.
+  uint64_t recovery_end_lsn = 0;
   bool replay_paused = false;
   bool wal_receiver_streaming = false;  // standby: pg_stat_wal_receiver.status = streaming
   std::optional<uint64_t> last_msg_receipt_age_ms;  // standby: now() - last_msg_receipt_time

@@ -29,7 +29,10 @@ inline constexpr std::string_view kMonitorApplicationName = "pgpivot-monitor";
 // The heartbeat's own backend counts among the I/O and SyncRep waiters (it is the
 // evidence that the write path, not the application, is stuck) but never among the
 // active, blocked or idle-in-transaction sessions. pg_locks is read once, aggregated (never
-// pg_blocking_pids() here: §1.5); waitstart is PG14+. Without pg_read_all_stats (pg_monitor) the
+// pg_blocking_pids() here: §1.5); waitstart is PG14+. recovery_end_lsn: on a primary that
+// was promoted (and not restarted since), pg_last_wal_replay_lsn() stays at the end of the
+// WAL it replayed as a standby, i.e. its timeline switch point; NULL on a primary that
+// started without recovery. Without pg_read_all_stats (pg_monitor) the
 // pg_stat_activity counts silently read 0, hence can_read_all_stats.
 inline constexpr std::string_view kStatsQuery = R"SQL(
 WITH role AS (SELECT pg_is_in_recovery() AS in_recovery),
@@ -74,6 +77,7 @@ SELECT role.in_recovery,
        CASE WHEN role.in_recovery THEN pg_last_wal_receive_lsn() END AS receive_lsn,
        CASE WHEN role.in_recovery THEN pg_last_wal_replay_lsn() END AS replay_lsn,
        CASE WHEN role.in_recovery THEN pg_is_wal_replay_paused() END AS replay_paused,
+       CASE WHEN NOT role.in_recovery THEN pg_last_wal_replay_lsn() END AS recovery_end_lsn,
        w.status AS wal_receiver_status,
        (extract(epoch FROM now() - w.last_msg_receipt_time) * 1000)::bigint
          AS last_msg_receipt_age_ms,

@@ -46,10 +46,11 @@ class HealthMonitor final {
   // Any thread (a worker's janitor): what a worker saw of the clusters' nodes through its
   // server connections; summed over the workers and handed to each cluster's machine.
   void postDataPath(DataPathReport report);
-  // Any thread (a worker): no transaction of `cluster` runs on `worker` (of `workers`) any
-  // more, answering the planned pause `drain_id` (ClusterRoute::drain_id).
+  // Any thread (a worker): `worker` (of `workers`) answers the planned pause `drain_id`
+  // (ClusterRoute::drain_id): no transaction of `cluster` runs there any more, or
+  // `still_open` of them were still open when drain_timeout expired.
   void postDrained(const std::string& cluster, uint64_t drain_id, int worker, int workers,
-                   int64_t transactions);
+                   int64_t transactions, int64_t still_open);
   void status(std::vector<admin::ClusterRow>& clusters, std::vector<admin::NodeRow>& nodes,
               std::vector<admin::FailoverStepRow>& steps) const;
   // Any thread: an admin command for `cluster`; `node` ("host:port") names the target

@@ -135,6 +135,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   // Whether the Query whose header starts the unparsed bytes may hold a DEALLOCATE of one
   // of our statements, alone or among other statements (and is small enough to take whole).
   bool mayDeallocate() const;
+  // A whole Parse, Bind, Describe or Close at the head of the unparsed bytes that the
+  // server may get as it is (its reply noted): forwarded, not taken to be rewritten.
+  bool forwardsUnchanged(char tag);
   // A Parse, Bind, Describe or Close too large to take whole: whether it can be forwarded
   // (after what it needs is injected); otherwise it is refused as before.
   bool relayLargeStatementMessage(char tag);

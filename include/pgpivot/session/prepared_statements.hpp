@@ -125,6 +125,10 @@ class ServerStatements final {
   // A ParseComplete or CloseComplete arrived: whether the client gets it.
   bool onParseComplete() { return onComplete(Reply::kParseComplete); }
   bool onCloseComplete() { return onComplete(Reply::kCloseComplete); }
+  // Whether the ParseComplete or CloseComplete due next is the client's (onParseComplete
+  // or onCloseComplete would say so), so it can be forwarded as it arrives.
+  bool parseCompleteIsClients() const { return dueIsClients(Reply::kParseComplete); }
+  bool closeCompleteIsClients() const { return dueIsClients(Reply::kCloseComplete); }
   // A CommandComplete arrived: the tag the client must get instead and the client's
   // statement it ends (for the stand-in's), or nullopt. DEALLOCATE ALL and DISCARD ALL empty the
   // list (the caller empties the client's).
@@ -158,6 +162,7 @@ class ServerStatements final {
 
   void expect(Reply reply, bool drop, std::string_view name, uint64_t batch);
   bool onComplete(Reply reply);
+  bool dueIsClients(Reply reply) const;
   bool pendingInEarlierBatch(std::string_view name) const;
   // An expected reply that will not come (skipped after an error): undo what it assumed.
   // Undone newest first; `later` is where the entries of batches still running begin.
@@ -180,6 +185,12 @@ class PreparedStatements final {
   // from the client: writes what the server must get instead. Returns false for a message
   // it could not parse (the caller then forwards nothing and reports a protocol violation).
   [[nodiscard]] bool relay(char tag, std::string_view body, ServerConn& server);
+
+  // A whole Parse, Bind, Describe or Close that the server may get as the client sent it
+  // (the unnamed statement, a portal, a name the client never prepared): notes the reply
+  // it brings and returns true, and the relay forwards it from the receive buffer without
+  // copying it. False: relay() must take it and write what the server gets instead.
+  [[nodiscard]] bool forwardsUnchanged(char tag, std::string_view body, ServerConn& server);
 
   // A Parse, Bind, Describe or Close too large for the receive buffer, of which `head` is
   // the start of the body: whether it may be forwarded unchanged. A Parse or Bind of the

@@ -93,7 +93,8 @@ Snapshot sampleSnapshot() {
 
   ClusterRow cluster;
   cluster.name = "main";
-  cluster.state = "healthy";
+  cluster.state = "STEADY";
+  cluster.reason = "primary healthy";
   cluster.primary = "10.0.0.1:5432";
   cluster.failover_mode = "promote";
   cluster.profile = "default";
@@ -130,6 +131,10 @@ Snapshot sampleSnapshot() {
   step.step = "promote";
   step.result = "ok";
   step.detail = "pg_promote() on 10.0.0.2:5432";
+  s.failovers.push_back(step);
+  step.step = "failover_complete";
+  step.detail = "clients resumed";
+  step.possibly_lost = "LSN 0/3000148 .. 0/3001000 (3768 bytes)";
   s.failovers.push_back(step);
   return s;
 }
@@ -332,10 +337,11 @@ TEST_CASE("SHOW VERSION and SHOW HELP need no backend", "[unit][admin]") {
 TEST_CASE("SHOW CLUSTERS, NODES and FAILOVERS show the failover state", "[unit][admin]") {
   Fixture f;
   const Answer clusters = runOne(f.console, "SHOW CLUSTERS");
-  CHECK(clusters.columnNames() == Names{"cluster", "state", "primary", "failover_mode", "profile",
-                                        "nodes", "healthy_nodes", "paused", "failovers",
+  CHECK(clusters.columnNames() == Names{"cluster", "state", "reason", "primary", "failover_mode",
+                                        "profile", "nodes", "healthy_nodes", "paused", "failovers",
                                         "failover_time_ms", "last_failover"});
   CHECK(clusters.cell(0, "failover_time_ms") == "3200");
+  CHECK(clusters.cell(0, "reason") == "primary healthy");
   CHECK(clusters.cell(0, "primary") == "10.0.0.1:5432");
 
   const Answer nodes = runOne(f.console, "SHOW NODES");
@@ -350,10 +356,13 @@ TEST_CASE("SHOW CLUSTERS, NODES and FAILOVERS show the failover state", "[unit][
   CHECK(nodes.cell(0, "oldest_lock_wait_ms") == "2000");
 
   const Answer failovers = runOne(f.console, "SHOW FAILOVERS");
-  CHECK(failovers.columnNames() ==
-        Names{"failover_id", "cluster", "kind", "time", "elapsed_ms", "step", "result", "detail"});
+  CHECK(failovers.columnNames() == Names{"failover_id", "cluster", "kind", "time", "elapsed_ms",
+                                         "step", "result", "detail", "possibly_lost"});
   CHECK(failovers.cell(0, "elapsed_ms") == "1500");
   CHECK(failovers.cell(0, "step") == "promote");
+  CHECK(failovers.cell(0, "possibly_lost") == std::nullopt);
+  REQUIRE(failovers.rows.size() == 2);
+  CHECK(failovers.cell(1, "possibly_lost") == "LSN 0/3000148 .. 0/3001000 (3768 bytes)");
 }
 
 TEST_CASE("SHOW DNS_HOSTS and DNS_ZONES answer empty tables", "[unit][admin]") {

@@ -28,8 +28,9 @@ struct FakeNode {
   Mode mode = Mode::kUp;
   bool in_recovery = false;
   uint32_t timeline = 1;
-  uint64_t lsn = 0x3000000;  // primary: current; standby: receive and replay
-  uint64_t replay_lag = 0;   // standby: replay_lsn = lsn - replay_lag
+  uint64_t lsn = 0x3000000;   // primary: current; standby: receive and replay
+  uint64_t replay_lag = 0;    // standby: replay_lsn = lsn - replay_lag
+  uint64_t recovery_end = 0;  // promoted: where its recovery ended (pg_last_wal_replay_lsn)
   std::string sysid = kSysid;
   int upstream = -1;  // standby: the node it streams from
   uint64_t last_receipt_ms = kStart;
@@ -126,6 +127,7 @@ class Sim {
   void promoteExternally(std::size_t i) {
     FakeNode& n = nodes_[i];
     n.in_recovery = false;
+    n.recovery_end = n.lsn;  // a promotion replays all it received first
     ++n.timeline;
     n.upstream = -1;
     n.replay_lag = 0;
@@ -313,6 +315,7 @@ class Sim {
       }
     } else {
       s.current_lsn = n.lsn;
+      s.recovery_end_lsn = n.recovery_end;
     }
     s.default_read_only = n.read_only;
     s.max_connections = 100;

@@ -113,6 +113,30 @@ TEST_CASE("ServerStatements closes the least recently used statement when full",
   CHECK(server.onCloseComplete());  // nothing expected: the client's own
 }
 
+TEST_CASE("a reply due to the client is known before it is taken, so it can be forwarded",
+          "[unit][prepared]") {
+  ServerStatements server;
+  std::string out;
+  server.expectClientParseComplete();  // the client's unnamed Parse, forwarded as it was
+  server.prepare(out, "s1", parseOf("s1"), true);  // then one pgpivot injects for a Bind
+  server.expectClientCloseComplete();
+  // Asking does not take: the same answer until the reply is accounted for.
+  CHECK(server.parseCompleteIsClients());
+  CHECK(server.parseCompleteIsClients());
+  CHECK(server.onParseComplete());
+  // Next: the Close pgpivot sent before its Parse, then that Parse: both pgpivot's.
+  CHECK_FALSE(server.closeCompleteIsClients());
+  CHECK_FALSE(server.onCloseComplete());
+  CHECK_FALSE(server.parseCompleteIsClients());
+  CHECK_FALSE(server.onParseComplete());
+  CHECK(server.closeCompleteIsClients());
+  CHECK(server.onCloseComplete());
+  CHECK_FALSE(server.expectsReplies());
+  // Nothing expected: whatever comes is the client's.
+  CHECK(server.parseCompleteIsClients());
+  CHECK(server.closeCompleteIsClients());
+}
+
 TEST_CASE("ServerStatements undoes what a batch skipped after an error", "[unit][prepared]") {
   ServerStatements server;
   server.setCapacity(1);
