@@ -312,7 +312,8 @@ void FailoverMachine::promoting() {
     }
     for (const Candidate& cand : e.candidates) {
       if (cand.node == c) {
-        inc.promoted_at_lsn = cand.receive_lsn;
+        inc.promoted_at_lsn = cand.receive_lsn;  // exact once it is verified (routeTo)
+        inc.promoted_at_source = "last_standby_lsn_seen";
       }
     }
     if (!inc.planned && !inc.forced) {

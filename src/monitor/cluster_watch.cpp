@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <variant>
 
 #include "pgpivot/cluster/probe_sql.hpp"
 #include "pgpivot/cluster/settings.hpp"
@@ -47,6 +48,18 @@ cluster::ProbeOutcome outcomeOf(const ProbeOutcome& probe) {
 
 std::string nodeNameOf(const config::NodeAddress& node) {
   return fmt::format("{}:{}", node.host, node.port);
+}
+
+// The LSN range a completed failover may have lost (FailoverMachine::possiblyLost), for
+// SHOW FAILOVERS; "" for every other event.
+std::string possiblyLostOf(const cluster::Event& event) {
+  const auto* v = cluster::findField(event.evidence, "possibly_lost");
+  const auto* text = v != nullptr ? std::get_if<std::string>(v) : nullptr;
+  return text != nullptr ? *text : std::string();
+}
+
+bool completesIncident(const cluster::Event& event) {
+  return event.event.size() > 9 && event.event.ends_with("_complete");
 }
 
 }  // namespace
@@ -327,7 +340,7 @@ void ClusterWatch::apply(cluster::Output output) {
     for (const auto& event : next.events) {
       sink_.writeLine(formatter_.line(event, wallMs()));
       noteForWaiters(event);
-      if (event.event == "state_change") {
+      if (event.event == "state_change" || completesIncident(event)) {
         PGPIVOT_LOG_INFO("{}", formatter_.summary(event));
       }
       std::lock_guard lock(status_mutex_);
@@ -338,6 +351,7 @@ void ClusterWatch::apply(cluster::Output output) {
       step.step = event.event;
       step.result = event.result.empty() ? event.to : event.result;
       step.detail = event.reason;
+      step.possibly_lost = possiblyLostOf(event);
       if (!event.failover_id.empty()) {
         steps_.push_back(std::move(step));
         if (steps_.size() > 1000) {
@@ -696,6 +710,7 @@ void ClusterWatch::noteForWaiters(const cluster::Event& event) {
     if (!event.error.empty()) {
       row.detail += "; " + event.error;
     }
+    row.possibly_lost = possiblyLostOf(event);
     w.report.steps.push_back(std::move(row));
     admin::FailoverReport& r = w.report;
     if (const auto* v = cluster::findField(event.evidence, "transactions_drained")) {
@@ -721,7 +736,7 @@ void ClusterWatch::noteForWaiters(const cluster::Event& event) {
                                 std::to_string(event.duration_ms.value_or(0)) + " ms"});
       }
     }
-    if (event.event.size() > 9 && event.event.ends_with("_complete")) {
+    if (completesIncident(event)) {
       r.completed = event.result == "ok";
       r.duration_us = static_cast<int64_t>(event.duration_ms.value_or(0)) * 1000;
       if (const auto* v = cluster::findField(event.evidence, "paused_ms")) {
@@ -853,6 +868,7 @@ std::optional<std::size_t> ClusterWatch::nodeIndex(const std::string& host_port)
 void ClusterWatch::refreshStatus() {
   std::lock_guard lock(status_mutex_);
   status_cluster_.state = std::string(cluster::toString(machine_->state()));
+  status_cluster_.reason = machine_->stateReason();
   status_cluster_.primary = routed_ ? nodes_[*routed_].name : "";
   status_cluster_.paused = machine_->clientsPaused();
   status_cluster_.failovers = static_cast<int64_t>(failovers_);
