@@ -696,9 +696,27 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   }
   // The session stays; what the client is told depends on what it was doing. A cluster's
   // pool routes to its primary only: losing the server is losing the primary, whether or
-  // not the monitor has declared a failover yet.
-  if (pool_ != nullptr && pool_->settings().cluster_managed) {
+  // not the monitor has declared a failover yet; unless the server said it is restarting
+  // after a backend crash (57P02): the same primary comes back, nothing fails over.
+  const bool cluster = pool_ != nullptr && pool_->settings().cluster_managed;
+  const bool crash_restart = cluster && server->lostToCrashRestart();
+  if (cluster && !crash_restart) {
     failover = true;
+  }
+  if (pins_.any() && tracksPins()) {
+    // What it holds on the server cannot follow it to another one: moving it silently would
+    // run its next statements without them. 08006 (connection_failure): what drivers and
+    // pools read as "this connection is gone, reconnect" (session_pins.hpp).
+    closeWithError(sqlstate::kConnectionFailure,
+                   crash_restart
+                       ? fmt::format("pgpivot: server crash-restart: this session held {} on the "
+                                     "primary, which its restart discarded; reconnect",
+                                     pins_.describe())
+                       : fmt::format("pgpivot: failover: this session held {} on the old primary, "
+                                     "which cannot be moved; reconnect",
+                                     pins_.describe()),
+                   CloseReason::kSessionStateLost);
+    return;
   }
   if (server->outstanding() > 0) {
     if (failover) {
@@ -711,7 +729,18 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
         server->txStatus() == proto::TxStatus::kFailed ||
         (server->txStatus() == proto::TxStatus::kInTransaction && !server->mayCommitInFlight());
     std::string out;
-    if (!failover) {
+    if (crash_restart) {
+      // Not a failover error: the primary stays, and is not counted as having failed.
+      proto::writeErrorResponse(
+          out, proto::severity::kError,
+          not_committed ? sqlstate::kSerializationFailure : sqlstate::kStatementCompletionUnknown,
+          not_committed ? "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
+                          "after a backend crashed, during the transaction; it did not commit "
+                          "and may be retried"
+                        : "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
+                          "after a backend crashed while a statement was running; it may or "
+                          "may not have committed");
+    } else if (!failover) {
       proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure, why);
     } else if (not_committed) {
       proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
@@ -727,7 +756,9 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   } else if (server->txStatus() != proto::TxStatus::kIdle) {
     // Idle inside a transaction: it provably did not commit. The client learns it at its
     // next statement, which must not silently run outside the transaction it expects.
-    lost_transaction_ = failover ? LostTransaction::kFailover : LostTransaction::kServerLost;
+    lost_transaction_ = crash_restart ? LostTransaction::kCrashRestart
+                        : failover    ? LostTransaction::kFailover
+                                      : LostTransaction::kServerLost;
   }
   copy_in_ = false;
   syncs_since_execute_ = 0;
@@ -771,18 +802,31 @@ bool ClientSession::answerLostTransaction() {
     if (frame.tag != 'Q' && frame.tag != 'S' && frame.tag != 'F') {
       continue;  // part of an extended-protocol batch: skipped until its Sync
     }
-    const bool failover = lost_transaction_ == LostTransaction::kFailover;
+    const LostTransaction lost = lost_transaction_;
     lost_transaction_ = LostTransaction::kNone;
-    if (failover) {
+    if (lost == LostTransaction::kFailover) {
       worker_.mutableStats().failover_errors++;
     }
     std::string out;
-    proto::writeErrorResponse(
-        out, proto::severity::kError,
-        failover ? sqlstate::kSerializationFailure : sqlstate::kConnectionFailure,
-        failover ? "pgpivot: failover: the transaction was aborted because the primary changed; "
-                   "it did not commit and may be retried"
-                 : "pgpivot: server connection lost: the transaction was rolled back");
+    switch (lost) {
+      case LostTransaction::kFailover:
+        proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
+                                  "pgpivot: failover: the transaction was aborted because the "
+                                  "primary changed; it did not commit and may be retried");
+        break;
+      case LostTransaction::kCrashRestart:
+        proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
+                                  "pgpivot: server crash-restart: the transaction was aborted "
+                                  "because PostgreSQL on the primary restarted after a backend "
+                                  "crashed; it did not commit and may be retried");
+        break;
+      case LostTransaction::kNone:
+      case LostTransaction::kServerLost:
+        proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure,
+                                  "pgpivot: server connection lost: the transaction was rolled "
+                                  "back");
+        break;
+    }
     proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
     stream_.writeOwned(std::move(out));
   }
@@ -824,6 +868,11 @@ void noteCommitRisk(char tag, std::string_view unparsed, std::unique_ptr<cluster
 }  // namespace
 
 Action ClientSession::classify(char tag) {
+  if ((tag == 'Q' || tag == 'P') && tracksPins() && !notePins(tag)) {
+    // Not all here yet: wait for the rest (nothing is counted before; classify sees this
+    // header again once the whole message is in the buffer, and forwards it then).
+    return Action::kInspect;
+  }
   // Count what PostgreSQL answers with ReadyForQuery: Query, FunctionCall and Sync. During
   // COPY FROM STDIN the server ignores Sync and Flush (copyfromparse.c, "for the
   // convenience of client libraries"), so those are not counted; see onCopyInStarted.
@@ -882,6 +931,37 @@ PreparedStatements& ClientSession::statements() {
     statements_ = std::make_unique<PreparedStatements>();
   }
   return *statements_;
+}
+
+bool ClientSession::tracksPins() const {
+  return pool_ != nullptr && pool_->settings().cluster_managed &&
+         pool_->settings().mode == config::PoolMode::kSession;
+}
+
+bool ClientSession::notePins(char tag) {
+  const auto& buffer = stream_.buffer();
+  const std::string_view unparsed = buffer.unparsed();
+  if (unparsed.size() < proto::kHeaderSize) {
+    return true;
+  }
+  uint32_t length = 0;
+  std::memcpy(&length, unparsed.data() + 1, 4);
+  const std::size_t total = 1 + static_cast<std::size_t>(ntohl(length));
+  if (unparsed.size() < total && total <= buffer.capacity()) {
+    return false;
+  }
+  // Larger than the buffer: only its first part is looked at (a bulk INSERT, typically).
+  std::string_view body =
+      unparsed.substr(proto::kHeaderSize, std::min(total, unparsed.size()) - proto::kHeaderSize);
+  if (tag == 'P') {  // Parse: statement name, then the query
+    const std::size_t name_end = body.find('\0');
+    if (name_end == std::string_view::npos) {
+      return true;
+    }
+    body.remove_prefix(name_end + 1);
+  }
+  pins_.noteSql(body.substr(0, body.find('\0')));
+  return true;
 }
 
 bool ClientSession::rewritesStatements() const {

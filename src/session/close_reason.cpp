@@ -40,6 +40,8 @@ std::string_view toString(CloseReason reason) {
       return "cancel request";
     case CloseReason::kFailover:
       return "failover";
+    case CloseReason::kSessionStateLost:
+      return "session state lost with its server";
     case CloseReason::kShutdown:
       return "shutdown";
   }

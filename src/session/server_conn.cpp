@@ -232,6 +232,16 @@ Action ServerConn::classify(char tag) {
       return Action::kInspect;
     case 'E':
       return Action::kConsume;  // a FATAL is the server's last word, not the client's news
+    case 'N':
+      // A notice: rare, and the way PostgreSQL 14+ says goodbye before a crash-restart
+      // (WARNING 57P02, then the end of the stream).
+      return Action::kInspect;
+    case 'A':
+      // NotificationResponse: proof that the client's session LISTENs (session_pins.hpp).
+      if (client_ != nullptr) {
+        client_->onNotification();
+      }
+      return Action::kForward;
     case '1':
     case '3': {
       // Only when pgpivot injected a Parse or Close may a ParseComplete or CloseComplete
@@ -318,6 +328,7 @@ bool ServerConn::onActiveError(std::string_view body) {
     // The server is about to close. The client keeps its session, so it must not read
     // "terminating connection"; onServerLost tells it what happened, once.
     last_words_ = fmt::format("{} ({})", fields->message, fields->sqlstate);
+    crash_restart_ = fields->sqlstate == "57P02";
     return true;
   }
   if (client_ != nullptr) {
@@ -351,6 +362,15 @@ bool ServerConn::onMessage(char tag, std::string_view body) {
       }
       if (tag == 'E') {
         return onActiveError(body);
+      }
+      if (tag == 'N') {
+        // quickdie() of PostgreSQL 14+: "terminating connection because of crash of
+        // another server process" as a WARNING (the client sees it as sent).
+        if (auto fields = proto::parseErrorFields(body); fields && fields->sqlstate == "57P02") {
+          crash_restart_ = true;
+          last_words_ = fmt::format("{} ({})", fields->message, fields->sqlstate);
+        }
+        return true;
       }
       if (tag == '1') {
         return onParseComplete();

@@ -18,6 +18,7 @@
 #include "pgpivot/session/params.hpp"
 #include "pgpivot/session/prepared_statements.hpp"
 #include "pgpivot/session/relay.hpp"
+#include "pgpivot/session/session_pins.hpp"
 
 namespace pgpivot::app {
 class Worker;
@@ -68,6 +69,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void onServerReleased();
   // The server reported a new value for a parameter (a SET); keep it for our next server.
   void noteServerParameter(std::string_view name, std::string_view value);
+  // The server delivered a NotificationResponse: this session listens (session_pins.hpp).
+  void onNotification() { pins_.noteNotification(); }
+  const SessionPins& pins() const { return pins_; }
   // The server entered COPY FROM STDIN (CopyInResponse or CopyBothResponse).
   void onCopyInStarted();
   // Named prepared statements (transaction and statement mode): whether we have any, and
@@ -130,6 +134,12 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
 
  private:
   void setState(ClientState state);
+  // Whether this session tracks server state that cannot move (session_pins.hpp): session
+  // mode on a pool that can fail over.
+  bool tracksPins() const;
+  // A Query or Parse at the head of the unparsed bytes, for the pins; false when its body
+  // is not all here yet and fits the buffer (the relay then waits for the rest).
+  bool notePins(char tag);
   // Whether pgpivot renames the client's prepared statements (prepared_statements.hpp).
   bool rewritesStatements() const;
   // Whether the Query whose header starts the unparsed bytes may hold a DEALLOCATE of one
@@ -211,8 +221,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   net::PeerAddress peer_;  // taken at accept: a reset connection has no peer name left
   ClientState state_ = ClientState::kStartup;
   // A transaction that was open on a server we lost; the next statement gets the error.
-  enum class LostTransaction : uint8_t { kNone, kServerLost, kFailover };
+  enum class LostTransaction : uint8_t { kNone, kServerLost, kFailover, kCrashRestart };
   LostTransaction lost_transaction_ = LostTransaction::kNone;
+  SessionPins pins_;  // temp tables, advisory locks, LISTEN, WITH HOLD cursors held
   bool welcomed_ : 1 = false;
   bool copy_in_ : 1 = false;
   bool over_client_limit_ : 1 = false;

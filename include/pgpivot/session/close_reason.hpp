@@ -25,6 +25,7 @@ enum class CloseReason {
   kServerUnusable,           // released in a state that cannot be reused
   kCancelRequest,            // a cancel connection, done
   kFailover,                 // the server is on a node that is no longer the primary
+  kSessionStateLost,         // its server was lost with state that cannot move (temp tables...)
   kShutdown,                 // pgpivot is stopping
 };
 

@@ -107,6 +107,9 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   ServerStatements& statements() { return statements_; }
   int outstanding() const { return outstanding_; }
   proto::TxStatus txStatus() const { return tx_status_; }
+  // Whether the server ended this connection with 57P02 (a crash of another backend):
+  // a crash-restart of PostgreSQL, not a failover.
+  bool lostToCrashRestart() const { return crash_restart_; }
   // Whether the connection sits at a protocol boundary where another client could use it.
   bool atCleanBoundary() const;
 
@@ -184,6 +187,9 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   uint64_t xact_started_ns_ = 0;   // uv_hrtime the client's transaction began; 0: none
   bool error_in_internal_query_ = false;
   bool release_pending_ = false;
+  // Its last words were 57P02: PostgreSQL is restarting after a backend crashed (the
+  // same server comes back after crash recovery; no failover).
+  bool crash_restart_ = false;
   std::string internal_error_;
   std::string last_words_;  // a FATAL the server sent before closing
   ServerStatements statements_;

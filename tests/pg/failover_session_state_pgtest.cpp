@@ -1,0 +1,240 @@
+// Session-mode clients of a cluster database that hold server state which cannot move to
+// another server (temp tables, session-level advisory locks, LISTEN, WITH HOLD cursors) are
+// ended with a clear error when their server is lost to a failover or a crash-restart;
+// clients without such state move on without noticing. A crash-restart of the primary is
+// told as what it is, not as a failover, and is not counted as a failover error.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "support/cluster_fixture.hpp"
+#include "support/pgpivot_fixture.hpp"
+
+using namespace pgpivot::test;
+
+namespace {
+
+std::string serverPort(PGconn* conn) {
+  return scalar(conn, "SELECT inet_server_port()");
+}
+
+// What a statement run on `conn` ended with: the SQLSTATE and primary message of its
+// error, or "" for both when it succeeded.
+struct Outcome {
+  std::string sqlstate;
+  std::string message;
+};
+Outcome run(PGconn* conn, const std::string& sql) {
+  Res result(PQexec(conn, sql.c_str()));
+  const auto status = PQresultStatus(result.get());
+  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+    return {};
+  }
+  const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
+  return {sqlstateOf(result.get()),
+          primary != nullptr ? primary : PQresultErrorMessage(result.get())};
+}
+
+// What a client whose session pgpivot ended is told at its next statement: libpq's error
+// text in verbose form ("FATAL:  08006: pgpivot: ..."). The FATAL may be followed by
+// libpq's own "server closed the connection unexpectedly", which then is the result.
+std::string endedWith(PGconn* conn, const std::string& sql) {
+  PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+  Res result(PQexec(conn, sql.c_str()));
+  return PQerrorMessage(conn);
+}
+
+// pgpivot in session mode in front of `cluster`.
+Pgpivot::Options sessionOn(const TwoNodeCluster& cluster, const OnCluster& on) {
+  Pgpivot::Options options = pgpivotOn(cluster, on);
+  options.settings["pool_mode"] = "session";
+  return options;
+}
+
+// One value of a Prometheus scrape of `port` ("name{labels}"); -1 when missing.
+double metric(int port, const std::string& key) {
+  RawClient http(port);
+  REQUIRE(http.connected());
+  http.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  const std::string response = http.readAll(std::chrono::seconds(5));
+  REQUIRE_THAT(response, Catch::StartsWith("HTTP/1.1 200"));
+  std::istringstream lines(response);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(key + " ", 0) == 0) {
+      return std::stod(line.substr(key.size() + 1));
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "SWITCHOVER in session mode ends the sessions holding temp tables or advisory locks or "
+    "LISTEN or a WITH HOLD cursor with an error and moves the others without one",
+    "[pg][failover][session_state]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("events-session-state"));
+  Pgpivot pgpivot(sessionOn(cluster, OnCluster().withLog(events.path)));
+  pgpivot.start();
+  const std::string primary = std::to_string(cluster.primaryPort());
+  const std::string standby = std::to_string(cluster.standbyPort());
+
+  // One client per kind of state, each created the way applications do.
+  struct Pinned {
+    std::string kind;  // as the error names it
+    std::string sql;
+    Conn conn;
+  };
+  std::vector<Pinned> pinned;
+  pinned.push_back({"temp tables", "CREATE TEMP TABLE scratch (a int)", nullptr});
+  pinned.push_back({"advisory locks", "SELECT pg_advisory_lock(4242)", nullptr});
+  pinned.push_back({"LISTEN", "LISTEN jobs", nullptr});
+  pinned.push_back({"WITH HOLD cursors", "DECLARE held CURSOR WITH HOLD FOR SELECT 1", nullptr});
+  for (Pinned& p : pinned) {
+    p.conn = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(p.conn.get()) == CONNECTION_OK);
+    REQUIRE(
+        eventually(std::chrono::seconds(10), [&] { return serverPort(p.conn.get()) == primary; }));
+    CAPTURE(p.sql);
+    REQUIRE(run(p.conn.get(), p.sql).sqlstate.empty());
+  }
+  // Same pool, nothing held that cannot move: what only looks like it, transaction-level
+  // locks, and state that was cleared again.
+  Conn plain = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(plain.get()) == CONNECTION_OK);
+  REQUIRE(serverPort(plain.get()) == primary);
+  for (const char* sql : {"SELECT 'CREATE TEMP TABLE x (a int)' /* pg_advisory_lock(1) */",
+                          "SELECT pg_advisory_xact_lock(1)", "LISTEN jobs; UNLISTEN *",
+                          "SELECT pg_advisory_lock(7); SELECT pg_advisory_unlock_all()",
+                          "CREATE TEMP TABLE gone (a int) ON COMMIT DROP", "SELECT $$ LISTEN x $$",
+                          "SET application_name = 'plain_mover'"}) {
+    CAPTURE(sql);
+    REQUIRE(run(plain.get(), sql).sqlstate.empty());
+  }
+
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  waitSteady(admin.get());
+  // The answer comes once the switchover has ended.
+  std::string answer;
+  REQUIRE(eventually(std::chrono::seconds(20), [&] {
+    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    answer = PQresultErrorMessage(result.get());
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+  }));
+  INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
+                                  << readFile(events.path) << "\nlog:\n"
+                                  << pgpivot.logText());
+
+  for (Pinned& p : pinned) {
+    CAPTURE(p.kind);
+    CHECK_THAT(endedWith(p.conn.get(), "SELECT 1"),
+               Catch::Contains("FATAL:  08006: pgpivot: failover: this session held " + p.kind +
+                               " on the old primary, which cannot be moved; reconnect\n"));
+    CHECK(PQstatus(p.conn.get()) == CONNECTION_BAD);
+  }
+  // The plain session's first statement after the switchover runs on the new primary,
+  // with its settings, and no error.
+  CHECK(serverPort(plain.get()) == standby);
+  CHECK(PQstatus(plain.get()) == CONNECTION_OK);
+  CHECK(scalar(plain.get(), "SHOW application_name") == "plain_mover");
+  CHECK(scalar(plain.get(), "SELECT pg_is_in_recovery()") == "f");
+  // Reconnecting, as the error says, works.
+  Conn again = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(again.get()) == CONNECTION_OK);
+  CHECK(run(again.get(), "CREATE TEMP TABLE scratch (a int)").sqlstate.empty());
+  CHECK(serverPort(again.get()) == standby);
+}
+
+TEST_CASE(
+    "a crash-restart of the primary's PostgreSQL is told as one, not as a failover, and is "
+    "not counted as a failover error",
+    "[pg][failover][session_state]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("events-crash-restart"));
+  const int metrics_port = freePort();
+  Pgpivot::Options options =
+      sessionOn(cluster, OnCluster().withMode("follow").withLog(events.path));
+  options.settings["metrics_port"] = std::to_string(metrics_port);
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  const std::string primary = std::to_string(cluster.primaryPort());
+
+  Conn running = connect(pgpivot.conninfo());  // a statement in flight
+  Conn in_tx = connect(pgpivot.conninfo());    // idle inside a transaction
+  Conn temp = connect(pgpivot.conninfo());     // holds a temp table
+  for (PGconn* conn : {running.get(), in_tx.get(), temp.get()}) {
+    REQUIRE(PQstatus(conn) == CONNECTION_OK);
+    REQUIRE(eventually(std::chrono::seconds(10), [&] { return serverPort(conn) == primary; }));
+  }
+  REQUIRE(run(in_tx.get(), "CREATE TABLE crashed (id int)").sqlstate.empty());
+  REQUIRE(run(in_tx.get(), "BEGIN").sqlstate.empty());
+  REQUIRE(run(in_tx.get(), "INSERT INTO crashed VALUES (1)").sqlstate.empty());
+  REQUIRE(run(temp.get(), "CREATE TEMP TABLE scratch (a int)").sqlstate.empty());
+  const double errors_before = metric(metrics_port, "pgpivot_client_failover_errors_total");
+  REQUIRE(errors_before >= 0);
+  REQUIRE(PQsendQuery(running.get(), "SELECT pg_sleep(60)") == 1);
+  // The statement has reached its backend before the crash.
+  const std::string direct_info =
+      "host=127.0.0.1 port=" + primary + " dbname=postgres user=" + kTrustUser;
+  REQUIRE(eventually(std::chrono::seconds(10), [&] {
+    Conn direct = connect(direct_info);
+    return PQstatus(direct.get()) == CONNECTION_OK &&
+           scalar(direct.get(),
+                  "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' "
+                  "AND state = 'active'") == "1";
+  }));
+
+  // kill -9 of a backend of another connection: the postmaster ends every backend
+  // (57P02), runs crash recovery and takes connections again; no node changes role.
+  Conn victim = connect(direct_info);
+  REQUIRE(PQstatus(victim.get()) == CONNECTION_OK);
+  const int pid = std::atoi(scalar(victim.get(), "SELECT pg_backend_pid()").c_str());
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+
+  // In flight: the outcome of an autocommit statement is unknown (40003).
+  Res in_flight(PQgetResult(running.get()));
+  CHECK(PQresultStatus(in_flight.get()) == PGRES_FATAL_ERROR);
+  CHECK(sqlstateOf(in_flight.get()) == "40003");
+  const char* flight_message = PQresultErrorField(in_flight.get(), PG_DIAG_MESSAGE_PRIMARY);
+  CHECK(std::string(flight_message != nullptr ? flight_message : "") ==
+        "pgpivot: server crash-restart: PostgreSQL on the primary restarted after a backend "
+        "crashed while a statement was running; it may or may not have committed");
+  while (PGresult* rest = PQgetResult(running.get())) {
+    PQclear(rest);
+  }
+  // Recovered: every backend of before the crash is gone (so is their server connection).
+  REQUIRE(eventually(std::chrono::seconds(30), [&] {
+    Conn direct = connect(direct_info);
+    return PQstatus(direct.get()) == CONNECTION_OK;
+  }));
+  INFO("events:\n" << readFile(events.path) << "\nlog:\n" << pgpivot.logText());
+  // Idle in a transaction: told at its next statement that it did not commit (40001).
+  const Outcome aborted = run(in_tx.get(), "INSERT INTO crashed VALUES (2)");
+  CHECK(aborted.sqlstate == "40001");
+  CHECK(aborted.message ==
+        "pgpivot: server crash-restart: the transaction was aborted because PostgreSQL on the "
+        "primary restarted after a backend crashed; it did not commit and may be retried");
+  // Its temp table is gone with the restart: ended, with what happened.
+  CHECK_THAT(endedWith(temp.get(), "SELECT 1"),
+             Catch::Contains("FATAL:  08006: pgpivot: server crash-restart: this session held "
+                             "temp tables on the primary, which its restart discarded; "
+                             "reconnect\n"));
+  CHECK(PQstatus(temp.get()) == CONNECTION_BAD);
+  // The others go on with the same primary once it has recovered.
+  CHECK(eventually(std::chrono::seconds(30), [&] { return serverPort(running.get()) == primary; }));
+  CHECK(eventually(std::chrono::seconds(30), [&] { return serverPort(in_tx.get()) == primary; }));
+  CHECK(PQstatus(running.get()) == CONNECTION_OK);
+  // None of it was a failover.
+  CHECK(metric(metrics_port, "pgpivot_client_failover_errors_total") == errors_before);
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  CHECK(clusterColumn(admin.get(), "primary") == nodeName(cluster.primaryPort()));
+}
