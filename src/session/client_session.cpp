@@ -676,6 +676,9 @@ void ClientSession::onServerReleased() {
 
 void ClientSession::noteServerParameter(std::string_view name, std::string_view value) {
   wanted_params_.set(name, value);
+  if (name == "standard_conforming_strings" && (statements_ != nullptr || value == "off")) {
+    statements().setBackslashQuotes(value == "off");  // how the SQL it sends is split
+  }
 }
 
 void ClientSession::failWaiting(std::string_view state, const std::string& message,

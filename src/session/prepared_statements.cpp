@@ -148,7 +148,7 @@ bool identifierChar(char c) {
 
 }  // namespace
 
-std::vector<std::string_view> splitStatements(std::string_view sql) {
+std::vector<std::string_view> splitStatements(std::string_view sql, bool backslash_quotes) {
   std::vector<std::string_view> out;
   const std::size_t n = sql.size();
   std::size_t start = 0;
@@ -157,8 +157,8 @@ std::vector<std::string_view> splitStatements(std::string_view sql) {
     const char c = sql[i];
     if (c == '\'') {
       // 'text' with '' inside; E'text' also with backslash escapes.
-      const bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-                           (i < 2 || !identifierChar(sql[i - 2]));
+      const bool escapes = backslash_quotes || (i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                                                (i < 2 || !identifierChar(sql[i - 2])));
       ++i;
       while (i < n) {
         if (escapes && sql[i] == '\\') {
@@ -644,7 +644,7 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
 }
 
 bool PreparedStatements::relayMultiStatementQuery(std::string_view sql, ServerConn& server) {
-  const std::vector<std::string_view> pieces = splitStatements(sql);
+  const std::vector<std::string_view> pieces = splitStatements(sql, backslash_quotes_);
   if (pieces.size() < 2) {
     return false;
   }

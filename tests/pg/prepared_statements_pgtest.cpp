@@ -516,6 +516,31 @@ TEST_CASE("DEALLOCATE among other statements of one simple query works as on Pos
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
 }
 
+TEST_CASE("with standard_conforming_strings off a DEALLOCATE inside a string stays text",
+          "[pg][transaction][prepared]") {
+  Pgpivot pgpivot(transactionMode(2, 200));
+  pgpivot.start();
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  REQUIRE(command(conn.get(), "SET escape_string_warning = off") == "SET");
+  REQUIRE(command(conn.get(), "SET standard_conforming_strings = off") == "SET");
+  REQUIRE(prepare(conn.get(), "x", "SELECT 42"));
+  // The backslash escapes the quote, so the DEALLOCATE is inside the string: PostgreSQL
+  // runs one statement and deallocates nothing; splitting as if the setting were on would
+  // take "DEALLOCATE x;" for a statement of its own and rewrite it.
+  REQUIRE(PQsendQuery(conn.get(), "SELECT 'a\\'; DEALLOCATE x; SELECT '") == 1);
+  std::vector<std::string> values;
+  while (PGresult* raw = PQgetResult(conn.get())) {
+    Res result(raw);
+    values.push_back(PQresultStatus(result.get()) == PGRES_TUPLES_OK
+                         ? std::string(PQgetvalue(result.get(), 0, 0))
+                         : "ERROR " + sqlstateOf(result.get()));
+  }
+  CHECK(values == std::vector<std::string>{"a'; DEALLOCATE x; SELECT "});
+  CHECK(execPrepared(conn.get(), "x") == "42");
+  CHECK(PQstatus(conn.get()) == CONNECTION_OK);
+}
+
 TEST_CASE("DEALLOCATE ALL and DISCARD ALL forget the client's statements and no others",
           "[pg][transaction][prepared]") {
   Pgpivot pgpivot(transactionMode(1, 200));

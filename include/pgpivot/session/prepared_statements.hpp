@@ -50,9 +50,10 @@ struct DeallocateSql {
 
 // The statements of a simple Query's SQL, each with its terminating semicolon (the last
 // may have none), split where PostgreSQL's lexer would: not inside quotes, quoted
-// identifiers, dollar quotes or comments. Assumes standard_conforming_strings (the
-// default): backslashes escape only in E'' strings.
-[[nodiscard]] std::vector<std::string_view> splitStatements(std::string_view sql);
+// identifiers, dollar quotes or comments. Backslashes escape in E'' strings, and in every
+// string when `backslash_quotes` (standard_conforming_strings = off on the session).
+[[nodiscard]] std::vector<std::string_view> splitStatements(std::string_view sql,
+                                                            bool backslash_quotes = false);
 
 // The statements one server connection holds, least recently used last. Lookups, touches and
 // evictions do not allocate; adding a name allocates its list node.
@@ -205,6 +206,8 @@ class PreparedStatements final {
   // Where a Parse, Bind, Describe or Close too large for the receive buffer, and not
   // forwardable unchanged, collects before relay() takes it whole (Action::kGather).
   std::string& gatherBuffer() { return gathered_; }
+  // The session's standard_conforming_strings is off: a Query's SQL is split accordingly.
+  void setBackslashQuotes(bool on) { backslash_quotes_ = on; }
   // DEALLOCATE ALL or DISCARD ALL succeeded on the client's server.
   void forgetAll() { statements_.clear(); }
   // The client's DEALLOCATE of `name` succeeded.
@@ -238,6 +241,7 @@ class PreparedStatements final {
 
   std::unordered_map<std::string, Statement, NameHash, std::equal_to<>> statements_;
   std::string gathered_;
+  bool backslash_quotes_ = false;
 };
 
 }  // namespace pgpivot::session

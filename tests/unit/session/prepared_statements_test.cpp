@@ -340,6 +340,11 @@ TEST_CASE("splitStatements splits where PostgreSQL's lexer ends a statement", "[
         Pieces{"SELECT $1;", " SELECT a$b$;", " X"});
   // Unterminated quotes run to the end.
   CHECK(splitStatements("SELECT 'x; y") == Pieces{"SELECT 'x; y"});
+  // standard_conforming_strings = off: a backslash escapes the quote in a plain string too.
+  CHECK(splitStatements("SELECT 'a\\'; DEALLOCATE x'; SELECT 2") ==
+        Pieces{"SELECT 'a\\';", " DEALLOCATE x'; SELECT 2"});
+  CHECK(splitStatements("SELECT 'a\\'; DEALLOCATE x'; SELECT 2", true) ==
+        Pieces{"SELECT 'a\\'; DEALLOCATE x';", " SELECT 2"});
 }
 
 }  // namespace
