@@ -57,6 +57,14 @@ summarize() {
     function fmt(v, f) { return (v == "") ? "–" : sprintf(f, v) }
     function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "n/a" : sprintf("%.2f", a / b) }
     function mode_of(t) { sub(/^[^_]*_/, "", t); return t }
+    # One row of the targets table: LABEL, measured ratio V ("" or "n/a": not measured),
+    # OP ">=" or "<=", goal G.
+    function goal(label, v, op, g,   met) {
+      if (v == "" || v == "n/a") { printf "| %s | n/a | %s %s | – |\n", label, op, g; return }
+      met = (op == ">=") ? (v + 0 >= g) : (v + 0 <= g)
+      printf "| %s | %s | %s %s | %s |\n", label, v, op, g, met ? "yes" : "**no**"
+    }
+    function mr(t, a, b, f) { return ratio(med(t SUBSEP a, f), med(t SUBSEP b, f)) }
     # A column by name, "" when this CSV has no such column (an older results.csv).
     function get(name) { return (name in col) ? $col[name] : "" }
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -111,6 +119,32 @@ summarize() {
         if (!np++) printf "\n"
         printf "%s: pgpivot_tx / pgbouncer_session (PgBouncer cannot run -M prepared in transaction mode) = **%s**\n", t,
           ratio(med(t SUBSEP "pgpivot_tx", "tps"), med(t SUBSEP "pgbouncer_session", "tps"))
+      }
+      # The targets of issue 3, where this run measured both sides (pgpivot and PgBouncer in
+      # transaction mode). Ratios of medians, as in the tables.
+      if (("pgpivot_tx" in gseen) && ("pgbouncer_tx" in gseen)) {
+        printf "\n## Issue 3 targets (pgpivot_tx; medians; n/a: not measured or no completed round)\n\n"
+        printf "| target | measured | goal | met |\n|---|---|---|---|\n"
+        for (k = 1; k <= ntests; k++) {
+          t = tests[k]
+          if (t == "sel_simple" || t == "sel_extended") {
+            goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.2)
+            goal(t " p99 / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "lat_p99_ms"), "<=", 1.0)
+            goal(t " CPU µs/xact / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "proxy_cpu_us_per_xact"), "<=", 0.75)
+          } else if (t == "tpcb") {
+            goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.1)
+          } else if (t == "sel_connect") {
+            goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.2)
+          } else if (t ~ /^sel_prepared/ && ("pgbouncer_session" in gseen) && ((t SUBSEP "pgbouncer_session") in all)) {
+            goal(t " TPS / pgbouncer_session", mr(t, "pgpivot_tx", "pgbouncer_session", "tps"), ">=", 1.5)
+          }
+          if (t ~ /^sel_prepared/ && ((t SUBSEP "pgpivot_tx") in all)) {
+            okr = cnt[t SUBSEP "pgpivot_tx"] + 0; allr = all[t SUBSEP "pgpivot_tx"]
+            printf "| %s rounds completed (no aborted client) | %d/%d | all | %s |\n", t, okr, allr, (okr == allr) ? "yes" : "**no**"
+          }
+          if (t ~ /_c[0-9]+$/ && tclients[t] + 0 >= 200)
+            goal(t " TPS / direct", mr(t, "pgpivot_tx", "direct", "tps"), ">=", 1.0)
+        }
       }
       printf "\n## Details per workload (medians over the rounds that completed)\n"
       for (k = 1; k <= ntests; k++) {
