@@ -5,6 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "pgpivot/session/prepared_statements.hpp"
 
 namespace pgpivot::session {
@@ -234,13 +238,47 @@ bool selectsIntoTemp(const std::vector<Token>& tokens, std::size_t at) {
 
 }  // namespace
 
+#if defined(__SSE2__)
+// 16 window positions at a time: byte k of every window is one unaligned load at +k.
+bool anyKeyword16(const char* p, bool held) {
+  const __m128i fold = _mm_set1_epi8(0x20);
+  const auto load = [&](int k) {
+    return _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k)), fold);
+  };
+  const __m128i b0 = load(0);
+  const __m128i b1 = load(1);
+  const __m128i b2 = load(2);
+  const __m128i b3 = load(3);
+  const auto word = [&](const char* w) {
+    return _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(b0, _mm_set1_epi8(w[0])),
+                                       _mm_cmpeq_epi8(b1, _mm_set1_epi8(w[1]))),
+                         _mm_and_si128(_mm_cmpeq_epi8(b2, _mm_set1_epi8(w[2])),
+                                       _mm_cmpeq_epi8(b3, _mm_set1_epi8(w[3]))));
+  };
+  __m128i hits = _mm_or_si128(_mm_or_si128(word("temp"), word("advi")),
+                              _mm_or_si128(word("list"), word("hold")));
+  if (held) {
+    hits = _mm_or_si128(hits, _mm_or_si128(word("disc"), word("clos")));
+  }
+  return _mm_movemask_epi8(hits) != 0;
+}
+#endif
+
 bool SessionPins::mayMatter(std::string_view sql, bool held) {
   if (sql.size() < 4) {
     return false;
   }
   const char* p = sql.data();
   const std::size_t last = sql.size() - 4;
-  for (std::size_t i = 0; i <= last; ++i) {
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 19 <= sql.size(); i += 16) {  // windows i..i+15 read bytes i..i+18
+    if (anyKeyword16(p + i, held)) {
+      return true;
+    }
+  }
+#endif
+  for (; i <= last; ++i) {
     uint32_t window = 0;
     std::memcpy(&window, p + i, 4);
     window |= kFold;

@@ -148,6 +148,17 @@ TEST_CASE("the pre-check finds the few words in any case and nothing else",
   CHECK_FALSE(SessionPins::mayMatter("DISCARD ALL", false));
   CHECK(SessionPins::mayMatter("DISCARD ALL", true));
   CHECK(SessionPins::mayMatter("close all", true));
+  // At every offset of a longer text (16 windows at a time, then one by one).
+  const std::string filler(61, 'x');
+  CHECK_FALSE(SessionPins::mayMatter(filler, true));
+  for (const char* word : {"TEMP", "Advisory", "listen", "hOLd"}) {
+    for (std::size_t at = 0; at + 4 <= filler.size(); ++at) {
+      std::string sql = filler;
+      sql.replace(at, 4, std::string_view(word).substr(0, 4));
+      CAPTURE(word, at);
+      CHECK(SessionPins::mayMatter(sql, false));
+    }
+  }
   // Bytes that fold onto letters only when they are letters: '@' | 0x20 is '`'.
   CHECK_FALSE(SessionPins::mayMatter("T\x05MP", false));
   CHECK_FALSE(SessionPins::mayMatter("TEM\x10", false));
