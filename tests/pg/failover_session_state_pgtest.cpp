@@ -90,19 +90,28 @@ TEST_CASE(
     std::string kind;  // as the error names it
     std::string sql;
     Conn conn;
+    bool extended = false;  // sent with the extended protocol (Parse, Bind, Execute)
   };
   std::vector<Pinned> pinned;
   pinned.push_back({"temp tables", "CREATE TEMP TABLE scratch (a int)", nullptr});
   pinned.push_back({"advisory locks", "SELECT pg_advisory_lock(4242)", nullptr});
   pinned.push_back({"LISTEN", "LISTEN jobs", nullptr});
   pinned.push_back({"WITH HOLD cursors", "DECLARE held CURSOR WITH HOLD FOR SELECT 1", nullptr});
+  pinned.push_back({"advisory locks", "SELECT pg_try_advisory_lock($1::bigint)", nullptr, true});
   for (Pinned& p : pinned) {
     p.conn = connect(pgpivot.conninfo());
     REQUIRE(PQstatus(p.conn.get()) == CONNECTION_OK);
     REQUIRE(
         eventually(std::chrono::seconds(10), [&] { return serverPort(p.conn.get()) == primary; }));
     CAPTURE(p.sql);
-    REQUIRE(run(p.conn.get(), p.sql).sqlstate.empty());
+    if (p.extended) {
+      const char* key = "4343";
+      Res result(PQexecParams(p.conn.get(), p.sql.c_str(), 1, nullptr, &key, nullptr, nullptr, 0));
+      REQUIRE(PQresultStatus(result.get()) == PGRES_TUPLES_OK);
+      REQUIRE(std::string(PQgetvalue(result.get(), 0, 0)) == "t");
+    } else {
+      REQUIRE(run(p.conn.get(), p.sql).sqlstate.empty());
+    }
   }
   // Same pool, nothing held that cannot move: what only looks like it, transaction-level
   // locks, and state that was cleared again.
