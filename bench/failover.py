@@ -262,9 +262,18 @@ failover_log = {events}
             result["new_primary"] = str(c.execute("SELECT inet_server_port()").fetchone()[0])
         result["lost"] = sum(1 for cl, acks in writers.acked.items() for a in acks if (cl, a[0]) not in present)
         result["moved"] = result["new_primary"] == sport
+        if scenario == "switchover":
+            result["steps_ms"] = switchover_steps(events, fault)
     except Exception as e:  # reported in the table, the next run goes on
         result["failure"] = str(e).splitlines()[0][:200]
     finally:
+        keep = os.environ.get("EVENTS_DIR")
+        if keep:  # the event log and pgpivot's log of every run, to read the slow ones
+            os.makedirs(keep, exist_ok=True)
+            tag = f"{scenario}-{profile}-{time.strftime('%H%M%S')}"
+            sh(f"cp {work}/events.jsonl {keep}/{tag}-events.jsonl; "
+               f"cp {work}/pgpivot.log {keep}/{tag}-pgpivot.log", check=False)
+            result["events"] = f"{keep}/{tag}-events.jsonl"
         for p in frozen:
             try:
                 os.kill(p, signal.SIGCONT)
@@ -279,6 +288,34 @@ failover_log = {events}
                 pivot.wait()
         sh(f"bash {ROOT}/scripts/cluster.sh destroy {work} >/dev/null 2>&1; rm -rf {work}", check=False)
     return result
+
+
+def switchover_steps(events, fault):
+    """Where a switchover's time went, from its event log: ms spent in each state the run
+    passed through (PAUSING = the drain, CATCHING_UP, FENCING, CATCHING_UP+ = after the
+    fence, PROMOTING = pg_promote(), VERIFYING, RESUMING) and the time from the SWITCHOVER
+    command to the first state change (the console and the monitor loop)."""
+    steps = {}
+    last = None
+    for line in open(events):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if not str(e.get("failover_id") or "").startswith("s-"):
+            continue
+        if e.get("event") == "state_change":
+            if last is None:
+                steps["command"] = round(max(0.0, e["mono_ms"] - fault * 1000))
+            else:
+                key = last[0]
+                while key in steps:
+                    key += "+"
+                steps[key] = e["mono_ms"] - last[1]
+            last = (e["to"], e["mono_ms"])
+            if e["to"] == "STEADY":
+                break
+    return steps
 
 
 def fmt_ms(v):

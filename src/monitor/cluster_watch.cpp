@@ -200,6 +200,16 @@ void ClusterWatch::tick() {
   expireWaiters(uv_now(loop_));
 }
 
+void ClusterWatch::tickNow() {
+  if (timer_ == nullptr || uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) == 0) {
+    return;  // stopped, or not started yet
+  }
+  const auto interval = std::max<int64_t>(cluster_.probe_interval.count() / 4, 25);
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); }, 0,
+      static_cast<uint64_t>(interval));
+}
+
 // W follows the machine's plan: on for the routed primary (and a node being verified or
 // validated), off, with its connection closed, everywhere else. One write at a time per
 // node: a stuck one is waited for, never abandoned (PgProbe::runPatient).
@@ -314,6 +324,10 @@ void ClusterWatch::onStats(std::size_t index, uint64_t sent_ms, const ProbeOutco
     }
   }
   apply(machine_->onStats(index, sample, uv_now(loop_)));
+  if (index < nodes_.size() && nodes_[index].restats_on_answer) {
+    nodes_[index].restats_on_answer = false;
+    tickNow();
+  }
 }
 
 void ClusterWatch::onConnect(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome) {
@@ -369,16 +383,17 @@ void ClusterWatch::apply(cluster::Output output) {
   applying_ = false;
   // A new state usually waits for a fresh probe (the witness, a promoted node to verify,
   // a primary to validate): probe every node now rather than at the next interval.
+  // A probe in flight was sent before the state change: it runs again once it is in (a
+  // switchover's catch-up otherwise waited a whole probe_interval for it, 1 s of writes
+  // paused with the default profile).
   if (machine_->state() != last_state_) {
     last_state_ = machine_->state();
     if (timer_ != nullptr && uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) != 0) {
       for (auto& node : nodes_) {
         node.next_stats_ms = 0;
+        node.restats_on_answer = node.stats->busy();
       }
-      const auto interval = std::max<int64_t>(cluster_.probe_interval.count() / 4, 25);
-      uv_timer_start(
-          timer_, [](uv_timer_t* t) noexcept { static_cast<ClusterWatch*>(t->data)->tick(); }, 0,
-          static_cast<uint64_t>(interval));
+      tickNow();
     }
   }
   refreshStatus();

@@ -72,6 +72,9 @@ class ClusterWatch final {
     std::unique_ptr<PgProbe> action;   // fence, promote, checkpoint, blockers
     std::unique_ptr<PgProbe> write;    // W: the heartbeat, on its own kept connection
     uint64_t next_stats_ms = 0;
+    // The machine changed state while L was in flight here: that answer predates the new
+    // state, so L runs again as soon as it is in rather than at the next tick.
+    bool restats_on_answer = false;
     uint64_t next_connect_ms = 0;
     uint64_t next_write_ms = 0;
     bool write_on = false;        // the machine wants W on this node now
@@ -82,6 +85,7 @@ class ClusterWatch final {
   };
 
   void tick();
+  void tickNow();  // a tick at once (next loop turn), then every probe_interval / 4
   void onStats(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
   void onConnect(std::size_t index, uint64_t sent_ms, const ProbeOutcome& outcome);
   void scheduleWrite(std::size_t index, uint64_t now);
