@@ -6,10 +6,13 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
@@ -246,4 +249,65 @@ TEST_CASE(
   Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
   CHECK(clusterColumn(admin.get(), "primary") == nodeName(cluster.primaryPort()));
+}
+
+TEST_CASE(
+    "a Query whose body arrives in two pieces is scanned whole: the temp table it creates ends "
+    "the session at a switchover",
+    "[pg][failover][session_state]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("events-split-query"));
+  Pgpivot::Options options = sessionOn(cluster, OnCluster().withLog(events.path));
+  options.settings["auth_type"] = "trust";  // a raw login without a password exchange
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  constexpr auto kPatience = std::chrono::seconds(10);
+
+  RawClient client(pgpivot.port());
+  REQUIRE(client.connected());
+  REQUIRE(client.send(startupPacket({{"user", kTrustUser}, {"database", "appdb"}})));
+  std::string seen;
+  REQUIRE(readUntilMessage(client, seen, "ZE", kPatience));
+  REQUIRE_FALSE(firstError(seen).found);
+  // The keyword is cut in two: the first piece alone holds neither half of the statement
+  // that matters, and the relay must wait for the rest before it decides.
+  const std::string sql = "SELECT 1; CREATE TE" + std::string("MP TABLE split_t (a int)");
+  std::string message(1, 'Q');
+  message += int32be(static_cast<int32_t>(sql.size() + 5));
+  message += sql;
+  message.push_back('\0');
+  const std::size_t cut = 5 + sql.find("TE") + 2;
+  REQUIRE(client.send(message.substr(0, cut)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(client.send(message.substr(cut)));
+  seen.clear();
+  REQUIRE(readUntilMessage(client, seen, "Z", kPatience));
+  INFO("answer: " << seen << "\nlog:\n" << pgpivot.logText());
+  REQUIRE_FALSE(firstError(seen).found);
+  // It was run: the temp table exists on the primary.
+  Conn direct = connect("host=127.0.0.1 port=" + std::to_string(cluster.primaryPort()) +
+                        " dbname=appdb user=" + kTrustUser);
+  REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
+  REQUIRE(scalar(direct.get(),
+                 "SELECT count(*) FROM pg_class WHERE relname = 'split_t' AND "
+                 "relpersistence = 't'") == "1");
+
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  waitSteady(admin.get());
+  REQUIRE(eventually(std::chrono::seconds(20), [&] {
+    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+  }));
+  // Told without asking: the error is sent when the server is lost, then the connection
+  // closes.
+  seen.clear();
+  readUntilMessage(client, seen, "E", kPatience);
+  const ErrorSeen error = firstError(seen);
+  CHECK(error.severity == "FATAL");
+  CHECK(error.sqlstate == "08006");
+  CHECK(error.message ==
+        "pgpivot: failover: this session held temp tables on the old primary, which cannot be "
+        "moved; reconnect");
+  CHECK(client.closedWithin(kPatience));
 }
