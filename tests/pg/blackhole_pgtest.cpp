@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "acked_writers.hpp"
+#include "support/acked_failover.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
 
@@ -24,13 +24,6 @@ const std::string kPgCtl = "/usr/lib/postgresql/15/bin/pg_ctl";
 
 int run(const std::string& command) {
   return std::system(("bash -c '" + command + "' >/dev/null 2>&1").c_str());
-}
-
-std::string readWhole(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // The namespace, its veth pair and the primary moved into it. Declared after the
@@ -144,64 +137,39 @@ TEST_CASE("in promote mode a blackholed primary is detected by deadlines and rep
     WARN("SKIPPED: the blackhole test cannot run here: " << why);
     return;
   }
-  const int pport = cluster.primaryPort();
-  const std::string& pdata = cluster.primaryData();
   // Synchronous: an acknowledged write is on the standby, so none may be lost.
-  REQUIRE(cluster.query(pport, pdata, "ALTER SYSTEM SET synchronous_commit = 'on'") != "ERROR");
-  REQUIRE(cluster.query(pport, pdata, "ALTER SYSTEM SET synchronous_standby_names = '*'") !=
-          "ERROR");
-  REQUIRE(cluster.query(pport, pdata, "SELECT pg_reload_conf()") == "t");
-  REQUIRE(eventually(std::chrono::seconds(10), [&] {
-    return cluster.query(pport, pdata,
-                         "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") ==
-           "1";
-  }));
+  makeSynchronous(cluster);
 
-  const ScratchFile events_file("/tmp/pgpivot-events-blackhole-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("events-blackhole"));
   const std::string& events = events_file.path;
-  Pgpivot::Options options;
-  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {"[cluster.main]\nnodes = " + net.address() + ":" +
-                            std::to_string(pport) +
-                            ", 127.0.0.1:" + std::to_string(cluster.standbyPort()) +
-                            "\nmonitor_user = pgpivot_trust\nmonitor_dbname = postgres\n"
-                            "failover_mode = promote\nprofile = fast\nprobe_interval = 0.2\n"
-                            "probe_timeout = 0.5\nfailover_cooldown = 0\nheartbeat_create = on\n"
-                            "failover_log = " +
-                            events + "\n"};
-  options.settings["query_wait_timeout"] = "60";
-  options.settings["pool_mode"] = "transaction";
+  const std::string primary = std::to_string(cluster.primaryPort());
+  const std::string standby = std::to_string(cluster.standbyPort());
+  // pgpivotOn's cluster, with the primary at its address inside the namespace.
+  Pgpivot::Options options =
+      pgpivotOn(cluster, OnCluster().withLog(events).withLines("heartbeat_create = on\n"));
+  std::string& section = options.extra_sections.front();
+  const auto at = section.find(nodeName(cluster.primaryPort()));
+  REQUIRE(at != std::string::npos);
+  section.replace(at, nodeName(cluster.primaryPort()).size(), net.address() + ":" + primary);
   Pgpivot pgpivot(options);
   pgpivot.start();
+  createAckedTable(pgpivot);
   Conn conn = connect(pgpivot.conninfo());
   REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
-  CHECK(scalar(conn.get(), "CREATE TABLE acked (client int, seq int)").empty());
-  const std::string primary = std::to_string(pport);
-  const std::string standby = std::to_string(cluster.standbyPort());
   CHECK(scalar(conn.get(), "SELECT host(inet_server_addr())") == net.address());
 
   AckedWriters writers(pgpivot.conninfo(), "acked", 4);
-  writers.start();
-  REQUIRE(eventually(std::chrono::seconds(20), [&] { return writers.allWroteOn(primary, 3); }));
+  startWritersOn(writers, primary);
 
   REQUIRE(net.blackhole());
-  const bool moved =
-      eventually(std::chrono::seconds(45), [&] { return writers.allWroteOn(standby, 3); });
+  const bool moved = writersMovedTo(writers, standby, std::chrono::seconds(45));
   writers.stop();
-  const std::string log = readWhole(events);
+  const std::string log = readFile(events);
   INFO("writers: " << writers.summary() << "\nevents:\n" << log);
   REQUIRE(moved);
   CHECK_THAT(log, Catch::Contains("DOWN:UNRESPONSIVE"));
   CHECK_THAT(log, Catch::Contains("timeout"));
   CHECK_THAT(log, Catch::Contains("\"event\":\"witness\""));
   CHECK_THAT(log, Catch::Contains("PROMOTING"));
-  CHECK(writers.reconnects() == 0);
-  Conn check = connect(pgpivot.conninfo());
-  REQUIRE(PQstatus(check.get()) == CONNECTION_OK);
-  CHECK(scalar(check.get(), "SELECT inet_server_port()") == standby);
-  CHECK(writers.lost(check.get()) == 0);
-  for (const auto& [state, n] : writers.errors()) {
-    CAPTURE(state);
-    CHECK((state == "40001" || state == "40003"));
-  }
+  checkWritersMoved(writers, pgpivot, standby);
 }

@@ -3,12 +3,11 @@
 // clients connected through it.
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "acked_writers.hpp"
+#include "support/acked_failover.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/pgpivot_fixture.hpp"
 
@@ -16,36 +15,19 @@ using namespace pgpivot::test;
 
 namespace {
 
-Pgpivot::Options clusterOptions(const TwoNodeCluster& cluster, const std::string& log_path,
-                                const std::string& extra = "") {
-  Pgpivot::Options options;
-  options.databases = {{"appdb", "cluster=main dbname=appdb"}};
-  options.extra_sections = {
-      cluster.clusterSection("failover_mode = follow\nprofile = fast\n"
-                             "probe_interval = 0.2\nprobe_timeout = 0.5\n"
-                             "failover_log = " +
-                             log_path + "\n" + extra)};
-  options.settings["query_wait_timeout"] = "30";
+// pgpivotOn's fast-profile cluster in follow mode (an external manager promotes), in
+// session mode (pool_mode's default) unless a test says otherwise.
+Pgpivot::Options clusterOptions(const TwoNodeCluster& cluster, const std::string& log_path) {
+  Pgpivot::Options options = pgpivotOn(cluster, OnCluster().withMode("follow").withLog(log_path));
+  options.settings.erase("pool_mode");
   return options;
-}
-
-std::string serverPort(PGconn* conn) {
-  return scalar(conn, "SELECT inet_server_port()");
-}
-
-// The whole file ("" when it cannot be read).
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
 
 TEST_CASE("pgpivot routes a cluster database to the node that is primary", "[pg][failover]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("failover-events"));
   const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
@@ -60,7 +42,7 @@ TEST_CASE(
     "write to the new primary",
     "[pg][failover]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("failover-events"));
   const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
@@ -88,7 +70,7 @@ TEST_CASE(
   });
   INFO("last result: " << last << "\npgpivot log:\n"
                        << pgpivot.logText() << "\nevent log:\n"
-                       << readText(events));
+                       << readFile(events));
   REQUIRE(moved);
   CHECK(PQstatus(conn.get()) == CONNECTION_OK);
   CHECK(scalar(conn.get(), "SELECT pg_is_in_recovery()") == "f");
@@ -100,7 +82,7 @@ TEST_CASE(
   CHECK(serverPort(fresh.get()) == std::to_string(cluster.standbyPort()));
   CHECK(scalar(fresh.get(), "SELECT count(DISTINCT id) FROM acked WHERE id IN (1, 2)") == "2");
   // Every step is in the event log, one JSON object per line.
-  const std::string log = readText(events);
+  const std::string log = readFile(events);
   CHECK_THAT(log, Catch::Contains("\"event\""));
   CHECK_THAT(log, Catch::Contains(std::to_string(cluster.standbyPort())));
 }
@@ -110,7 +92,7 @@ TEST_CASE(
     "statement that the transaction was aborted",
     "[pg][failover]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("failover-events"));
   const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
@@ -143,7 +125,7 @@ TEST_CASE(
 
 TEST_CASE("an old primary that comes back after a failover is never routed to", "[pg][failover]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("failover-events"));
   const std::string& events = events_file.path;
   Pgpivot pgpivot(clusterOptions(cluster, events));
   pgpivot.start();
@@ -162,7 +144,7 @@ TEST_CASE("an old primary that comes back after a failover is never routed to", 
                    "/restart.log >/dev/null 2>&1")
                       .c_str()) == 0;
   });
-  INFO(readText(cluster.primaryData() + "/restart.log"));
+  INFO(readFile(cluster.primaryData() + "/restart.log"));
   REQUIRE(started);
   REQUIRE(cluster.query(cluster.primaryPort(), cluster.primaryData(),
                         "SELECT pg_is_in_recovery()") == "f");
@@ -193,7 +175,7 @@ TEST_CASE(
   for (const std::string mode : {"session", "transaction"}) {
     DYNAMIC_SECTION("pool_mode = " << mode) {
       TwoNodeCluster cluster;
-      const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+      const ScratchFile events_file(scratchPath("failover-events"));
       Pgpivot::Options options = clusterOptions(cluster, events_file.path);
       options.settings["pool_mode"] = mode;
       Pgpivot pgpivot(options);
@@ -291,22 +273,17 @@ TEST_CASE(
     "ack lost",
     "[pg][failover]") {
   TwoNodeCluster cluster;
-  const ScratchFile events_file("/tmp/pgpivot-failover-events-" + std::to_string(::getpid()));
+  const ScratchFile events_file(scratchPath("failover-events"));
   Pgpivot::Options options = clusterOptions(cluster, events_file.path);
   options.settings["pool_mode"] = "transaction";
   Pgpivot pgpivot(options);
   pgpivot.start();
-  {
-    Conn setup = connect(pgpivot.conninfo());
-    REQUIRE(PQstatus(setup.get()) == CONNECTION_OK);
-    CHECK(scalar(setup.get(), "CREATE TABLE acked (client int, seq int)").empty());
-  }
+  createAckedTable(pgpivot);
   cluster.waitReplayed();
   const std::string primary = std::to_string(cluster.primaryPort());
   const std::string standby = std::to_string(cluster.standbyPort());
   AckedWriters writers(pgpivot.conninfo(), "acked", 4);
-  writers.start();
-  REQUIRE(eventually(std::chrono::seconds(20), [&] { return writers.allWroteOn(primary, 3); }));
+  startWritersOn(writers, primary);
 
   // What Patroni does for a switchover: a clean (fast) shutdown of the primary, which
   // hands the standby every WAL record first, then pg_ctl promote on the standby.
@@ -314,26 +291,16 @@ TEST_CASE(
   REQUIRE(std::system(
               (pg_ctl + cluster.primaryData() + " -m fast -w -t 30 stop >/dev/null").c_str()) == 0);
   cluster.promoteStandby();
-  const bool moved =
-      eventually(std::chrono::seconds(30), [&] { return writers.allWroteOn(standby, 3); });
+  const bool moved = writersMovedTo(writers, standby, std::chrono::seconds(30));
   writers.stop();
-  const std::string events = readText(events_file.path);
+  const std::string events = readFile(events_file.path);
   INFO("writers: " << writers.summary() << "\nevents:\n"
                    << events << "\nlog:\n"
                    << pgpivot.logText());
   REQUIRE(moved);
   WARN("follow mode, planned switchover: " << writers.summary());
-  CHECK(writers.reconnects() == 0);
-  Conn check = connect(pgpivot.conninfo());
-  REQUIRE(PQstatus(check.get()) == CONNECTION_OK);
-  CHECK(serverPort(check.get()) == standby);
-  CHECK(writers.lost(check.get()) == 0);
   // Only statements in flight when the primary shut down can have failed, each told the
   // truth: an autocommit INSERT's outcome is unknown (40003).
-  for (const auto& [state, n] : writers.errors()) {
-    CAPTURE(state);
-    CHECK(n <= 4);
-    CHECK((state == "40001" || state == "40003"));
-  }
+  checkWritersMoved(writers, pgpivot, standby, 4);
   CHECK_THAT(events, Catch::Contains(standby));
 }
