@@ -206,7 +206,7 @@ TEST_CASE("SWITCHOVER in session mode: a client starting transactions every few 
                "FROM loop_rows") ==
         std::to_string(committed()) + " on " + std::to_string(cluster.standbyPort()));
   WARN("session-mode loops across SWITCHOVER: " << committed() << " transactions, " << errors.size()
-                                                << " errors");
+                                                << " errors; verdict: " << verdict->at("detail"));
 }
 
 TEST_CASE("SWITCHOVER: a transaction left open past drain_timeout is aborted with 40001",
