@@ -911,9 +911,10 @@ Action ClientSession::classify(char tag) {
     case 'B':
     case 'D':
     case 'C':
-      // Transaction and statement mode: named statements follow the client from server
-      // to server (prepared_statements.hpp). Session mode, and max_prepared_statements = 0,
-      // pass them through.
+      // Named statements follow the client from server to server (prepared_statements.hpp)
+      // in transaction and statement mode, and in session mode on a cluster's pool, where a
+      // failover moves the session to the new primary. Otherwise, and with
+      // max_prepared_statements = 0, they pass through.
       if (!rewritesStatements() || forwardsUnchanged(tag)) {
         return Action::kForward;
       }
@@ -968,8 +969,12 @@ bool ClientSession::notePins(char tag) {
 }
 
 bool ClientSession::rewritesStatements() const {
-  return pool_ != nullptr && pool_->settings().mode != config::PoolMode::kSession &&
-         max_prepared_statements_ > 0;
+  if (pool_ == nullptr || max_prepared_statements_ == 0) {
+    return false;
+  }
+  // A session-mode client keeps its server, unless a failover moves it: on a cluster's
+  // pool its statements are kept so they can be prepared again on the new primary.
+  return pool_->settings().mode != config::PoolMode::kSession || pool_->settings().cluster_managed;
 }
 
 bool ClientSession::forwardsUnchanged(char tag) {

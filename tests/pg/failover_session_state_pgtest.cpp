@@ -311,3 +311,61 @@ TEST_CASE(
         "moved; reconnect");
   CHECK(client.closedWithin(kPatience));
 }
+
+TEST_CASE("SWITCHOVER in session mode moves a client's prepared statements with it",
+          "[pg][failover][session_state]") {
+  TwoNodeCluster cluster;
+  const ScratchFile events(scratchPath("events-session-prepared"));
+  Pgpivot pgpivot(sessionOn(cluster, OnCluster().withLog(events.path)));
+  pgpivot.start();
+  const std::string primary = std::to_string(cluster.primaryPort());
+  const std::string standby = std::to_string(cluster.standbyPort());
+
+  Conn client = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
+  REQUIRE(
+      eventually(std::chrono::seconds(10), [&] { return serverPort(client.get()) == primary; }));
+  // As drivers prepare: by protocol (libpq's PQprepare, JDBC, psycopg after 5 runs).
+  const auto execute = [&](const char* name, const char* param) {
+    Res result(PQexecPrepared(client.get(), name, 1, &param, nullptr, nullptr, 0));
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK
+               ? std::string(PQgetvalue(result.get(), 0, 0))
+               : "ERROR " + sqlstateOf(result.get());
+  };
+  {
+    Res one(PQprepare(client.get(), "plus_one", "SELECT $1::int + 1", 0, nullptr));
+    REQUIRE(PQresultStatus(one.get()) == PGRES_COMMAND_OK);
+    Res where(PQprepare(client.get(), "where_am_i",
+                        "SELECT $1::text || ':' || pg_is_in_recovery()::text", 0, nullptr));
+    REQUIRE(PQresultStatus(where.get()) == PGRES_COMMAND_OK);
+    Res gone(PQprepare(client.get(), "gone", "SELECT 0", 0, nullptr));
+    REQUIRE(PQresultStatus(gone.get()) == PGRES_COMMAND_OK);
+  }
+  CHECK(execute("plus_one", "41") == "42");
+  CHECK(execute("where_am_i", "before") == "before:false");
+  REQUIRE(run(client.get(), "DEALLOCATE gone").sqlstate.empty());
+
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  waitSteady(admin.get());
+  std::string answer;
+  REQUIRE(eventually(std::chrono::seconds(20), [&] {
+    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    answer = PQresultErrorMessage(result.get());
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+  }));
+  INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
+                                  << readFile(events.path) << "\nlog:\n"
+                                  << pgpivot.logText());
+
+  // The statements run on the new primary, which never saw their Parse from the client;
+  // the one deallocated before stays gone, as on one server.
+  CHECK(execute("where_am_i", "after") == "after:false");
+  CHECK(serverPort(client.get()) == standby);
+  CHECK(execute("plus_one", "1") == "2");
+  CHECK(execute("gone", "1") == "ERROR 26000");
+  Res described(PQdescribePrepared(client.get(), "plus_one"));
+  CHECK(PQresultStatus(described.get()) == PGRES_COMMAND_OK);
+  CHECK(PQnparams(described.get()) == 1);
+  CHECK(PQstatus(client.get()) == CONNECTION_OK);
+}

@@ -2,8 +2,10 @@
 // mode), the way PgBouncer 1.21 does it: a client's Parse("s1", query) is kept by name and
 // prepared on whichever server the client gets under a name derived from the query
 // ("pgpivot_<hash>"), once per server connection; Bind, Describe and Close are rewritten to
-// that name. Not used in session mode, where a client keeps its server, nor with
-// max_prepared_statements = 0, where statements pass through unchanged (as in PgBouncer).
+// that name. Also used in session mode on a cluster's pool, where a failover moves the
+// session to the new primary and its statements must be there; not on other session-mode
+// pools, where a client keeps its server, nor with max_prepared_statements = 0, where
+// statements pass through unchanged (as in PgBouncer).
 //
 // Ordering: every rewritten message still produces exactly the response the client
 // expects, in place. A Parse of a statement the server already has becomes a Parse of the
