@@ -22,6 +22,9 @@ void HealthMonitor::start() {
     clusters_.push_back(std::make_unique<ClusterWatch>(&loop_, cluster, publish_));
   }
   thread_ = std::thread([this] { run(); });
+  // Workers post data-path reports from their own threads, and start before this: they
+  // read this flag, never thread_, which only the main thread touches.
+  running_.store(true, std::memory_order_release);
 }
 
 void HealthMonitor::run() {
@@ -36,6 +39,7 @@ void HealthMonitor::stop() {
   if (!thread_.joinable()) {
     return;
   }
+  running_.store(false, std::memory_order_release);
   mailbox_.post([this] {
     std::lock_guard lock(clusters_mutex_);
     clusters_.clear();  // closes timers, polls and libpq connections
@@ -45,7 +49,7 @@ void HealthMonitor::stop() {
 }
 
 void HealthMonitor::postDataPath(DataPathReport report) {
-  if (!thread_.joinable()) {
+  if (!running_.load(std::memory_order_acquire)) {
     return;
   }
   mailbox_.post([this, report = std::move(report)] {
@@ -57,7 +61,7 @@ void HealthMonitor::postDataPath(DataPathReport report) {
 
 void HealthMonitor::postDrained(const std::string& cluster, uint64_t drain_id, int worker,
                                 int workers, int64_t transactions, int64_t still_open) {
-  if (!thread_.joinable()) {
+  if (!running_.load(std::memory_order_acquire)) {
     return;
   }
   mailbox_.post([this, cluster, drain_id, worker, workers, transactions, still_open] {
@@ -80,7 +84,7 @@ void HealthMonitor::status(std::vector<admin::ClusterRow>& clusters,
 
 void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
                           const std::string& node, std::function<void(Result<std::string>)> done) {
-  if (!thread_.joinable()) {
+  if (!running_.load(std::memory_order_acquire)) {
     done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no [cluster.*] is configured"));
     return;
   }
@@ -115,7 +119,7 @@ void HealthMonitor::admin(const std::string& cluster, cluster::AdminKind kind,
 void HealthMonitor::adminAndWait(const std::string& cluster, cluster::AdminKind kind,
                                  const std::string& node,
                                  std::function<void(Result<admin::FailoverReport>)> done) {
-  if (!thread_.joinable()) {
+  if (!running_.load(std::memory_order_acquire)) {
     done(fail(sqlstate::kFeatureNotSupported, "pgpivot: no [cluster.*] is configured"));
     return;
   }

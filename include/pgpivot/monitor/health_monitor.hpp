@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,7 @@ class HealthMonitor final {
   mutable std::mutex clusters_mutex_;  // the admin console reads status from other threads
   std::vector<std::unique_ptr<ClusterWatch>> clusters_;
   std::thread thread_;
+  std::atomic<bool> running_{false};  // started and not stopping: other threads may post
 };
 
 }  // namespace pgpivot::monitor
