@@ -845,12 +845,12 @@ namespace {
 // bytes; a body not all here yet counts as one that may commit.
 void noteCommitRisk(char tag, std::string_view unparsed, std::unique_ptr<cluster::CommitRisk>& risk,
                     ServerConn* server) {
-  if (server == nullptr || unparsed.size() < proto::kHeaderSize) {
+  proto::FrameHeader header;
+  if (server == nullptr ||
+      proto::decodeHeader(unparsed, proto::Limits{}, header) != proto::Decode::kFrame) {
     return;
   }
-  uint32_t length = 0;
-  std::memcpy(&length, unparsed.data() + 1, 4);
-  const std::size_t total = 1 + static_cast<std::size_t>(ntohl(length));
+  const std::size_t total = header.total();
   const bool complete = unparsed.size() >= total;
   const std::size_t end = complete ? total : unparsed.size();
   const std::string_view body = unparsed.substr(proto::kHeaderSize, end - proto::kHeaderSize);
@@ -879,7 +879,10 @@ Action ClientSession::classify(char tag) {
   // Count what PostgreSQL answers with ReadyForQuery: Query, FunctionCall and Sync. During
   // COPY FROM STDIN the server ignores Sync and Flush (copyfromparse.c, "for the
   // convenience of client libraries"), so those are not counted; see onCopyInStarted.
-  if (tag == 'Q' || tag == 'P' || tag == 'B') {
+  // Only a cluster's pool tells a COMMIT lost in flight from a transaction that provably
+  // did not commit (onServerLost); other pools skip the scan.
+  if ((tag == 'Q' || tag == 'P' || tag == 'B') && pool_ != nullptr &&
+      pool_->settings().cluster_managed) {
     noteCommitRisk(tag, stream_.buffer().unparsed(), commit_risk_, server_);
   }
   switch (tag) {
