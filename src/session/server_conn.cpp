@@ -250,8 +250,8 @@ Action ServerConn::classify(char tag) {
       if (!statements_.expectsReplies()) {
         return Action::kForward;
       }
-      const bool clients = tag == '1' ? statements_.parseCompleteIsClients()
-                                      : statements_.closeCompleteIsClients();
+      const bool clients =
+          tag == '1' ? statements_.parseCompleteIsClients() : statements_.closeCompleteIsClients();
       if (!clients || client_ == nullptr) {
         return Action::kConsume;
       }
