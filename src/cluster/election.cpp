@@ -96,6 +96,24 @@ Witness judgeWitness(std::span<const NodeView> nodes, std::size_t primary,
 
 // ---- election --------------------------------------------------------------------------
 
+std::string_view toString(EligibleBy rule) {
+  switch (rule) {
+    case EligibleBy::kNone:
+      return "none";
+    case EligibleBy::kLag:
+      return "lag_within_max_lag_on_failover";
+    case EligibleBy::kSyncStandby:
+      return "synchronous_standby";
+    case EligibleBy::kQuorumStandby:
+      return "quorum_standby";
+    case EligibleBy::kAheadOfSync:
+      return "ahead_of_synchronous_standby";
+    case EligibleBy::kOperatorTarget:
+      return "operator_target";
+  }
+  return "none";
+}
+
 Evidence Election::evidence() const {
   std::vector<Evidence> list;
   for (const Candidate& c : candidates) {
@@ -105,8 +123,17 @@ Evidence Election::evidence() const {
                {"lag_bytes", c.lag_bytes},
                {"tli", c.timeline},
                {"eligible", c.eligible}};
-    if (!c.eligible) {
+    if (c.eligible) {
+      e.emplace_back("rule", toString(c.rule));
+    } else {
       e.emplace_back("why_not", c.why_not);
+    }
+    if (!c.sync_evidence.empty()) {
+      e.emplace_back("old_primary_saw", c.sync_evidence);
+    }
+    if (!c.why_not_sync.empty() && c.rule != EligibleBy::kSyncStandby &&
+        c.rule != EligibleBy::kQuorumStandby) {
+      e.emplace_back("why_not_sync", c.why_not_sync);
     }
     list.push_back(std::move(e));
   }
@@ -135,13 +162,130 @@ std::string Election::whyNone() const {
 
 namespace {
 
-Candidate judgeCandidate(const NodeView& n, const ElectionInput& in) {
+bool sameNameIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Is every commit the old primary acknowledged on this candidate, by what the primary's
+// last good sample said of it? Sets c.rule to kSyncStandby / kQuorumStandby when so,
+// otherwise c.why_not_sync; fills c.sync_evidence with what the sample said.
+//
+// Why the sample suffices: with synchronous replication a commit is acknowledged to its
+// client only after the synchronous standbys flushed it (applied it, with remote_apply).
+// So a standby that was 'sync' holds every commit acknowledged while it was, and its
+// receive LSN (pg_last_wal_receive_lsn(), what it flushed; the WAL receiver flushes what
+// it wrote when it loses the primary) at or past the flush LSN the primary reported for
+// it shows it is the node the primary saw and kept what it had acknowledged. WAL the
+// primary wrote past that (pg_current_wal_lsn(), the async rule's yardstick) holds no
+// acknowledged commit it lacks: any later commit waited for it.
+// What the sample cannot show: a change of the synchronous set after it was taken (at
+// most one probe interval before the primary was lost): a higher-priority standby
+// becoming sync, or a standby that was sync only with the quorum of another. A standby
+// that took over and received more WAL is still found: it is ahead of this one, so it is
+// eligible too (kAheadOfSync) and, being the most advanced, wins. Only one that took over
+// and then stopped answering pgpivot as well (a second failure) goes unseen.
+void proveSync(Candidate& c, const NodeView& n, const ProbeSample* primary) {
+  if (primary == nullptr || primary->in_recovery) {
+    c.why_not_sync = "no good sample of the old primary's pg_stat_replication";
+    return;
+  }
+  if (primary->sync_names.method == SyncStandbyNames::Method::kOff) {
+    c.why_not_sync = "synchronous_standby_names was empty on the old primary";
+    return;
+  }
+  const ReplicaRow* row = nullptr;
+  int matches = 0;
+  for (const ReplicaRow& r : primary->replicas) {
+    if (sameNameIgnoringCase(r.application_name, n.name)) {
+      row = &r;
+      ++matches;
+    }
+  }
+  if (matches == 0) {
+    c.why_not_sync = "the old primary's pg_stat_replication had no application_name '" +
+                     std::string(n.name) +
+                     "' (set it in the standby's primary_conninfo to be recognised)";
+    return;
+  }
+  if (matches > 1) {
+    c.why_not_sync = std::to_string(matches) + " walsenders of the old primary used " +
+                     "application_name '" + std::string(n.name) + "': which one is this node " +
+                     "is unknown";
+    return;
+  }
+  c.sync_evidence = {{"sync_state", row->sync_state.empty() ? "unknown" : row->sync_state},
+                     {"state", row->state.empty() ? "unknown" : row->state},
+                     {"flush_lsn", formatLsn(row->flush_lsn)},
+                     {"replay_lsn", formatLsn(row->replay_lsn)},
+                     {"sampled_at_ms", primary->at_ms}};
+  EligibleBy rule = EligibleBy::kNone;
+  if (row->sync_state == "sync") {
+    rule = EligibleBy::kSyncStandby;
+  } else if (row->sync_state == "quorum") {
+    // ANY n (...): each commit waits for n of the quorum standbys, any n. A 'quorum' row
+    // says only that this standby may be among them: with ANY 1 of 2 connected, every
+    // commit may have been acknowledged by the other one alone, so the row, and the
+    // count of quorum rows on its own, prove nothing. Certain only when n is at least the
+    // number of quorum standbys connected: then each commit needed all of them,
+    // this one included. n is not in pg_stat_replication; it comes from
+    // synchronous_standby_names, which must parse.
+    int32_t quorum_rows = 0;
+    for (const ReplicaRow& r : primary->replicas) {
+      quorum_rows += r.sync_state == "quorum" ? 1 : 0;
+    }
+    c.sync_evidence.emplace_back("quorum_rows", quorum_rows);
+    if (primary->sync_names.method != SyncStandbyNames::Method::kQuorum) {
+      c.why_not_sync = "sync_state quorum, but synchronous_standby_names could not be read";
+      return;
+    }
+    c.sync_evidence.emplace_back("quorum_num", primary->sync_names.num);
+    if (primary->sync_names.num < quorum_rows) {
+      c.why_not_sync = "quorum standby of ANY " + std::to_string(primary->sync_names.num) +
+                       " among " + std::to_string(quorum_rows) +
+                       ": a commit needed no acknowledgement from this one";
+      return;
+    }
+    rule = EligibleBy::kQuorumStandby;
+  } else {
+    c.why_not_sync = "sync_state " + (row->sync_state.empty() ? "unknown" : row->sync_state) +
+                     " in the old primary's last good sample";
+    return;
+  }
+  if (row->flush_lsn == 0) {
+    c.why_not_sync = "the old primary reported no flush LSN for it";
+    return;
+  }
+  if (c.receive_lsn < row->flush_lsn) {
+    c.why_not_sync = "received " + formatLsn(c.receive_lsn) + ", short of the flush LSN " +
+                     formatLsn(row->flush_lsn) + " the old primary reported for it";
+    return;
+  }
+  c.rule = rule;
+}
+
+// The candidate, and whether lag (the async rule) was all that kept it out.
+struct Judged {
   Candidate c;
+  bool lag_only = false;
+};
+
+Judged judgeCandidate(const NodeView& n, const ElectionInput& in, const ProbeSample* primary) {
+  Judged j;
+  Candidate& c = j.c;
   c.node = n.index;
   c.name = std::string(n.name);
   const auto no = [&](std::string why) {
     c.why_not = std::move(why);
-    return c;
+    return j;
   };
   if (n.stats == nullptr) {
     return no("not answering");
@@ -169,29 +313,76 @@ Candidate judgeCandidate(const NodeView& n, const ElectionInput& in) {
   if (s.replay_paused) {
     return no("WAL replay is paused (pg_wal_replay_resume() first)");
   }
-  if (!in.ignore_lag) {
-    if (in.primary_lsn == 0) {
-      return no("the old primary's WAL position is unknown, so its lag is");
-    }
-    if (c.lag_bytes > in.max_lag) {
-      return no("lag " + formatBytes(c.lag_bytes) + " over max_lag_on_failover " +
-                formatBytes(in.max_lag));
-    }
+  proveSync(c, n, primary);
+  if (c.rule != EligibleBy::kNone) {
+    c.eligible = true;
+    return j;
+  }
+  std::string lag_problem;
+  if (in.primary_lsn == 0) {
+    lag_problem = "the old primary's WAL position is unknown, so its lag is";
+  } else if (c.lag_bytes > in.max_lag) {
+    lag_problem =
+        "lag " + formatBytes(c.lag_bytes) + " over max_lag_on_failover " + formatBytes(in.max_lag);
+  }
+  if (lag_problem.empty()) {
+    c.rule = EligibleBy::kLag;
+  } else if (in.ignore_lag) {
+    c.rule = EligibleBy::kOperatorTarget;
+  } else {
+    j.lag_only = true;
+    // Where synchronous replication was on, say why that rule did not clear it either.
+    const bool sync_on =
+        primary != nullptr && primary->sync_names.method != SyncStandbyNames::Method::kOff;
+    return no(sync_on ? lag_problem + ", and not provably holding every acknowledged commit (" +
+                            c.why_not_sync + ")"
+                      : lag_problem);
   }
   c.eligible = true;
-  return c;
+  return j;
 }
 
 }  // namespace
 
 Election elect(std::span<const NodeView> nodes, const ElectionInput& input) {
-  Election e;
+  const ProbeSample* primary = nullptr;
+  if (input.old_primary) {
+    for (const NodeView& n : nodes) {
+      if (n.index == *input.old_primary && n.last_ok != nullptr && !n.last_ok->in_recovery &&
+          sameCluster(*n.last_ok, input.system_identifier)) {
+        primary = n.last_ok;
+      }
+    }
+  }
+  std::vector<Judged> judged;
   for (const NodeView& n : nodes) {
     if (input.old_primary && n.index == *input.old_primary) {
       continue;
     }
-    Candidate c = judgeCandidate(n, input);
-    if (c.eligible && input.target && n.index != *input.target) {
+    judged.push_back(judgeCandidate(n, input, primary));
+  }
+  // A standby that received at least as much WAL as one proven to hold every
+  // acknowledged commit holds them too: on one timeline WAL up to a position is the same
+  // everywhere.
+  std::optional<uint64_t> proven_lsn;
+  std::string proven_by;
+  for (const Judged& j : judged) {
+    if ((j.c.rule == EligibleBy::kSyncStandby || j.c.rule == EligibleBy::kQuorumStandby) &&
+        (!proven_lsn || j.c.receive_lsn < *proven_lsn)) {
+      proven_lsn = j.c.receive_lsn;
+      proven_by = j.c.name;
+    }
+  }
+  Election e;
+  for (Judged& j : judged) {
+    Candidate& c = j.c;
+    if (j.lag_only && proven_lsn && c.receive_lsn >= *proven_lsn) {
+      c.eligible = true;
+      c.rule = EligibleBy::kAheadOfSync;
+      c.why_not.clear();
+      c.why_not_sync = "received at least as much WAL as " + proven_by + ", which is proven";
+    }
+    if (c.eligible && input.target && c.node != *input.target) {
       c.eligible = false;
       c.why_not = "not the operator's choice";
     }

@@ -445,6 +445,7 @@ std::vector<NodeView> FailoverMachine::views() const {
     out.push_back(NodeView{.index = i,
                            .name = names_[i],
                            .stats = fresh(i),
+                           .last_ok = nodes_[i].stats(),
                            .state = nodes_[i].verdict().state,
                            .fenced = routing_.isFenced(names_[i]),
                            .writable_since = nodes_[i].writableSinceMs()});

@@ -76,6 +76,93 @@ std::string formatLsn(uint64_t lsn) {
 
 namespace {
 
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool isNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+// The tokens of syncrep_scanner.l: NAME (identifier, "quoted", *), NUM, '(' ')' ','.
+struct SyncToken {
+  enum class Kind : uint8_t { kName, kNum, kOpen, kClose, kComma } kind;
+  std::string text;
+  bool quoted = false;
+};
+
+std::optional<std::vector<SyncToken>> syncTokens(std::string_view text) {
+  std::vector<SyncToken> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (isSpace(c)) {
+      ++i;
+    } else if (c == '(' || c == ')' || c == ',') {
+      out.push_back({c == '(' ? SyncToken::Kind::kOpen
+                              : (c == ')' ? SyncToken::Kind::kClose : SyncToken::Kind::kComma),
+                     std::string(1, c)});
+      ++i;
+    } else if (c == '*') {
+      out.push_back({SyncToken::Kind::kName, "*"});
+      ++i;
+    } else if (c == '"') {
+      std::string name;
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            name += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        name += text[i++];
+      }
+      if (!closed) {
+        return std::nullopt;
+      }
+      out.push_back({SyncToken::Kind::kName, std::move(name), true});
+    } else if (isNameChar(c)) {
+      const std::size_t start = i;
+      while (i < text.size() && isNameChar(text[i])) {
+        ++i;
+      }
+      const std::string_view word = text.substr(start, i - start);
+      bool digits = true;
+      for (const char d : word) {
+        digits = digits && isDigit(d);
+      }
+      out.push_back({digits ? SyncToken::Kind::kNum : SyncToken::Kind::kName, std::string(word)});
+    } else {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+bool keyword(const SyncToken& t, std::string_view word) {
+  if (t.kind != SyncToken::Kind::kName || t.quoted || t.text.size() != word.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    const char c = t.text[i];
+    if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != word[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Reads the columns of one row, remembering the first problem.
 class RowReader {
  public:
@@ -183,6 +270,109 @@ class RowReader {
 
 }  // namespace
 
+SyncStandbyNames parseSyncStandbyNames(std::string_view text) {
+  SyncStandbyNames out;
+  const auto tokens = syncTokens(text);
+  if (!tokens) {
+    out.method = SyncStandbyNames::Method::kUnknown;
+    return out;
+  }
+  if (tokens->empty()) {
+    return out;  // kOff
+  }
+  const std::vector<SyncToken>& t = *tokens;
+  std::size_t i = 0;
+  out.method = SyncStandbyNames::Method::kPriority;
+  out.num = 1;
+  const auto number = [&](const SyncToken& tok) {
+    int32_t n = 0;
+    const auto [end, ec] = std::from_chars(tok.text.data(), tok.text.data() + tok.text.size(), n);
+    return ec == std::errc() && end == tok.text.data() + tok.text.size() ? n : -1;
+  };
+  bool parenthesised = false;
+  if (t.size() >= 3 && (keyword(t[0], "ANY") || keyword(t[0], "FIRST")) &&
+      t[1].kind == SyncToken::Kind::kNum && t[2].kind == SyncToken::Kind::kOpen) {
+    out.method = keyword(t[0], "ANY") ? SyncStandbyNames::Method::kQuorum
+                                      : SyncStandbyNames::Method::kPriority;
+    out.num = number(t[1]);
+    i = 3;
+    parenthesised = true;
+  } else if (t.size() >= 2 && t[0].kind == SyncToken::Kind::kNum &&
+             t[1].kind == SyncToken::Kind::kOpen) {
+    out.num = number(t[0]);
+    i = 2;
+    parenthesised = true;
+  }
+  // standby_list: name (',' name)*, then ')' when parenthesised, then the end.
+  bool want_name = true;
+  for (; i < t.size(); ++i) {
+    const SyncToken& tok = t[i];
+    if (want_name && (tok.kind == SyncToken::Kind::kName || tok.kind == SyncToken::Kind::kNum)) {
+      out.names.push_back(tok.text);
+      want_name = false;
+    } else if (!want_name && tok.kind == SyncToken::Kind::kComma) {
+      want_name = true;
+    } else if (!want_name && parenthesised && tok.kind == SyncToken::Kind::kClose &&
+               i + 1 == t.size()) {
+      parenthesised = false;
+    } else {
+      break;
+    }
+  }
+  if (i != t.size() || want_name || parenthesised || out.num <= 0) {
+    return SyncStandbyNames{.method = SyncStandbyNames::Method::kUnknown};
+  }
+  return out;
+}
+
+Result<std::vector<ReplicaRow>> parseReplicaRows(std::string_view text) {
+  std::vector<ReplicaRow> rows;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    const std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    // Five space-separated fields, then the application_name (the rest, maybe empty).
+    std::string_view fields[5];
+    bool complete = true;
+    for (std::string_view& f : fields) {
+      const std::size_t sp = line.find(' ');
+      if (sp == std::string_view::npos) {
+        complete = false;
+        break;
+      }
+      f = line.substr(0, sp);
+      line = line.substr(sp + 1);
+    }
+    const auto bad = [&](std::string_view what) {
+      return fail(sqlstate::kProtocolViolation, "stats query column replicas, line " +
+                                                    std::to_string(line_no) + ": " +
+                                                    std::string(what));
+    };
+    if (!complete) {
+      return bad("fewer than 6 fields");
+    }
+    ReplicaRow row;
+    row.state = fields[0] == "-" ? "" : std::string(fields[0]);
+    row.sync_state = fields[1] == "-" ? "" : std::string(fields[1]);
+    uint64_t* lsns[] = {&row.write_lsn, &row.flush_lsn, &row.replay_lsn};
+    for (std::size_t k = 0; k < 3; ++k) {
+      if (fields[2 + k] == "-") {
+        continue;
+      }
+      const auto lsn = parseLsn(fields[2 + k]);
+      if (!lsn) {
+        return bad("not an LSN: " + std::string(fields[2 + k]));
+      }
+      *lsns[k] = *lsn;
+    }
+    row.application_name = std::string(line);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 Result<ProbeSample> parseStatsRow(const ColumnRow& row, uint64_t at_ms, uint32_t latency_ms) {
   RowReader r(row);
   ProbeSample s;
@@ -223,6 +413,20 @@ Result<ProbeSample> parseStatsRow(const ColumnRow& row, uint64_t at_ms, uint32_t
   s.xact_total = r.number<int64_t>("xact_total", int64_t{0});
   s.streaming_standbys = r.number<int32_t>("streaming_standbys");
   s.sync_standbys = r.number<int32_t>("sync_standbys");
+  // Optional, so that rows made by hand (unit tests) need not carry them. A NULL replicas
+  // is a primary without walsenders (string_agg of no rows) or a standby.
+  if (row.find("replicas") != row.end()) {
+    if (const auto text = r.text("replicas")) {
+      auto rows = parseReplicaRows(*text);
+      if (!rows) {
+        return tl::unexpected(rows.error());
+      }
+      s.replicas = std::move(*rows);
+    }
+  }
+  if (row.find("sync_standby_names") != row.end()) {
+    s.sync_names = parseSyncStandbyNames(r.text("sync_standby_names").value_or(""));
+  }
   if (r.failed()) {
     return fail(sqlstate::kProtocolViolation, r.problem());
   }

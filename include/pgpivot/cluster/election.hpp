@@ -30,6 +30,10 @@ struct NodeView {
   // The newest L sample, when it succeeded and is fresh (Settings::staleAfterMs); null
   // otherwise: a node whose last probe failed says nothing about its role now.
   const ProbeSample* stats = nullptr;
+  // The newest successful L sample however old (NodeHealth::stats()): for the old primary
+  // at an election, the last good sample, whose pg_stat_replication rows say which
+  // standby was synchronous. Null when the node never answered.
+  const ProbeSample* last_ok = nullptr;
   NodeState state = NodeState::kUnknown;
   bool fenced = false;
   std::optional<uint64_t> writable_since = {};  // NodeHealth::writableSinceMs
@@ -76,11 +80,28 @@ struct ElectionInput {
   bool ignore_lag = false;                 // the operator named the target and accepts loss
 };
 
+// Which rule made a candidate eligible (the event log's `rule`).
+enum class EligibleBy : uint8_t {
+  kNone,
+  kLag,             // lag against the old primary's last known WAL end <= max_lag
+  kSyncStandby,     // it was the synchronous standby: every acknowledged commit is on it
+  kQuorumStandby,   // it was in a quorum that needed every quorum standby's ack
+  kAheadOfSync,     // it received at least as much WAL as a candidate of the two above
+  kOperatorTarget,  // the operator named it and accepted its lag
+};
+std::string_view toString(EligibleBy rule);
+
 struct Candidate {
   std::size_t node = 0;
   std::string name;
   bool eligible = false;
+  EligibleBy rule = EligibleBy::kNone;
   std::string why_not;  // empty when eligible
+  // What the old primary's last good sample said of this node, when it listed it:
+  // {"sync_state", "flush_lsn", "sampled_at_ms", ...}; and why the synchronous rule did
+  // not apply, when it did not.
+  Evidence sync_evidence = {};
+  std::string why_not_sync = {};
   uint64_t receive_lsn = 0;
   uint64_t replay_lsn = 0;
   uint64_t lag_bytes = 0;
@@ -99,10 +120,20 @@ struct Election {
 };
 
 // Eligible: answering, in recovery, same system identifier, not fenced, on the old
-// primary's timeline, replay not paused, lag <= max_lag (lag against the old primary's
-// last known position, so an unknown position makes nobody eligible unless the operator
-// named a target). Highest receive LSN wins; then highest replay LSN; then node order
-// (the order of `nodes` in the config is the priority).
+// primary's timeline, replay not paused, and one of:
+//  - synchronous standby: the old primary's last good sample (its NodeView's last_ok)
+//    lists it, by application_name = node name, with sync_state 'sync' (or 'quorum'
+//    where the quorum needed every quorum standby: see election.cpp), and its receive
+//    LSN is >= the flush LSN that sample reported for it. The primary acknowledged no
+//    commit it had not flushed, so no acknowledged commit is missing, however far the
+//    old primary's WAL (written, not acknowledged) ran ahead;
+//  - ahead of such a standby: its receive LSN >= that standby's (same timeline, so the
+//    same WAL): it holds everything that one does;
+//  - lag <= max_lag (the asynchronous rule: lag against the old primary's last known
+//    position, so an unknown position makes nobody eligible by it);
+//  - the operator named it and accepted its lag.
+// Highest receive LSN wins; then highest replay LSN; then node order (the order of
+// `nodes` in the config is the priority).
 Election elect(std::span<const NodeView> nodes, const ElectionInput& input);
 
 // ---- the primary -----------------------------------------------------------------------

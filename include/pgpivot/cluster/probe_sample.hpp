@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pgpivot/core/result.hpp"
 
@@ -26,6 +27,39 @@ enum class ProbeOutcome : uint8_t {
   kError,       // the server answered with an ErrorResponse: see sqlstate
 };
 std::string_view toString(ProbeOutcome outcome);
+
+// Primary only: one row of its pg_stat_replication, as the L query aggregates them (the
+// `replicas` column). Which configured node a row is comes from application_name: each
+// standby's primary_conninfo must carry application_name=<its node name> ("host:port", as
+// in [cluster] nodes) for the election's synchronous-standby rule to recognise it.
+// client_addr/client_port cannot say it: the port is the standby's ephemeral one, and
+// several nodes on one host (or behind NAT) share an address.
+struct ReplicaRow {
+  std::string application_name;
+  std::string state;       // startup, catchup, streaming, backup, stopping; "" unknown
+  std::string sync_state;  // async, potential, sync, quorum; "" unknown (no privilege)
+  uint64_t write_lsn = 0;  // 0: NULL
+  uint64_t flush_lsn = 0;
+  uint64_t replay_lsn = 0;
+};
+
+// Primary only: what synchronous_standby_names says, as far as the election needs it.
+struct SyncStandbyNames {
+  enum class Method : uint8_t { kOff, kPriority, kQuorum, kUnknown };
+  Method method = Method::kOff;  // kUnknown: the parser could not read it
+  int32_t num = 0;               // FIRST num / ANY num (1 for a plain list)
+  std::vector<std::string> names = {};
+};
+// PostgreSQL's grammar (syncrep_gram.y): "", "a, b", "2 (a, b)", "FIRST 2 (a, b)",
+// "ANY 2 (a, b)"; names are identifiers, numbers, "*" or "double quoted". Anything else
+// reads as kUnknown, which no rule trusts.
+SyncStandbyNames parseSyncStandbyNames(std::string_view text);
+
+// The `replicas` column: one line per pg_stat_replication row, "state sync_state write
+// flush replay application_name", with "-" for NULL (application_name is last: it may
+// hold spaces; PostgreSQL keeps it printable ASCII, so never a newline). Fails on a
+// malformed line.
+[[nodiscard]] Result<std::vector<ReplicaRow>> parseReplicaRows(std::string_view text);
 
 // L: the stats query (probe_sql.hpp kStatsQuery), one row. The fields after `latency_ms`
 // are meaningful only when outcome == kOk. LSNs are byte positions (0/0 = 0 = unknown).
@@ -64,6 +98,10 @@ struct ProbeSample {
   int64_t xact_total = 0;          // commits + rollbacks, cumulative
   int32_t streaming_standbys = 0;  // primary: pg_stat_replication rows streaming
   int32_t sync_standbys = 0;       // ...of which sync or quorum
+  // Primary only: every pg_stat_replication row, and synchronous_standby_names (the
+  // election's synchronous-standby rule reads the old primary's last good sample).
+  std::vector<ReplicaRow> replicas;
+  SyncStandbyNames sync_names;
 
   [[nodiscard]] bool ok() const { return outcome == ProbeOutcome::kOk; }
   // When the answer arrived (monotonic).

@@ -32,7 +32,9 @@ inline constexpr std::string_view kMonitorApplicationName = "pgpivot-monitor";
 // pg_blocking_pids() here: §1.5); waitstart is PG14+. recovery_end_lsn: on a primary that
 // was promoted (and not restarted since), pg_last_wal_replay_lsn() stays at the end of the
 // WAL it replayed as a standby, i.e. its timeline switch point; NULL on a primary that
-// started without recovery. Without pg_read_all_stats (pg_monitor) the
+// started without recovery. replicas: pg_stat_replication, one line per walsender (format
+// in probe_sample.hpp parseReplicaRows), for the election's synchronous-standby rule.
+// Without pg_read_all_stats (pg_monitor) the
 // pg_stat_activity counts silently read 0, hence can_read_all_stats.
 inline constexpr std::string_view kStatsQuery = R"SQL(
 WITH role AS (SELECT pg_is_in_recovery() AS in_recovery),
@@ -62,7 +64,11 @@ db AS (
 rep AS (
   SELECT count(*) FILTER (WHERE state = 'streaming') AS streaming_standbys,
          count(*) FILTER (WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum'))
-           AS sync_standbys
+           AS sync_standbys,
+         string_agg(concat_ws(' ', coalesce(state, '-'), coalesce(sync_state, '-'),
+                              coalesce(write_lsn::text, '-'), coalesce(flush_lsn::text, '-'),
+                              coalesce(replay_lsn::text, '-'), coalesce(application_name, '')),
+                    E'\n' ORDER BY pid) AS replicas
   FROM pg_stat_replication)
 SELECT role.in_recovery,
        (SELECT system_identifier FROM pg_control_system())::text AS system_identifier,
@@ -90,7 +96,8 @@ SELECT role.in_recovery,
        lk.lock_waiters,
        (extract(epoch FROM lk.oldest_lock_wait) * 1000)::bigint AS oldest_lock_wait_ms,
        db.deadlocks, db.xact_total,
-       rep.streaming_standbys, rep.sync_standbys
+       rep.streaming_standbys, rep.sync_standbys, rep.replicas,
+       current_setting('synchronous_standby_names') AS sync_standby_names
 FROM role CROSS JOIN act CROSS JOIN lk CROSS JOIN rep
      LEFT JOIN db ON true
      LEFT JOIN pg_stat_wal_receiver w ON true
