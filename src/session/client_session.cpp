@@ -91,6 +91,9 @@ void ClientSession::onStreamData(net::Stream&) {
       // Bytes wait in the buffer until a server is linked; stop reading once it is full.
       return;
     case ClientState::kIdle: {
+      if (pending_loss_ != nullptr) {
+        return;  // the answer about the lost server comes first (resolveServerLoss)
+      }
       if (!dropOrphanedBody() ||
           (lost_transaction_ != LostTransaction::kNone && !answerLostTransaction())) {
         stream_.startReading();
@@ -697,72 +700,20 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
     requestServer();  // it was still being prepared for us: ask for another
     return;
   }
-  // The session stays; what the client is told depends on what it was doing. A cluster's
-  // pool routes to its primary only: losing the server is losing the primary, whether or
-  // not the monitor has declared a failover yet; unless the server said it is restarting
-  // after a backend crash (57P02): the same primary comes back, nothing fails over.
+  // The session stays; what the client is told depends on what it was doing, and on what
+  // broke the connection. On a cluster's pool a broken connection may be the primary dying
+  // or this one backend ending (pg_terminate_backend, its own crash): the answer waits for
+  // the evidence (cluster/server_loss.hpp), so that "failover" is said only of one.
   const bool cluster = pool_ != nullptr && pool_->settings().cluster_managed;
+  LostServer lost{.why = why,
+                  .in_flight = server->outstanding() > 0,
+                  // Inside a transaction block with nothing in flight that may commit it
+                  // (no COMMIT, END or PREPARE TRANSACTION): it provably did not commit.
+                  .not_committed = server->txStatus() == proto::TxStatus::kFailed ||
+                                   (server->txStatus() == proto::TxStatus::kInTransaction &&
+                                    !server->mayCommitInFlight()),
+                  .in_transaction = server->txStatus() != proto::TxStatus::kIdle};
   const bool crash_restart = cluster && server->lostToCrashRestart();
-  if (cluster && !crash_restart) {
-    failover = true;
-  }
-  if (pins_.any() && tracksPins()) {
-    // What it holds on the server cannot follow it to another one: moving it silently would
-    // run its next statements without them. 08006 (connection_failure): what drivers and
-    // pools read as "this connection is gone, reconnect" (session_pins.hpp).
-    closeWithError(sqlstate::kConnectionFailure,
-                   crash_restart
-                       ? fmt::format("pgpivot: server crash-restart: this session held {} on the "
-                                     "primary, which its restart discarded; reconnect",
-                                     pins_.describe())
-                       : fmt::format("pgpivot: failover: this session held {} on the old primary, "
-                                     "which cannot be moved; reconnect",
-                                     pins_.describe()),
-                   CloseReason::kSessionStateLost);
-    return;
-  }
-  if (server->outstanding() > 0) {
-    if (failover) {
-      worker_.mutableStats().failover_errors++;
-    }
-    // Inside a transaction block with nothing in flight that may commit it (no COMMIT,
-    // END or PREPARE TRANSACTION): it provably did not commit. Otherwise, a COMMIT or an
-    // autocommit statement in flight, the outcome is unknown.
-    const bool not_committed =
-        server->txStatus() == proto::TxStatus::kFailed ||
-        (server->txStatus() == proto::TxStatus::kInTransaction && !server->mayCommitInFlight());
-    std::string out;
-    if (crash_restart) {
-      // Not a failover error: the primary stays, and is not counted as having failed.
-      proto::writeErrorResponse(
-          out, proto::severity::kError,
-          not_committed ? sqlstate::kSerializationFailure : sqlstate::kStatementCompletionUnknown,
-          not_committed ? "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
-                          "after a backend crashed, during the transaction; it did not commit "
-                          "and may be retried"
-                        : "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
-                          "after a backend crashed while a statement was running; it may or "
-                          "may not have committed");
-    } else if (!failover) {
-      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure, why);
-    } else if (not_committed) {
-      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
-                                "pgpivot: failover: the primary was lost during the "
-                                "transaction; it did not commit and may be retried");
-    } else {
-      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kStatementCompletionUnknown,
-                                "pgpivot: failover: the primary was lost while a statement "
-                                "was running; it may or may not have committed");
-    }
-    proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
-    stream_.writeOwned(std::move(out));
-  } else if (server->txStatus() != proto::TxStatus::kIdle) {
-    // Idle inside a transaction: it provably did not commit. The client learns it at its
-    // next statement, which must not silently run outside the transaction it expects.
-    lost_transaction_ = crash_restart ? LostTransaction::kCrashRestart
-                        : failover    ? LostTransaction::kFailover
-                                      : LostTransaction::kServerLost;
-  }
   copy_in_ = false;
   syncs_since_execute_ = 0;
   if (cursor_.gather_tag != 0) {
@@ -776,7 +727,121 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
     buffer.markParsedSent();
   }
   setState(ClientState::kIdle);
-  stream_.startReading();
+  if (cluster && !failover && !crash_restart) {
+    pending_loss_ = std::make_unique<PendingLoss>(
+        PendingLoss{std::move(lost),
+                    cluster::ServerLoss(false, false, poolSignals(), worker_.now(), lossTiming())});
+    return;  // checkTimeouts asks again every janitor tick
+  }
+  if (tellServerLoss(lost, failover        ? cluster::LossCause::kFailover
+                           : crash_restart ? cluster::LossCause::kCrashRestart
+                                           : cluster::LossCause::kServerLost)) {
+    stream_.startReading();
+  }
+}
+
+cluster::PoolSignals ClientSession::poolSignals() const {
+  return cluster::PoolSignals{
+      .primary = pool_->target().host + ":" + std::to_string(pool_->target().port),
+      .paused = pool_->paused(),
+      .transactions = pool_->stats().transactions};
+}
+
+// How long the monitor takes to declare a dead primary (and post the pause) at most, and
+// failover_pause_timeout: the bounds of the wait for a verdict.
+cluster::LossTiming ClientSession::lossTiming() const {
+  cluster::LossTiming timing;
+  const auto& config = worker_.config();
+  const auto db = config.databases.find(database_);
+  if (db == config.databases.end()) {
+    return timing;
+  }
+  const auto entry = config.clusters.find(db->second.cluster);
+  if (entry == config.clusters.end()) {
+    return timing;
+  }
+  const config::ClusterEntry& c = entry->second;
+  timing.decide_within_ms =
+      static_cast<uint64_t>(std::max(c.dead_after, c.unresponsive_after).count() +
+                            c.probe_interval.count() + c.probe_timeout.count() + 1000);
+  timing.pause_limit_ms = static_cast<uint64_t>(c.failover_pause_timeout.count());
+  return timing;
+}
+
+void ClientSession::resolveServerLoss(uint64_t now_ms) {
+  const cluster::LossCause cause = pending_loss_->loss.decide(poolSignals(), now_ms);
+  if (cause == cluster::LossCause::kPending) {
+    return;
+  }
+  const LostServer lost = std::move(pending_loss_->lost);
+  pending_loss_.reset();
+  PGPIVOT_LOG_INFO("{} lost server: {}", logPrefix(), cluster::toString(cause));
+  if (tellServerLoss(lost, cause)) {
+    onStreamData(stream_);  // what the client sent meanwhile, or read on
+  }
+}
+
+bool ClientSession::tellServerLoss(const LostServer& lost, cluster::LossCause cause) {
+  const bool failover = cause == cluster::LossCause::kFailover;
+  const bool crash_restart = cause == cluster::LossCause::kCrashRestart;
+  if (pins_.any() && tracksPins()) {
+    // What it holds on the server cannot follow it to another one: moving it silently would
+    // run its next statements without them. 08006 (connection_failure): what drivers and
+    // pools read as "this connection is gone, reconnect" (session_pins.hpp).
+    closeWithError(
+        sqlstate::kConnectionFailure,
+        crash_restart ? fmt::format("pgpivot: server crash-restart: this session held {} on the "
+                                    "primary, which its restart discarded; reconnect",
+                                    pins_.describe())
+        : failover    ? fmt::format("pgpivot: failover: this session held {} on the old primary, "
+                                       "which cannot be moved; reconnect",
+                                    pins_.describe())
+                      : fmt::format("pgpivot: server connection lost ({}): this session held {} "
+                                       "on it, which ended with it; reconnect",
+                                    lost.why, pins_.describe()),
+        CloseReason::kSessionStateLost);
+    return false;
+  }
+  if (lost.in_flight) {
+    if (failover) {
+      worker_.mutableStats().failover_errors++;
+    }
+    // Otherwise, a COMMIT or an autocommit statement in flight, the outcome is unknown.
+    const bool not_committed = lost.not_committed;
+    std::string out;
+    if (crash_restart) {
+      // Not a failover error: the primary stays, and is not counted as having failed.
+      proto::writeErrorResponse(
+          out, proto::severity::kError,
+          not_committed ? sqlstate::kSerializationFailure : sqlstate::kStatementCompletionUnknown,
+          not_committed ? "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
+                          "after a backend crashed, during the transaction; it did not commit "
+                          "and may be retried"
+                        : "pgpivot: server crash-restart: PostgreSQL on the primary restarted "
+                          "after a backend crashed while a statement was running; it may or "
+                          "may not have committed");
+    } else if (!failover) {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kConnectionFailure,
+                                lost.why);
+    } else if (not_committed) {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kSerializationFailure,
+                                "pgpivot: failover: the primary was lost during the "
+                                "transaction; it did not commit and may be retried");
+    } else {
+      proto::writeErrorResponse(out, proto::severity::kError, sqlstate::kStatementCompletionUnknown,
+                                "pgpivot: failover: the primary was lost while a statement "
+                                "was running; it may or may not have committed");
+    }
+    proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
+    stream_.writeOwned(std::move(out));
+  } else if (lost.in_transaction) {
+    // Idle inside a transaction: it provably did not commit. The client learns it at its
+    // next statement, which must not silently run outside the transaction it expects.
+    lost_transaction_ = crash_restart ? LostTransaction::kCrashRestart
+                        : failover    ? LostTransaction::kFailover
+                                      : LostTransaction::kServerLost;
+  }
+  return true;
 }
 
 bool ClientSession::dropOrphanedBody() {
@@ -1097,6 +1162,10 @@ void ClientSession::pumpFromServer() {
 // --- timeouts and closing -----------------------------------------------------------------
 
 void ClientSession::checkTimeouts(uint64_t now_ms) {
+  if (pending_loss_ != nullptr && state_ == ClientState::kIdle) {
+    resolveServerLoss(now_ms);
+    return;
+  }
   const auto& config = worker_.config();
   const auto elapsed = [now_ms](uint64_t since) { return now_ms > since ? now_ms - since : 0; };
   switch (state_) {

@@ -13,6 +13,7 @@
 #include "pgpivot/auth/auth_query.hpp"
 #include "pgpivot/auth/scram.hpp"
 #include "pgpivot/cluster/commit_risk.hpp"
+#include "pgpivot/cluster/server_loss.hpp"
 #include "pgpivot/net/stream.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
@@ -169,6 +170,23 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void expectReadyForQuery();
   bool dropOrphanedBody();
   bool answerLostTransaction();
+  // A lost server connection (onServerLost): what the client was doing, and whether
+  // anything broke it that says failover (cluster/server_loss.hpp). tellServerLoss returns
+  // false when it closed the session.
+  struct LostServer {
+    std::string why;
+    bool in_flight = false;      // a reply was owed
+    bool not_committed = false;  // inside a block, nothing in flight that may commit it
+    bool in_transaction = false;
+  };
+  struct PendingLoss {
+    LostServer lost;
+    cluster::ServerLoss loss;
+  };
+  bool tellServerLoss(const LostServer& lost, cluster::LossCause cause);
+  void resolveServerLoss(uint64_t now_ms);
+  cluster::PoolSignals poolSignals() const;
+  cluster::LossTiming lossTiming() const;
 
   // Authentication in progress: the secret from the auth file (plain, md5 or SCRAM), which
   // exchange, and its data. Allocated for the login only: an idle client holds none of it.
@@ -208,6 +226,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   std::unique_ptr<AdminState> admin_;               // console sessions only
   // Which named statements may commit (failover truth), from the client's first Parse.
   std::unique_ptr<cluster::CommitRisk> commit_risk_;
+  // A lost server whose cause is not known yet: the client waits for the verdict.
+  std::unique_ptr<PendingLoss> pending_loss_;
   pool::Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   RelayCursor cursor_;
