@@ -235,12 +235,14 @@ void proveSync(Candidate& c, const NodeView& n, const ProbeSample* primary) {
     // says only that this standby may be among them: with ANY 1 of 2 connected, every
     // commit may have been acknowledged by the other one alone, so the row, and the
     // count of quorum rows on its own, prove nothing. Certain only when n is at least the
-    // number of quorum standbys connected: then each commit needed all of them,
-    // this one included. n is not in pg_stat_replication; it comes from
-    // synchronous_standby_names, which must parse.
+    // number of standbys that could acknowledge: the quorum ones and the 'potential' ones
+    // (listed, still catching up: they join the quorum as soon as they stream). Then each
+    // commit needed all of them, this one included. n is not in pg_stat_replication; it
+    // comes from synchronous_standby_names, which must parse. (A listed standby that
+    // connects only after the sample is the window documented above.)
     int32_t quorum_rows = 0;
     for (const ReplicaRow& r : primary->replicas) {
-      quorum_rows += r.sync_state == "quorum" ? 1 : 0;
+      quorum_rows += r.sync_state == "quorum" || r.sync_state == "potential" ? 1 : 0;
     }
     c.sync_evidence.emplace_back("quorum_rows", quorum_rows);
     if (primary->sync_names.method != SyncStandbyNames::Method::kQuorum) {
@@ -251,7 +253,7 @@ void proveSync(Candidate& c, const NodeView& n, const ProbeSample* primary) {
     if (primary->sync_names.num < quorum_rows) {
       c.why_not_sync = "quorum standby of ANY " + std::to_string(primary->sync_names.num) +
                        " among " + std::to_string(quorum_rows) +
-                       ": a commit needed no acknowledgement from this one";
+                       " that could acknowledge: a commit needed none from this one";
       return;
     }
     rule = EligibleBy::kQuorumStandby;

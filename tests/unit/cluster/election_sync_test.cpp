@@ -223,7 +223,15 @@ TEST_CASE("election: a quorum standby is proven only when the quorum needed ever
     const Election e = c.elect();
     CHECK_FALSE(e.chosen);
     CHECK(candidate(e, 1).why_not_sync ==
-          "quorum standby of ANY 1 among 2: a commit needed no acknowledgement from this one");
+          "quorum standby of ANY 1 among 2 that could acknowledge: a commit needed none from "
+          "this one");
+  }
+  SECTION("ANY 1, one quorum standby and one catching up: that one may join and acknowledge") {
+    Cluster c("ANY 1 (\"127.0.0.1:5002\", \"127.0.0.1:5003\")");
+    c.replica(kNames[1], "quorum");
+    c.replica(kNames[2], "potential");
+    c.standby(2).receive_lsn = kFlushed;
+    CHECK_FALSE(c.elect().chosen);
   }
   SECTION("ANY 2 of 2 connected: each commit is on both") {
     Cluster c("ANY 2 (\"127.0.0.1:5002\", \"127.0.0.1:5003\")");
