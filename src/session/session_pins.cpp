@@ -9,7 +9,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "pgpivot/session/prepared_statements.hpp"
+#include "pgpivot/proto/sql_scanner.hpp"
 
 namespace pgpivot::session {
 
@@ -30,152 +30,56 @@ constexpr uint32_t kHold = pack('h', 'o', 'l', 'd');  // WITH HOLD
 constexpr uint32_t kDisc = pack('d', 'i', 's', 'c');  // DISCARD ALL / TEMP
 constexpr uint32_t kClos = pack('c', 'l', 'o', 's');  // CLOSE ALL
 
-bool isIdentStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
+using proto::SqlScanner;
+using proto::SqlToken;
+
+// Quoted identifiers count as words, and compare in any case too: "pg_temp".t is the temp
+// schema, and erring towards "held" is the safe side (session_pins.hpp).
+bool isWord(const SqlToken& token) {
+  return token.kind == SqlToken::Kind::kWord || token.kind == SqlToken::Kind::kQuotedIdent;
 }
 
-bool isIdentChar(char c) {
-  return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$';
+bool is(const SqlToken& token, std::string_view keyword) {
+  return isWord(token) && proto::equalsKeyword(token.text, keyword);
 }
 
-struct Token {
-  enum Kind : uint8_t { kWord, kPunct, kString };
-  Kind kind;
-  std::string_view text;  // a word (quoted identifiers without their quotes), one
-                          // punctuation character, or a literal's contents
-};
-
-bool is(const Token& token, std::string_view keyword) {
-  if (token.kind != Token::kWord || token.text.size() != keyword.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < keyword.size(); ++i) {
-    const char c = token.text[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != keyword[i]) {
-      return false;
-    }
-  }
-  return true;
+bool isPunct(const SqlToken& token, char c) {
+  return token.kind == SqlToken::Kind::kPunct && token.text.front() == c;
 }
 
-bool isPunct(const Token& token, char c) {
-  return token.kind == Token::kPunct && token.text.front() == c;
+// The statement's next token; false at its end (its ';', which is taken, or the text's).
+bool nextInStatement(SqlScanner& tokens, SqlToken& token) {
+  return tokens.next(token) && !isPunct(token, ';');
 }
 
-// The tokens of one statement, lexed as PostgreSQL's lexer would split them where it
-// matters here (the same rules as splitStatements): comments dropped, string literals,
-// dollar quotes and quoted identifiers kept whole so that nothing inside them reads as a
-// keyword. Assumes standard_conforming_strings (backslashes escape only in E'').
-std::vector<Token> lex(std::string_view sql) {
-  std::vector<Token> out;
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const char c = sql[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      ++i;
-      continue;
-    }
-    if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      const std::size_t end = sql.find('\n', i);
-      i = end == std::string_view::npos ? n : end + 1;
-      continue;
-    }
-    if (c == '/' && i + 1 < n && sql[i + 1] == '*') {  // comments nest in PostgreSQL
-      int depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
-      continue;
-    }
-    if (c == '\'') {
-      // 'text' with '' inside; E'text' also with backslash escapes (the E was lexed as a
-      // word just before: it is part of the literal, not a keyword).
-      bool escapes = false;
-      if (!out.empty() && out.back().kind == Token::kWord && out.back().text.size() == 1 &&
-          (out.back().text.front() == 'E' || out.back().text.front() == 'e') &&
-          out.back().text.data() + 1 == sql.data() + i) {
-        escapes = true;
-        out.pop_back();
-      }
-      const std::size_t start = ++i;
-      while (i < n) {
-        if (escapes && sql[i] == '\\') {
-          i += 2;
-          continue;
-        }
-        if (sql[i] == '\'') {
-          if (i + 1 < n && sql[i + 1] == '\'') {
-            i += 2;
-            continue;
-          }
-          break;
-        }
-        ++i;
-      }
-      const std::size_t end = std::min(i, n);
-      out.push_back({Token::kString, sql.substr(start, end - start)});
-      i = end + 1;
-      continue;
-    }
-    if (c == '"') {
-      const std::size_t end = sql.find('"', i + 1);
-      const std::size_t stop = end == std::string_view::npos ? n : end;
-      out.push_back({Token::kWord, sql.substr(i + 1, stop - i - 1)});
-      i = stop + 1;
-      continue;
-    }
-    if (c == '$') {
-      // $tag$ ... $tag$ (the tag may be empty and does not start with a digit: $1 is a
-      // parameter). A '$' inside a word was taken with the word.
-      std::size_t j = i + 1;
-      while (j < n && sql[j] != '$' && isIdentChar(sql[j])) {
-        ++j;
-      }
-      if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
-        const std::string_view tag = sql.substr(i, j - i + 1);
-        const std::size_t body = j + 1;
-        const std::size_t end = sql.find(tag, body);
-        const std::size_t stop = end == std::string_view::npos ? n : end;
-        out.push_back({Token::kString, sql.substr(body, stop - body)});
-        i = end == std::string_view::npos ? n : end + tag.size();
-        continue;
-      }
-    }
-    if (isIdentChar(c)) {
-      const std::size_t start = i;
-      while (i < n && isIdentChar(sql[i])) {
-        ++i;
-      }
-      out.push_back({Token::kWord, sql.substr(start, i - start)});
-      continue;
-    }
-    out.push_back({Token::kPunct, sql.substr(i, 1)});
-    ++i;
-  }
-  return out;
+// Whether the statement's next tokens, after the one `tokens` stands past, are `c`, the
+// word `word`, or the words `first` and `second`. Looks ahead: the caller's scanner stays
+// where it is.
+bool followedBy(SqlScanner tokens, char c) {
+  SqlToken token;
+  return nextInStatement(tokens, token) && isPunct(token, c);
 }
 
-// A function of `names` called at token `i` (optionally schema-qualified: the word is
-// what precedes the parenthesis).
+bool followedBy(SqlScanner tokens, std::string_view word) {
+  SqlToken token;
+  return nextInStatement(tokens, token) && is(token, word);
+}
+
+bool followedBy(SqlScanner tokens, std::string_view first, std::string_view second) {
+  SqlToken token;
+  return nextInStatement(tokens, token) && is(token, first) && followedBy(tokens, second);
+}
+
+// A function of `names` called at `word`, `next` the token after it if any (optionally
+// schema-qualified: the word is what precedes the parenthesis).
 template <std::size_t N>
-bool calls(const std::vector<Token>& tokens, std::size_t i,
+bool calls(const SqlToken& word, const SqlToken* next,
            const std::array<std::string_view, N>& names) {
-  if (i + 1 >= tokens.size() || !isPunct(tokens[i + 1], '(')) {
+  if (next == nullptr || !isPunct(*next, '(')) {
     return false;
   }
   for (const std::string_view name : names) {
-    if (is(tokens[i], name)) {
+    if (is(word, name)) {
       return true;
     }
   }
@@ -187,53 +91,52 @@ constexpr std::array<std::string_view, 4> kSessionLocks = {
     "pg_try_advisory_lock_shared"};
 constexpr std::array<std::string_view, 1> kUnlockAll = {"pg_advisory_unlock_all"};
 
-bool isTempWord(const Token& token) {
+bool isTempWord(const SqlToken& token) {
   return is(token, "temp") || is(token, "temporary");
 }
 
 // CREATE [OR REPLACE] [GLOBAL | LOCAL] {TEMP | TEMPORARY} [UNLOGGED | RECURSIVE] {TABLE |
-// VIEW | SEQUENCE} ..., or any CREATE of an object in the pg_temp schema, starting at the
-// CREATE at `at`; not one whose table is dropped at commit (ON COMMIT DROP: gone by the
-// time the statement's transaction ends).
-bool createsTemp(const std::vector<Token>& tokens, std::size_t at) {
+// VIEW | SEQUENCE} ..., or any CREATE of an object in the pg_temp schema, `after` standing
+// just past the CREATE. (Whether ON COMMIT DROP follows is the caller's to see.)
+bool createsTemp(SqlScanner after) {
   bool temp = false;
-  std::size_t i = at + 1;
-  for (; i < tokens.size(); ++i) {
-    const Token& t = tokens[i];
-    if (isTempWord(t)) {
+  SqlToken kind;  // TABLE, VIEW, FUNCTION, ...: the first word that is not a modifier
+  bool have_kind = false;
+  while ((have_kind = nextInStatement(after, kind))) {
+    if (isTempWord(kind)) {
       temp = true;
-    } else if (!(is(t, "or") || is(t, "replace") || is(t, "global") || is(t, "local") ||
-                 is(t, "unlogged") || is(t, "recursive"))) {
+    } else if (!(is(kind, "or") || is(kind, "replace") || is(kind, "global") || is(kind, "local") ||
+                 is(kind, "unlogged") || is(kind, "recursive"))) {
       break;
     }
   }
-  // The object's name: CREATE TABLE [IF NOT EXISTS] pg_temp.name, CREATE FUNCTION
-  // pg_temp.f(), ...
-  for (std::size_t j = i + 1; !temp && j + 1 < tokens.size() && j <= i + 4; ++j) {
-    temp = is(tokens[j], "pg_temp") && isPunct(tokens[j + 1], '.');
+  if (temp || !have_kind) {
+    return temp;
   }
-  if (!temp) {
-    return false;
+  // The object's name, within the next few tokens: CREATE TABLE [IF NOT EXISTS]
+  // pg_temp.name, CREATE FUNCTION pg_temp.f(), ...
+  SqlToken word;
+  for (int i = 0; i < 4 && !temp && nextInStatement(after, word); ++i) {
+    temp = is(word, "pg_temp") && followedBy(after, '.');
   }
-  for (std::size_t j = i; j + 2 < tokens.size(); ++j) {
-    if (is(tokens[j], "on") && is(tokens[j + 1], "commit") && is(tokens[j + 2], "drop")) {
-      return false;
-    }
-  }
-  return true;
+  return temp;
 }
 
-// SELECT ... INTO [GLOBAL | LOCAL] {TEMP | TEMPORARY} [TABLE] name, at the INTO at `at`
-// (not INSERT INTO or MERGE INTO a table that happens to be called temp).
-bool selectsIntoTemp(const std::vector<Token>& tokens, std::size_t at) {
-  if (at > 0 && (is(tokens[at - 1], "insert") || is(tokens[at - 1], "merge"))) {
+// SELECT ... INTO [GLOBAL | LOCAL] {TEMP | TEMPORARY} [TABLE] name, `after` standing just
+// past the INTO, `before` the token before it if any (not INSERT INTO or MERGE INTO a table
+// that happens to be called temp).
+bool selectsIntoTemp(const SqlToken* before, SqlScanner after) {
+  if (before != nullptr && (is(*before, "insert") || is(*before, "merge"))) {
     return false;
   }
-  std::size_t i = at + 1;
-  if (i < tokens.size() && (is(tokens[i], "global") || is(tokens[i], "local"))) {
-    ++i;
+  SqlToken t;
+  if (!nextInStatement(after, t)) {
+    return false;
   }
-  return i < tokens.size() && isTempWord(tokens[i]);
+  if ((is(t, "global") || is(t, "local")) && !nextInStatement(after, t)) {
+    return false;
+  }
+  return isTempWord(t);
 }
 
 }  // namespace
@@ -293,76 +196,114 @@ bool SessionPins::mayMatter(std::string_view sql, bool held) {
 }
 
 void SessionPins::scan(std::string_view sql) {
-  for (const std::string_view statement : splitStatements(sql)) {
-    scanStatement(statement, 0);
+  // As with standard_conforming_strings on: a backslash escapes in E'' strings only.
+  SqlScanner tokens(sql);
+  while (scanStatement(tokens, 0)) {
   }
 }
 
-void SessionPins::scanStatement(std::string_view statement, int depth) {
-  const std::vector<Token> tokens = lex(statement);
-  std::size_t first = 0;
-  while (first < tokens.size() && tokens[first].kind != Token::kWord) {
-    ++first;  // "(SELECT ...) UNION ...", a stray ';'
-  }
-  if (first == tokens.size()) {
-    return;
-  }
-  const Token& head = tokens[first];
-  const auto next = [&](std::size_t i) -> const Token* {
-    return i + 1 < tokens.size() ? &tokens[i + 1] : nullptr;
-  };
+bool SessionPins::scanStatement(SqlScanner& rest, int depth) {
+  // Tokens are looked at in place, in one pass over the text: `rest` stands just past the
+  // current token, and a copy of it looks ahead (never past the statement's end). Nothing
+  // is collected, so nothing is allocated.
+  SqlToken head;
+  do {
+    if (!rest.next(head)) {
+      return false;
+    }
+    if (isPunct(head, ';')) {
+      return true;  // an empty statement
+    }
+  } while (!isWord(head));  // "(SELECT ...) UNION ..."
+  const SqlScanner after_head = rest;
   // Anywhere in the statement, in order: session-level advisory locks (the _xact_ ones end
-  // with the transaction), temporary tables.
-  for (std::size_t i = first; i < tokens.size(); ++i) {
-    const Token& t = tokens[i];
-    if (t.kind != Token::kWord) {
-      continue;
+  // with the transaction), temporary tables. Each token is lexed once, into one of three
+  // slots that take turns as the one before, the current one and the one after (turns,
+  // not copies: copying a token just written stalls on store forwarding, and this loop
+  // runs on every query that passes the pre-check).
+  std::array<SqlToken, 3> slots;
+  slots[0] = head;
+  SqlToken* before = nullptr;
+  SqlToken* t = &slots[0];
+  SqlToken* next = &slots[1];
+  SqlToken* spare = &slots[2];
+  std::size_t after_t = rest.offset();
+  bool has_next = nextInStatement(rest, *next);
+  // A temporary table created here unless ON COMMIT DROP follows (gone by the time the
+  // statement's transaction ends): looked for in this same pass, so that a statement of
+  // many CREATEs costs no more than one scan.
+  bool created_temp = false;
+  while (true) {
+    if (isWord(*t)) {
+      const SqlToken* following = has_next ? next : nullptr;
+      if (calls(*t, following, kSessionLocks)) {
+        bits_ |= kAdvisoryLocks;
+      } else if (calls(*t, following, kUnlockAll)) {
+        bits_ &= static_cast<uint8_t>(~kAdvisoryLocks);
+      } else if (is(*t, "create")) {
+        created_temp = created_temp || createsTemp(rest.at(after_t));
+      } else if (is(*t, "into") && selectsIntoTemp(before, rest.at(after_t))) {
+        bits_ |= kTempTables;
+      } else if (created_temp && is(*t, "on") && followedBy(rest.at(after_t), "commit", "drop")) {
+        created_temp = false;  // every CREATE before it is dropped at commit
+      } else if (depth > 0 && is(*t, "listen") && following != nullptr && isWord(*next)) {
+        bits_ |= kListen;  // inside a DO block's body, after BEGIN or THEN
+      }
     }
-    if (calls(tokens, i, kSessionLocks)) {
-      bits_ |= kAdvisoryLocks;
-    } else if (calls(tokens, i, kUnlockAll)) {
-      bits_ &= static_cast<uint8_t>(~kAdvisoryLocks);
-    } else if ((is(t, "create") && createsTemp(tokens, i)) ||
-               (is(t, "into") && selectsIntoTemp(tokens, i))) {
-      bits_ |= kTempTables;
-    } else if (depth > 0 && is(t, "listen") && next(i) != nullptr &&
-               next(i)->kind == Token::kWord) {
-      bits_ |= kListen;  // inside a DO block's body, after BEGIN or THEN
+    if (!has_next) {
+      break;  // `rest` stands past the statement's ';'
     }
+    SqlToken* const freed = before != nullptr ? before : spare;
+    before = t;
+    t = next;
+    next = freed;
+    after_t = rest.offset();
+    has_next = nextInStatement(rest, *next);
   }
-  const Token* second = next(first);
+  if (created_temp) {
+    bits_ |= kTempTables;
+  }
+
+  SqlScanner from_second = after_head;
+  SqlToken second;
+  const bool has_second = nextInStatement(from_second, second);
   if (is(head, "listen")) {
     bits_ |= kListen;
   } else if (is(head, "unlisten")) {
-    if (second != nullptr && isPunct(*second, '*')) {
+    if (has_second && isPunct(second, '*')) {
       bits_ &= static_cast<uint8_t>(~kListen);
     }
   } else if (is(head, "declare") && depth == 0) {
-    for (std::size_t i = first; i + 1 < tokens.size(); ++i) {
-      if (is(tokens[i], "with") && is(tokens[i + 1], "hold")) {
+    SqlScanner words = after_head;
+    SqlToken word;
+    while (nextInStatement(words, word)) {
+      if (is(word, "with") && followedBy(words, "hold")) {
         bits_ |= kHoldCursors;
       }
     }
   } else if (is(head, "close")) {
-    if (second != nullptr && is(*second, "all")) {
+    if (has_second && is(second, "all")) {
       bits_ &= static_cast<uint8_t>(~kHoldCursors);
     }
   } else if (is(head, "discard")) {
-    if (second != nullptr && is(*second, "all")) {
+    if (has_second && is(second, "all")) {
       bits_ = 0;  // DISCARD ALL: all of it (it cannot run inside a transaction block)
-    } else if (second != nullptr && isTempWord(*second)) {
+    } else if (has_second && isTempWord(second)) {
       bits_ &= static_cast<uint8_t>(~kTempTables);
     }
   } else if (is(head, "do") && depth == 0) {
     // DO [LANGUAGE x] 'body' | $$body$$: the body's statements run in this session.
-    for (std::size_t i = first + 1; i < tokens.size(); ++i) {
-      if (tokens[i].kind == Token::kString) {
-        for (const std::string_view inner : splitStatements(tokens[i].text)) {
-          scanStatement(inner, depth + 1);
+    SqlScanner strings = after_head;
+    SqlToken body;
+    while (nextInStatement(strings, body)) {
+      if (body.kind == SqlToken::Kind::kString) {
+        SqlScanner inner(body.text);
+        while (scanStatement(inner, depth + 1)) {
         }
       }
     }
   }
+  return true;
 }
 
 std::string SessionPins::describe() const {

@@ -13,6 +13,10 @@
 // and is counted too. Not seen: state created inside a function the client calls (other
 // than a DO block's body, which is scanned), or by a FunctionCall message.
 //
+// The SQL is read with proto::SqlScanner (sql_scanner.hpp), so that nothing in a string,
+// dollar quote, quoted identifier or comment counts, as with standard_conforming_strings
+// on (a backslash escapes in E'' strings only).
+//
 // Only pools that can fail over (cluster-managed) in session mode track it. In transaction
 // and statement mode such state is already broken by pooling (the next transaction may run
 // on another server), as PgBouncer documents for its transaction mode; nothing is tracked.
@@ -21,6 +25,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+namespace pgpivot::proto {
+class SqlScanner;
+}
 
 namespace pgpivot::session {
 
@@ -34,7 +42,8 @@ class SessionPins final {
   };
 
   // SQL the client sent: a simple Query's text (one or more statements) or a Parse's.
-  // Cheap when the text cannot matter (a few 4-byte compares per byte, no allocation).
+  // Cheap when the text cannot matter (a few 4-byte compares per byte); one pass over the
+  // tokens when it may. Never allocates.
   void noteSql(std::string_view sql) {
     if (mayMatter(sql, bits_ != 0)) {
       scan(sql);
@@ -58,7 +67,9 @@ class SessionPins final {
 
  private:
   void scan(std::string_view sql);
-  void scanStatement(std::string_view statement, int depth);
+  // The statement `tokens` stands at, leaving it past the statement's end; false when no
+  // statement is left. `depth`: 1 inside a DO block's body.
+  bool scanStatement(proto::SqlScanner& tokens, int depth);
 
   uint8_t bits_ = 0;
 };

@@ -60,6 +60,12 @@ TEST_CASE("what only looks like a temporary table does not pin a session", "[uni
   CHECK(after({"SELECT \"CREATE TEMP TABLE t\" FROM x"}) == 0);
   // Dropped when its transaction commits: nothing is left to move.
   CHECK(after({"CREATE TEMP TABLE t (a int) ON COMMIT DROP"}) == 0);
+  // ON COMMIT DROP covers the CREATE it follows, not one after it.
+  CHECK(after({"CREATE TEMP TABLE t (a int) ON COMMIT DROP; CREATE TEMP TABLE u (a int)"}) ==
+        kTemp);
+  CHECK(after({"CREATE TEMP TABLE u (a int); CREATE TEMP TABLE t (a int) ON COMMIT DROP"}) ==
+        kTemp);
+  CHECK(after({"CREATE TEMP TABLE t (a int); SELECT 'on commit drop'"}) == kTemp);
   // DISCARD clears.
   CHECK(after({"CREATE TEMP TABLE t (a int)", "DISCARD TEMP"}) == 0);
   CHECK(after({"CREATE TEMP TABLE t (a int)", "discard temporary;"}) == 0);
@@ -130,6 +136,23 @@ TEST_CASE("DISCARD ALL clears every kind; the pins say what is held", "[unit][se
   CHECK(pins.describe() == "LISTEN");
   pins.noteSql("SELECT pg_try_advisory_lock(3)");
   CHECK(pins.describe() == "advisory locks and LISTEN");
+}
+
+TEST_CASE("statements end where PostgreSQL ends them, however the text is quoted or cut",
+          "[unit][session_pins]") {
+  // What follows a statement's ';' is the next statement's head.
+  CHECK(after({"SELECT 'a;' ; LISTEN jobs"}) == kListen);
+  CHECK(after({"SELECT $$;$$; LISTEN jobs"}) == kListen);
+  CHECK(after({";;LISTEN jobs"}) == kListen);
+  // Not when the ';' is quoted: then LISTEN is inside the literal, or not a head.
+  CHECK(after({"SELECT $$; LISTEN jobs$$"}) == 0);
+  CHECK(after({"SELECT \"a;\" LISTEN jobs"}) == 0);
+  // A statement cut off inside a quote or comment (a Query larger than the receive buffer
+  // is scanned by its start): what came before it still counts.
+  CHECK(after({"LISTEN jobs; SELECT 'unterminated"}) == kListen);
+  CHECK(after({"SELECT pg_advisory_lock(1) /* unterminated"}) == kLocks);
+  CHECK(after({"DO $$BEGIN PERFORM pg_advisory_lock(7); END"}) == kLocks);
+  CHECK(after({"SELECT 1; CREATE TEMP TABLE \"t"}) == kTemp);
 }
 
 TEST_CASE("the pre-check finds the few words in any case and nothing else",
