@@ -9,6 +9,7 @@
 
 #include "pgpivot/proto/frame.hpp"
 #include "pgpivot/proto/messages.hpp"
+#include "pgpivot/proto/sql_scanner.hpp"
 #include "pgpivot/proto/views.hpp"
 #include "pgpivot/session/server_conn.hpp"
 
@@ -61,202 +62,74 @@ void appendFrame(std::string& out, char tag, std::string_view body) {
   out.append(body);
 }
 
-// --- a small SQL scanner, enough for one DEALLOCATE statement -----------------------------
-
-bool isSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-// Skips whitespace and comments ("-- ..." and "/* ... */", nested as PostgreSQL nests them).
-// false: a comment that does not end.
-bool skipBlank(std::string_view sql, std::size_t& pos) {
-  while (pos < sql.size()) {
-    if (isSpace(sql[pos])) {
-      ++pos;
-    } else if (sql.compare(pos, 2, "--") == 0) {
-      const std::size_t end = sql.find('\n', pos);
-      pos = end == std::string_view::npos ? sql.size() : end + 1;
-    } else if (sql.compare(pos, 2, "/*") == 0) {
-      int depth = 0;
-      while (pos < sql.size()) {
-        if (sql.compare(pos, 2, "/*") == 0) {
-          ++depth;
-          pos += 2;
-        } else if (sql.compare(pos, 2, "*/") == 0) {
-          pos += 2;
-          if (--depth == 0) {
-            break;
-          }
-        } else {
-          ++pos;
-        }
-      }
-      if (depth != 0) {
-        return false;
-      }
-    } else {
-      return true;
-    }
-  }
-  return true;
-}
-
-bool isIdentStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-
-bool isIdentChar(char c) {
-  return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$';
-}
-
-// One identifier at `pos`, folded as PostgreSQL folds it. `quoted` says whether it was.
-bool readIdentifier(std::string_view sql, std::size_t& pos, std::string& out, bool& quoted) {
+// An identifier token as PostgreSQL reads it: an unquoted one folded to lower case, a
+// quoted one with its doubled quotes undone. False for anything else ("" included).
+bool identifier(const proto::SqlToken& token, std::string& out, bool& quoted) {
   out.clear();
-  quoted = pos < sql.size() && sql[pos] == '"';
+  quoted = token.kind == proto::SqlToken::Kind::kQuotedIdent;
   if (quoted) {
-    ++pos;
-    while (pos < sql.size()) {
-      if (sql[pos] == '"') {
-        if (pos + 1 < sql.size() && sql[pos + 1] == '"') {
-          out.push_back('"');
-          pos += 2;
-          continue;
-        }
-        ++pos;
-        return !out.empty();  // "" is not an identifier
-      }
-      out.push_back(sql[pos++]);
+    if (!token.terminated || token.text.empty()) {
+      return false;
     }
-    return false;
+    for (std::size_t i = 0; i < token.text.size(); ++i) {
+      out.push_back(token.text[i]);
+      if (token.text[i] == '"') {
+        ++i;  // the second of a doubled quote
+      }
+    }
+    return true;
   }
-  if (pos >= sql.size() || !isIdentStart(sql[pos])) {
-    return false;
+  const char first = token.text.empty() ? '\0' : token.text.front();
+  if (token.kind != proto::SqlToken::Kind::kWord ||
+      !((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || first == '_' ||
+        static_cast<unsigned char>(first) >= 0x80)) {
+    return false;  // 1a, $1: not an identifier
   }
-  while (pos < sql.size() && isIdentChar(sql[pos])) {
-    const char c = sql[pos++];
+  for (const char c : token.text) {
     out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
   }
   return true;
 }
 
-bool identifierChar(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '$' || u >= 0x80;
+bool isSemicolon(const proto::SqlToken& token) {
+  return token.kind == proto::SqlToken::Kind::kPunct && token.text.front() == ';';
 }
 
 }  // namespace
 
-std::vector<std::string_view> splitStatements(std::string_view sql, bool backslash_quotes) {
-  std::vector<std::string_view> out;
-  const std::size_t n = sql.size();
-  std::size_t start = 0;
-  std::size_t i = 0;
-  while (i < n) {
-    const char c = sql[i];
-    if (c == '\'') {
-      // 'text' with '' inside; E'text' also with backslash escapes.
-      const bool escapes = backslash_quotes || (i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-                                                (i < 2 || !identifierChar(sql[i - 2])));
-      ++i;
-      while (i < n) {
-        if (escapes && sql[i] == '\\') {
-          i += 2;
-          continue;
-        }
-        if (sql[i] == '\'') {
-          if (i + 1 < n && sql[i + 1] == '\'') {
-            i += 2;
-            continue;
-          }
-          break;
-        }
-        ++i;
-      }
-      ++i;
-      continue;
-    }
-    if (c == '"') {  // a quoted identifier; "" inside ends one and starts another
-      const std::size_t end = sql.find('"', i + 1);
-      i = end == std::string_view::npos ? n : end + 1;
-      continue;
-    }
-    if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      const std::size_t end = sql.find('\n', i);
-      i = end == std::string_view::npos ? n : end + 1;
-      continue;
-    }
-    if (c == '/' && i + 1 < n && sql[i + 1] == '*') {  // comments nest in PostgreSQL
-      int depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
-      continue;
-    }
-    if (c == '$' && (i == 0 || !identifierChar(sql[i - 1]))) {
-      // $tag$ ... $tag$ (the tag may be empty, and does not start with a digit: $1 is a
-      // parameter).
-      std::size_t j = i + 1;
-      while (j < n && sql[j] != '$' && identifierChar(sql[j])) {
-        ++j;
-      }
-      if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
-        const std::string_view tag = sql.substr(i, j - i + 1);
-        const std::size_t end = sql.find(tag, j + 1);
-        i = end == std::string_view::npos ? n : end + tag.size();
-        continue;
-      }
-    }
-    if (c == ';') {
-      out.push_back(sql.substr(start, i + 1 - start));
-      start = i + 1;
-    }
-    ++i;
-  }
-  if (start < n) {
-    out.push_back(sql.substr(start));
-  }
-  return out;
-}
-
 std::optional<DeallocateSql> parseDeallocate(std::string_view sql) {
-  std::size_t pos = 0;
-  if (!skipBlank(sql, pos) || pos >= sql.size() || (sql[pos] != 'd' && sql[pos] != 'D')) {
-    return std::nullopt;  // every unnamed Parse comes here: most leave at once
+  // Every unnamed Parse comes here: most leave at their first character, which is neither
+  // DEALLOCATE's nor a comment's.
+  std::size_t first = 0;
+  while (first < sql.size() && (sql[first] == ' ' || (sql[first] >= '\t' && sql[first] <= '\r'))) {
+    ++first;
+  }
+  if (first == sql.size() ||
+      (sql[first] != 'd' && sql[first] != 'D' && sql[first] != '-' && sql[first] != '/')) {
+    return std::nullopt;
+  }
+  proto::SqlScanner scanner(sql);
+  proto::SqlToken token;
+  if (!scanner.next(token) || token.kind != proto::SqlToken::Kind::kWord ||
+      !proto::equalsKeyword(token.text, "deallocate")) {
+    return std::nullopt;
   }
   std::string word;
   bool quoted = false;
-  if (!readIdentifier(sql, pos, word, quoted) || quoted || word != "deallocate" ||
-      !skipBlank(sql, pos)) {
-    return std::nullopt;
-  }
-  if (!readIdentifier(sql, pos, word, quoted) || !skipBlank(sql, pos)) {
+  if (!scanner.next(token) || !identifier(token, word, quoted)) {
     return std::nullopt;
   }
   // DEALLOCATE PREPARE name: unless "prepare" is the statement's own name.
-  if (!quoted && word == "prepare" && pos < sql.size() && sql[pos] != ';') {
-    if (!readIdentifier(sql, pos, word, quoted) || !skipBlank(sql, pos)) {
+  if (!quoted && word == "prepare" && scanner.peek(token) && !isSemicolon(token)) {
+    if (!scanner.next(token) || !identifier(token, word, quoted)) {
       return std::nullopt;
     }
   }
-  if (pos < sql.size() && sql[pos] == ';') {
-    ++pos;
-    if (!skipBlank(sql, pos)) {
-      return std::nullopt;
-    }
-  }
-  if (pos != sql.size()) {
+  if (scanner.next(token) && (!isSemicolon(token) || scanner.next(token))) {
     return std::nullopt;  // more than one statement, or not one we understand
+  }
+  if (scanner.truncated()) {
+    return std::nullopt;  // a comment that does not end
   }
   DeallocateSql out;
   out.all = !quoted && word == "all";
@@ -644,16 +517,17 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
 }
 
 bool PreparedStatements::relayMultiStatementQuery(std::string_view sql, ServerConn& server) {
-  const std::vector<std::string_view> pieces = splitStatements(sql, backslash_quotes_);
-  if (pieces.size() < 2) {
-    return false;
+  proto::SqlScanner statements(sql, backslash_quotes_);
+  std::string_view piece;
+  if (!statements.nextStatement(piece) || statements.offset() == sql.size()) {
+    return false;  // one statement: relayQuery() decides (nothing allocated to find out)
   }
   // Each DEALLOCATE of one of our statements becomes the stand-in, answered in its place
   // as for a Query of its own. A name deallocated twice is forwarded the second time:
   // PostgreSQL says 26000 then, as it would.
   std::string rewritten;
   std::vector<std::string> names;
-  for (const std::string_view piece : pieces) {
+  do {
     const auto deallocate = parseDeallocate(piece);
     const auto it =
         deallocate && !deallocate->all ? statements_.find(deallocate->name) : statements_.end();
@@ -667,7 +541,7 @@ bool PreparedStatements::relayMultiStatementQuery(std::string_view sql, ServerCo
     if (piece.back() == ';') {
       rewritten.push_back(';');
     }
-  }
+  } while (statements.nextStatement(piece));
   if (names.empty()) {
     return false;
   }

@@ -42,20 +42,14 @@ namespace pgpivot::session {
 class ServerConn;
 
 // `DEALLOCATE [PREPARE] name`, `DEALLOCATE [PREPARE] ALL`, as one statement (an optional
-// trailing semicolon, whitespace and comments around it). The name is folded as PostgreSQL
-// folds identifiers: lower case unless double-quoted.
+// trailing semicolon, whitespace and comments around it), read with proto::SqlScanner
+// (sql_scanner.hpp). The name is folded as PostgreSQL folds identifiers: lower case unless
+// double-quoted.
 struct DeallocateSql {
   bool all = false;
   std::string name;
 };
 [[nodiscard]] std::optional<DeallocateSql> parseDeallocate(std::string_view sql);
-
-// The statements of a simple Query's SQL, each with its terminating semicolon (the last
-// may have none), split where PostgreSQL's lexer would: not inside quotes, quoted
-// identifiers, dollar quotes or comments. Backslashes escape in E'' strings, and in every
-// string when `backslash_quotes` (standard_conforming_strings = off on the session).
-[[nodiscard]] std::vector<std::string_view> splitStatements(std::string_view sql,
-                                                            bool backslash_quotes = false);
 
 // The statements one server connection holds, least recently used last. Lookups, touches and
 // evictions do not allocate; adding a name allocates its list node.

@@ -316,36 +316,3 @@ TEST_CASE("a skipped batch does not undo what later batches already did", "[unit
 
 }  // namespace
 }  // namespace pgpivot::session
-
-namespace pgpivot::session {
-namespace {
-
-TEST_CASE("splitStatements splits where PostgreSQL's lexer ends a statement", "[unit][prepared]") {
-  using Pieces = std::vector<std::string_view>;
-  CHECK(splitStatements("DEALLOCATE a; SELECT 1") == Pieces{"DEALLOCATE a;", " SELECT 1"});
-  CHECK(splitStatements("SELECT 1;") == Pieces{"SELECT 1;"});
-  CHECK(splitStatements("") == Pieces{});
-  CHECK(splitStatements("SELECT ';', 'it''s;'; SELECT 2") ==
-        Pieces{"SELECT ';', 'it''s;';", " SELECT 2"});
-  CHECK(splitStatements("SELECT E'\\';'; SELECT 2") == Pieces{"SELECT E'\\';';", " SELECT 2"});
-  CHECK(splitStatements("SELECT \"a;\"\"b\" FROM t; X") ==
-        Pieces{"SELECT \"a;\"\"b\" FROM t;", " X"});
-  CHECK(splitStatements("SELECT 1 -- ; no\n; X") == Pieces{"SELECT 1 -- ; no\n;", " X"});
-  CHECK(splitStatements("/* a /* ; */ ; */ SELECT 1; X") ==
-        Pieces{"/* a /* ; */ ; */ SELECT 1;", " X"});
-  CHECK(splitStatements("SELECT $$;$$, $tag$ $$; $tag$; X") ==
-        Pieces{"SELECT $$;$$, $tag$ $$; $tag$;", " X"});
-  // $1 is a parameter and a$b$ an identifier, not dollar quotes.
-  CHECK(splitStatements("SELECT $1; SELECT a$b$; X") ==
-        Pieces{"SELECT $1;", " SELECT a$b$;", " X"});
-  // Unterminated quotes run to the end.
-  CHECK(splitStatements("SELECT 'x; y") == Pieces{"SELECT 'x; y"});
-  // standard_conforming_strings = off: a backslash escapes the quote in a plain string too.
-  CHECK(splitStatements("SELECT 'a\\'; DEALLOCATE x'; SELECT 2") ==
-        Pieces{"SELECT 'a\\';", " DEALLOCATE x'; SELECT 2"});
-  CHECK(splitStatements("SELECT 'a\\'; DEALLOCATE x'; SELECT 2", true) ==
-        Pieces{"SELECT 'a\\'; DEALLOCATE x';", " SELECT 2"});
-}
-
-}  // namespace
-}  // namespace pgpivot::session
