@@ -7,17 +7,16 @@
 // applies. The lock pile-up is in failover_promote_pgtest.cpp.
 #include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <functional>
-#include <optional>
 #include <thread>
 
 #include "support/cluster_fixture.hpp"
 #include "support/pgbench_load.hpp"
 #include "support/pgpivot_fixture.hpp"
+#include "support/wal_disk.hpp"
 
 using namespace pgpivot::test;
 using namespace std::chrono_literals;
@@ -441,75 +440,20 @@ TEST_CASE(
   CHECK(seen.reconnects == 0);
 }
 
-namespace {
-
-// An ext4 file system on a loop device under /tmp, for the primary's pg_wal. Unmounted
-// (thawed first) and its device detached when the test ends, however it ends. Needs root
-// and loop devices; `error` says why not when they are missing.
-struct LoopDisk {
-  std::string dir;
-  std::string device;
-  std::string mount;
-  std::string error;
-
-  LoopDisk() {
-    char pattern[] = "/tmp/pgpivot-disk.XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) {
-      error = "mkdtemp failed";
-      return;
-    }
-    dir = pattern;
-    ::chmod(dir.c_str(), 0755);  // the postgres user must reach the mount point
-    mount = dir + "/mnt";
-    const ShellResult made =
-        runShell("truncate -s 256M " + dir + "/disk.img && losetup -f --show " + dir + "/disk.img");
-    if (made.status != 0) {
-      error = "no loop device: " + made.output;
-      return;
-    }
-    device = made.output.substr(0, made.output.find('\n'));
-    const ShellResult mounted =
-        runShell("mkfs.ext4 -q " + device + " && mkdir -p " + mount + " && mount " + device + " " +
-                 mount + " && chown postgres " + mount);
-    if (mounted.status != 0) {
-      error = "cannot make or mount an ext4 file system: " + mounted.output;
-    }
-  }
-  ~LoopDisk() {
-    if (!device.empty()) {
-      runShell("fsfreeze -u " + mount + "; umount " + mount + "; losetup -d " + device);
-    }
-    if (!dir.empty()) {
-      runShell("rm -rf " + dir);
-    }
-  }
-  void freeze(bool frozen) const { runShell((frozen ? "fsfreeze -f " : "fsfreeze -u ") + mount); }
-};
-
-}  // namespace
-
 TEST_CASE(
     "negative: a slow but progressing WAL disk (frozen 1.2 s of every 1.5 s) does not fail over",
     "[pg][failover][negative]") {
-  // Declared first so that it is unmounted last, after the primary has stopped.
-  std::optional<LoopDisk> disk;
-  disk.emplace();
-  if (!disk->error.empty()) {
-    WARN("skipped: the slow-disk test needs a loop-mounted file system: " << disk->error);
+  WalDisk disk;  // declared first: unmounted last, after the primary has stopped
+  if (!disk.error().empty()) {
+    WARN("SKIPPED: the slow-disk test needs a loop-mounted file system: " << disk.error());
     return;
   }
   // The primary's WAL moves to the loop disk (stopped cleanly, then started again), and
   // commits wait for their WAL write (the fixture runs with synchronous_commit off).
   Rig rig("negative-slowdisk", [&](TwoNodeCluster& cluster) {
-    const std::string data = cluster.primaryData();
-    const ShellResult moved =
-        runShell("runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D " + data +
-                 " -m fast -w stop && mv " + data + "/pg_wal " + disk->mount + "/pg_wal && ln -s " +
-                 disk->mount + "/pg_wal " + data + "/pg_wal && chown -h postgres " + data +
-                 "/pg_wal && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D " + data +
-                 " -l " + data + "/server.log -w start");
-    INFO(moved.output);
-    REQUIRE(moved.status == 0);
+    const std::string adopted = disk.adopt(cluster.primaryData());
+    INFO(adopted);
+    REQUIRE(adopted.empty());
     synchronousCommit(cluster);
     cluster.waitReplayed();
   });
@@ -521,9 +465,9 @@ TEST_CASE(
   const int64_t before = load.ackedCount();
   std::string worst = rig.health();
   for (int cycle = 0; cycle < 8; ++cycle) {
-    disk->freeze(true);
+    REQUIRE(disk.freeze(true));
     std::this_thread::sleep_for(1200ms);
-    disk->freeze(false);
+    REQUIRE(disk.freeze(false));
     std::this_thread::sleep_for(300ms);
     const std::string h = rig.health();
     if (h != "HEALTHY") {
