@@ -329,7 +329,7 @@ session::ServerConn& Worker::createServer(pool::Pool& pool, pool::ServerSlot slo
   return ref;
 }
 
-void Worker::askPeersForIdleServer(const pool::PoolKey& key) {
+void Worker::askPeersForIdleServer(const pool::PoolKey& key, uint64_t waiting_since) {
   if (peers_.size() < 2) {
     return;
   }
@@ -341,27 +341,52 @@ void Worker::askPeersForIdleServer(const pool::PoolKey& key) {
   last = now;
   for (Worker* peer : peers_) {
     if (peer != this) {
-      Worker* asker = this;
-      peer->mailbox_.post([peer, asker, key] { peer->releaseIdleFor(key, *asker); });
+      const int asker = index_;
+      peer->mailbox_.post(
+          [peer, asker, key, waiting_since] { peer->onPeerAsk(key, asker, waiting_since); });
     }
   }
 }
 
-void Worker::releaseIdleFor(const pool::PoolKey& key, Worker& asker) {
+void Worker::onPeerAsk(const pool::PoolKey& key, int asker, uint64_t waiting_since) {
   const auto it = pools_.find({key.database, key.user});
-  if (it == pools_.end() || !it->second->closeOneIdleServer()) {
-    return;
+  if (it != pools_.end() && !shutting_down_) {
+    it->second->onPeerAsk(asker, waiting_since, now());
   }
-  // The slot is free now (ServerConn::close gave it back): let the asker use it at once
-  // rather than at its next janitor tick.
-  asker.mailbox_.post([&asker, key] { asker.retryPool(key); });
 }
 
-void Worker::retryPool(const pool::PoolKey& key) {
+void Worker::sendServer(int peer_index, const pool::PoolKey& key, session::ServerHandoff handoff) {
+  // The mailbox takes copyable tasks; a task dropped unrun (the peer is stopping) drops the
+  // hand-off, which ends the backend.
+  auto moving = std::make_shared<session::ServerHandoff>(std::move(handoff));
+  Worker* peer = peers_[static_cast<std::size_t>(peer_index)];
+  peer->mailbox_.post([peer, key, moving] { peer->adoptServer(key, *moving); });
+}
+
+void Worker::adoptServer(const pool::PoolKey& key, session::ServerHandoff& handoff) {
   const auto it = pools_.find({key.database, key.user});
-  if (it != pools_.end()) {
-    it->second->retryWaiters();
+  if (it == pools_.end() || shutting_down_) {
+    return;  // the hand-off ends the backend when the task is dropped
   }
+  pool::Pool& pool = *it->second;
+  const pool::ServerTarget& target = pool.target();
+  if (target.host != handoff.host || target.port != handoff.port ||
+      target.dbname != handoff.dbname || target.user != handoff.user) {
+    // The two workers saw different targets (a reload or a failover between ask and
+    // answer): this backend is not where this pool goes now. Its slot is free once the
+    // hand-off is dropped at the end of this task.
+    handoff.slot.release();
+    pool.retryWaiters();
+    return;
+  }
+  last_idle_ask_.erase({key.database, key.user});  // more waiters may ask again at once
+  session::ServerConn& server = createServer(pool, std::move(handoff.slot));
+  if (!server.adopt(handoff)) {
+    server.close(session::CloseReason::kServerUnusable);
+    pool.retryWaiters();
+    return;
+  }
+  pool.adoptServer(server);
 }
 
 void Worker::retireClient(session::ClientSession& client) {

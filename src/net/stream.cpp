@@ -1,8 +1,10 @@
 #include "pgpivot/net/stream.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -167,6 +169,32 @@ void Stream::connectPipe(const std::string& path) {
   auto* req = new uv_connect_t{};
   req->data = this;
   uv_pipe_connect(req, &handle_.pipe, path.c_str(), onConnectDone);  // reports failures too
+}
+
+int Stream::releaseSocket() {
+  uv_os_fd_t fd = -1;
+  if (closing_ || forward_in_flight_ || cork_depth_ > 0 || unflushedBytes() > 0 ||
+      buffer_.received() > buffer_.parsed()) {
+    return UV_EBUSY;
+  }
+  if (const int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_), &fd); rc != 0) {
+    return rc;
+  }
+  // A second descriptor keeps the connection open when this handle closes its own: the
+  // kernel ends a socket only with its last descriptor, and libuv removes the closed
+  // one from this loop's epoll set itself.
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return -errno;
+  }
+  close();
+  return copy;
+}
+
+int Stream::adopt(int fd) {
+  const int rc =
+      kind_ == Kind::kTcp ? uv_tcp_open(&handle_.tcp, fd) : uv_pipe_open(&handle_.pipe, fd);
+  return rc;
 }
 
 namespace {

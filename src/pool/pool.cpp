@@ -75,7 +75,18 @@ void Pool::serveWaiters() {
   }
   const uint64_t now = worker_.now();
   const auto& config = worker_.config();
-  while (!waiting_.empty() && !idle_.empty()) {
+  while (!idle_.empty()) {
+    // An idle server goes to a peer whose clients wait when none waits here, or when the
+    // peer's has waited kPeerStarvedMs longer than any here: no worker is starved.
+    if (peerWaitedLonger(now)) {
+      if (!handOffToPeer()) {
+        break;
+      }
+      continue;
+    }
+    if (waiting_.empty()) {
+      break;
+    }
     // Most recently used first: it is the warmest (PgBouncer's default LIFO).
     ServerConn* server = idle_.back();
     idle_.pop_back();
@@ -115,7 +126,8 @@ std::optional<ServerSlot> Pool::reserveSlot(uint64_t now) {
   // The limits hold across workers: reserve in the shared counters, all or nothing.
   if (!SharedLimits::tryAcquire(*pool_servers_, limit)) {
     if (!waiting_.empty()) {
-      worker_.askPeersForIdleServer(key_);  // another worker may sit on idle ones
+      worker_.askPeersForIdleServer(key_,
+                                    waiting_.front()->waitStartedAt());  // idle ones elsewhere?
     }
     return std::nullopt;
   }
@@ -145,15 +157,55 @@ bool Pool::openServerIfAllowed(uint64_t now) {
   return true;
 }
 
-bool Pool::closeOneIdleServer() {
-  if (idle_.empty() || !waiting_.empty()) {
+void Pool::onPeerAsk(int asker, uint64_t waiting_since, uint64_t now) {
+  const auto it = std::find_if(peer_asks_.begin(), peer_asks_.end(),
+                               [asker](const PeerAsk& ask) { return ask.worker == asker; });
+  if (it != peer_asks_.end()) {
+    *it = {asker, now, waiting_since};
+  } else {
+    peer_asks_.push_back({asker, now, waiting_since});
+  }
+  serveWaiters();
+}
+
+bool Pool::peerWaitedLonger(uint64_t now) {
+  std::erase_if(peer_asks_, [now](const PeerAsk& ask) { return now - ask.at_ms > kPeerAskMs; });
+  if (peer_asks_.empty()) {
     return false;
   }
-  // The least recently used one: the front, since the back is handed out first.
+  const auto first = std::min_element(
+      peer_asks_.begin(), peer_asks_.end(),
+      [](const PeerAsk& a, const PeerAsk& b) { return a.waiting_since_ms < b.waiting_since_ms; });
+  // Not whenever the peer's waiter is older: with clients waiting on every worker (more
+  // clients than servers) servers would then shuttle back and forth on every release.
+  return waiting_.empty() ||
+         first->waiting_since_ms + kPeerStarvedMs < waiting_.front()->waitStartedAt();
+}
+
+bool Pool::handOffToPeer() {
+  const auto first = std::min_element(
+      peer_asks_.begin(), peer_asks_.end(),
+      [](const PeerAsk& a, const PeerAsk& b) { return a.waiting_since_ms < b.waiting_since_ms; });
+  // The least recently used one goes: the back is what this worker hands out first.
   ServerConn* server = idle_.front();
+  if (server->generation() != generation_) {
+    return false;  // for an old target: a peer must not get it (the janitor closes it)
+  }
+  std::optional<session::ServerHandoff> handoff = server->handOff();
+  if (!handoff) {
+    return false;
+  }
   idle_.erase(idle_.begin());
-  server->close(session::CloseReason::kServerIdleTimeout);
+  const int asker = first->worker;
+  peer_asks_.erase(first);
+  worker_.sendServer(asker, key_, std::move(*handoff));
   return true;
+}
+
+void Pool::adoptServer(ServerConn& server) {
+  last_login_failure_ms_ = 0;
+  idle_.push_back(&server);
+  serveWaiters();
 }
 
 void Pool::linkServer(ServerConn& server, ClientSession& client) {
@@ -361,6 +413,7 @@ void Pool::janitor(uint64_t now) {
       ClientSession* client = waiting_.front();
       waiting_.pop_front();
       worker_.mutableStats().failover_errors++;
+      worker_.mutableStats().failover_failed_transactions++;
       client->failWaiting(sqlstate::kCannotConnectNow,
                           "pgpivot: failover in progress: no primary available within "
                           "failover_pause_timeout",

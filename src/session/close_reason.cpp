@@ -36,6 +36,8 @@ std::string_view toString(CloseReason reason) {
       return "server_connect_timeout";
     case CloseReason::kServerUnusable:
       return "server not reusable";
+    case CloseReason::kServerHandedOff:
+      return "handed to another worker";
     case CloseReason::kCancelRequest:
       return "cancel request";
     case CloseReason::kFailover:

@@ -35,6 +35,7 @@ namespace pgpivot::session {
 class CancelForwarder;
 class ClientSession;
 class ServerConn;
+struct ServerHandoff;
 }  // namespace pgpivot::session
 
 namespace pgpivot::app {
@@ -112,9 +113,11 @@ class Worker final {
 
   session::ServerConn& createServer(pool::Pool& pool, pool::ServerSlot slot);
   pool::SharedLimits& sharedLimits() { return shared_; }
-  // A pool here waits for a slot: ask the other workers to close an idle server of the
-  // same (database, user) if they have one (rate-limited).
-  void askPeersForIdleServer(const pool::PoolKey& key);
+  // A pool here waits for a slot: ask the other workers to hand over an idle server of
+  // the same (database, user), now or when one becomes idle (rate-limited).
+  void askPeersForIdleServer(const pool::PoolKey& key, uint64_t waiting_since);
+  // Posts an idle server connection to worker `peer`, whose pool `key` asked for one.
+  void sendServer(int peer, const pool::PoolKey& key, session::ServerHandoff handoff);
   // Called from a session's onStreamClosed: freed after the current callback returns.
   void retireClient(session::ClientSession& client);
   void retireServer(session::ServerConn& server);
@@ -179,8 +182,8 @@ class Worker final {
   void createForcedUserPools();
   bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id);
   void cancelDone(uint64_t requester_id);
-  void releaseIdleFor(const pool::PoolKey& key, Worker& asker);
-  void retryPool(const pool::PoolKey& key);
+  void onPeerAsk(const pool::PoolKey& key, int asker, uint64_t waiting_since);
+  void adoptServer(const pool::PoolKey& key, session::ServerHandoff& handoff);
   const config::DatabaseEntry* entryFor(const std::string& database) const;
   pool::ServerTarget targetFor(const config::DatabaseEntry& db, const std::string& user) const;
   pool::PoolSettings settingsFor(const config::DatabaseEntry& db, const std::string& user) const;

@@ -62,6 +62,14 @@ class Stream final {
   // The same over a unix socket (a Kind::kPipe stream).
   void connectPipe(const std::string& path);
 
+  // Moving a connected socket to another loop (a server connection changing worker):
+  // releaseSocket() returns a duplicate descriptor the caller now owns (or a negative
+  // libuv error code) and closes this stream without a word to the peer, which sees
+  // nothing; adopt() makes a fresh stream of that descriptor on this stream's loop.
+  // Only for a stream with nothing buffered, written or in flight.
+  [[nodiscard]] int releaseSocket();
+  [[nodiscard]] int adopt(int fd);
+
   void startReading();
   void stopReading();
   bool reading() const { return reading_; }

@@ -130,8 +130,14 @@ class Pool final {
   void janitor(uint64_t now_ms);
   // Close idle servers (shutdown, reload of the target).
   void closeIdleServers();
-  // Another worker's clients wait for a slot this worker holds idle: give one back.
-  bool closeOneIdleServer();
+  // Worker `asker`'s clients of this pool wait (the oldest since `waiting_since_ms`, loop
+  // time: every loop reads the same monotonic clock) while the process-wide limit is
+  // reached: it gets the next idle server here while no client here waits, or once its
+  // client has waited kPeerStarvedMs longer than any here.
+  // An ask holds for kPeerAskMs; the asker asks again while its clients still wait.
+  void onPeerAsk(int asker, uint64_t waiting_since_ms, uint64_t now_ms);
+  // A server handed over by another worker (ServerConn::adopt done): idle here now.
+  void adoptServer(session::ServerConn& server);
   // A slot was freed elsewhere: try again to serve the waiters.
   void retryWaiters() { serveWaiters(); }
 
@@ -169,6 +175,18 @@ class Pool final {
   bool openServerIfAllowed(uint64_t now_ms);
   void linkServer(session::ServerConn& server, session::ClientSession& client);
   void failWaiters(const Error& error);
+  bool peerWaitedLonger(uint64_t now_ms);
+  bool handOffToPeer();
+
+  // How long a peer's ask holds: by then its waiter was served otherwise or asked again
+  // (from its worker's janitor tick at the latest).
+  static constexpr uint64_t kPeerAskMs = 250;  // the janitor re-asks every 100 ms
+  static constexpr uint64_t kPeerStarvedMs = 50;
+  struct PeerAsk {
+    int worker;
+    uint64_t at_ms;             // when it came
+    uint64_t waiting_since_ms;  // the asker's oldest waiter
+  };
 
   app::Worker& worker_;
   PoolKey key_;
@@ -182,6 +200,7 @@ class Pool final {
   std::vector<session::ServerConn*> idle_;
   std::vector<session::ServerConn*> active_;
   std::vector<session::ServerConn*> cleaning_;
+  std::vector<PeerAsk> peer_asks_;  // oldest first
   session::ParamMap welcome_params_;
   bool has_scram_keys_ = false;
   std::array<uint8_t, 32> scram_client_key_{};

@@ -23,6 +23,7 @@ enum class CloseReason {
   kServerLifetime,           // server_lifetime
   kServerConnectTimeout,     // server_connect_timeout
   kServerUnusable,           // released in a state that cannot be reused
+  kServerHandedOff,          // idle, moved to another worker whose clients wait for one
   kCancelRequest,            // a cancel connection, done
   kFailover,                 // the server is on a node that is no longer the primary
   kSessionStateLost,         // its server was lost with state that cannot move (temp tables...)

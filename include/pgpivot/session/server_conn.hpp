@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "pgpivot/config/config.hpp"
@@ -48,6 +49,34 @@ enum class ServerState {
 
 std::string_view toString(ServerState state);
 
+// An idle server connection on its way to another worker (ServerConn::handOff): the
+// socket and everything the connection knows about its backend, so the receiving worker
+// neither forks a new backend nor re-prepares statements. The slot moves with it: the
+// process-wide limits still count it. Dropped unused, it ends the backend politely.
+struct ServerHandoff {
+  ServerHandoff() = default;
+  ServerHandoff(ServerHandoff&& other) noexcept;
+  ServerHandoff& operator=(ServerHandoff&&) = delete;
+  ServerHandoff(const ServerHandoff&) = delete;
+  ~ServerHandoff();
+
+  int fd = -1;  // owned until adopted
+  uint64_t id = 0;
+  pool::ServerSlot slot;
+  std::string host;  // the target it is logged in to, checked by the receiver
+  uint16_t port = 0;
+  std::string dbname;
+  std::string user;
+  ParamMap startup_params;
+  ParamMap params;
+  int32_t backend_pid = 0;
+  int32_t backend_secret = 0;
+  sockaddr_storage address{};
+  uint64_t created_at = 0;
+  uint64_t last_used_at = 0;
+  ServerStatements statements;
+};
+
 class ServerConn final : public net::StreamOwner, public RelayHandler {
  public:
   ServerConn(app::Worker& worker, pool::Pool& pool, uint64_t id, pool::ServerSlot slot);
@@ -58,6 +87,13 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   // Connects and logs in. `startup_params` are the tracked parameters to send in the
   // StartupMessage (those of the client the connection is opened for).
   void open(const ParamMap& startup_params);
+  // An idle connection at a clean boundary leaves for another worker: the hand-off, after
+  // which this object is closing (nothing is said to the server) and the caller (its pool)
+  // takes it off the idle list. Nullopt: it cannot go.
+  std::optional<ServerHandoff> handOff();
+  // A fresh object (built with the hand-off's slot) takes the connection over, idle.
+  // False: the socket could not be adopted; the hand-off still owns it.
+  [[nodiscard]] bool adopt(ServerHandoff& handoff);
 
   // Pool: gives this server to `client`. Runs the SETs the client's parameters need,
   // then tells the client it is linked.
