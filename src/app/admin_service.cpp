@@ -87,6 +87,30 @@ struct Gather {
   explicit Gather(admin::Completion<admin::Snapshot> d) : done(std::move(d)) {}
 };
 
+// Transactions failovers failed, and those on a lost server whose cause the session has
+// not decided yet (it waits for its pool's evidence, up to a janitor tick after the pool
+// moved): a completed run moved the pool, so they will be counted as failed too; the
+// answer does not wait for that tick. One pending before the run and decided during it
+// is in both sums once, so it does not count for this run.
+int64_t failedOrUndecided(const admin::ProcessRow& p) {
+  return p.failover_failed_transactions + p.lost_transactions_undecided;
+}
+
+// The "no_failed_transactions" check's detail: how many failed, and how many of their
+// clients have been told so far (the rest sat idle in a transaction the fence aborted and
+// are told 40001 at their next statement).
+std::string failedTransactionsDetail(int64_t failed, int64_t errors) {
+  std::string detail = std::to_string(failed) + " client transaction(s) failed while it ran; " +
+                       std::to_string(errors) +
+                       " failover error(s) (40001, 40003, 57P03) sent to clients so far";
+  if (failed > errors) {
+    detail += "; " + std::to_string(failed - errors) +
+              " aborted while their client was idle in them, which is told 40001 at its next "
+              "statement";
+  }
+  return detail;
+}
+
 }  // namespace
 
 void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
@@ -127,6 +151,8 @@ void mergeSnapshot(admin::Snapshot& total, admin::Snapshot&& part) {
   total.process.login_failures += part.process.login_failures;
   total.process.cancel_requests += part.process.cancel_requests;
   total.process.failover_errors += part.process.failover_errors;
+  total.process.failover_failed_transactions += part.process.failover_failed_transactions;
+  total.process.lost_transactions_undecided += part.process.lost_transactions_undecided;
   total.process.client_connections += part.process.client_connections;
   total.process.server_connections += part.process.server_connections;
 }
@@ -221,10 +247,14 @@ void AdminService::runOnEveryWorker(const admin::Command& command,
 }
 
 // SWITCHOVER, DRILL and FAILOVER answer once the run has ended, with its steps, its checks
-// and a verdict. The failover errors clients got meanwhile (every worker's 40001/40003/
-// 57P03 counter, before and after) become the check "no_failed_transactions". A SWITCHOVER
-// or FAILOVER the monitor refuses is an error (55000); a DRILL reports its failed
-// pre-checks as its verdict.
+// and a verdict. The client transactions it failed (every worker's counter, before and
+// after) become the check "no_failed_transactions": those told at once (40001/40003 for a
+// statement in flight, 57P03 for one that waited too long) and those whose client sat idle
+// inside them when the fence aborted them after drain_timeout (failedOrUndecided). Those
+// clients are told 40001 only at their next statement, usually after the answer;
+// counting errors sent would miss them and call a drill that aborted them clean.
+// A SWITCHOVER or FAILOVER the monitor refuses is an error (55000); a DRILL reports its
+// failed pre-checks as its verdict.
 void AdminService::runIncident(const admin::Command& command,
                                admin::Completion<admin::CommandOutput> done) {
   const ProcessHooks* hooks = worker_.processHooks();
@@ -235,6 +265,7 @@ void AdminService::runIncident(const admin::Command& command,
   struct Run {
     admin::Completion<admin::CommandOutput> done;
     int64_t errors_before = 0;
+    int64_t failed_before = 0;
     explicit Run(admin::Completion<admin::CommandOutput> d) : done(std::move(d)) {}
   };
   auto run = std::make_shared<Run>(std::move(done));
@@ -248,47 +279,51 @@ void AdminService::runIncident(const admin::Command& command,
   admin::Parts parts;
   parts.process = true;
   Worker* origin = &worker_;
-  snapshot(parts, admin::Completion<admin::Snapshot>([this, run, hooks, origin, parts, drill, kind,
-                                                      command](Result<admin::Snapshot> before) {
-             run->errors_before = before ? before->process.failover_errors : 0;
-             hooks->cluster_run(
-                 command.target, kind, command.to_node,
-                 [this, run, origin, parts, drill](Result<admin::FailoverReport> report) {
-                   origin->post([this, run, parts, drill, report = std::move(report)] {
-                     if (!report) {
-                       run->done(tl::unexpected(report.error()));
-                       return;
-                     }
-                     if (report->failover_id.empty() && !drill) {
-                       run->done(fail(admin::code::kObjectNotInPrerequisiteState,
-                                      "pgpivot: " + report->kind + " " + report->verdict));
-                       return;
-                     }
-                     snapshot(parts,
-                              admin::Completion<admin::Snapshot>(
-                                  [run, report = *report](Result<admin::Snapshot> after) mutable {
-                                    if (!report.failover_id.empty()) {
-                                      const int64_t failed =
-                                          after
-                                              ? after->process.failover_errors - run->errors_before
-                                              : 0;
-                                      report.failed_transactions = std::max<int64_t>(failed, 0);
-                                      report.checks.push_back(
-                                          {"no_failed_transactions", failed <= 0,
-                                           std::to_string(std::max<int64_t>(failed, 0)) +
-                                               " failover error(s) (40001, 40003, 57P03) sent to "
-                                               "clients while it ran"});
-                                      report.passed = std::all_of(
-                                          report.checks.begin(), report.checks.end(),
-                                          [](const admin::FailoverCheck& c) { return c.passed; });
-                                    }
-                                    admin::CommandOutput output;
-                                    output.report = std::move(report);
-                                    run->done(std::move(output));
-                                  }));
-                   });
-                 });
-           }));
+  snapshot(
+      parts, admin::Completion<admin::Snapshot>([this, run, hooks, origin, parts, drill, kind,
+                                                 command](Result<admin::Snapshot> before) {
+        run->errors_before = before ? before->process.failover_errors : 0;
+        run->failed_before = before ? failedOrUndecided(before->process) : 0;
+        hooks->cluster_run(
+            command.target, kind, command.to_node,
+            [this, run, origin, parts, drill](Result<admin::FailoverReport> report) {
+              origin->post([this, run, parts, drill, report = std::move(report)] {
+                if (!report) {
+                  run->done(tl::unexpected(report.error()));
+                  return;
+                }
+                if (report->failover_id.empty() && !drill) {
+                  run->done(fail(admin::code::kObjectNotInPrerequisiteState,
+                                 "pgpivot: " + report->kind + " " + report->verdict));
+                  return;
+                }
+                snapshot(
+                    parts,
+                    admin::Completion<admin::Snapshot>(
+                        [run, report = *report](Result<admin::Snapshot> after) mutable {
+                          if (!report.failover_id.empty()) {
+                            int64_t failed = 0;
+                            int64_t errors = 0;
+                            if (after) {
+                              failed = std::max<int64_t>(
+                                  failedOrUndecided(after->process) - run->failed_before, 0);
+                              errors = std::max<int64_t>(
+                                  after->process.failover_errors - run->errors_before, 0);
+                            }
+                            report.failed_transactions = failed;
+                            report.checks.push_back({"no_failed_transactions", failed == 0,
+                                                     failedTransactionsDetail(failed, errors)});
+                            report.passed =
+                                std::all_of(report.checks.begin(), report.checks.end(),
+                                            [](const admin::FailoverCheck& c) { return c.passed; });
+                          }
+                          admin::CommandOutput output;
+                          output.report = std::move(report);
+                          run->done(std::move(output));
+                        }));
+              });
+            });
+      }));
 }
 
 // WAIT_CLOSE [db]: every worker is asked, every kWaitClosePollMs, how many of its servers

@@ -232,6 +232,13 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
     snapshot.process.login_failures = static_cast<int64_t>(stats_.login_failures.load());
     snapshot.process.cancel_requests = static_cast<int64_t>(stats_.cancels_forwarded.load());
     snapshot.process.failover_errors = static_cast<int64_t>(stats_.failover_errors.load());
+    snapshot.process.failover_failed_transactions =
+        static_cast<int64_t>(stats_.failover_failed_transactions.load());
+    for (const auto& [id, client] : clients_) {
+      if (client->lostTransactionUndecided()) {
+        ++snapshot.process.lost_transactions_undecided;
+      }
+    }
     snapshot.process.client_connections = static_cast<int64_t>(clients_.size());
     snapshot.process.server_connections = static_cast<int64_t>(servers_.size());
   }

@@ -740,6 +740,11 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
   }
 }
 
+bool ClientSession::lostTransactionUndecided() const {
+  return pending_loss_ != nullptr && !(pins_.any() && tracksPins()) &&
+         (pending_loss_->lost.in_flight || pending_loss_->lost.in_transaction);
+}
+
 cluster::PoolSignals ClientSession::poolSignals() const {
   return cluster::PoolSignals{
       .primary = pool_->target().host + ":" + std::to_string(pool_->target().port),
@@ -805,6 +810,7 @@ bool ClientSession::tellServerLoss(const LostServer& lost, cluster::LossCause ca
   if (lost.in_flight) {
     if (failover) {
       worker_.mutableStats().failover_errors++;
+      worker_.mutableStats().failover_failed_transactions++;
     }
     // Otherwise, a COMMIT or an autocommit statement in flight, the outcome is unknown.
     const bool not_committed = lost.not_committed;
@@ -840,6 +846,10 @@ bool ClientSession::tellServerLoss(const LostServer& lost, cluster::LossCause ca
     lost_transaction_ = crash_restart ? LostTransaction::kCrashRestart
                         : failover    ? LostTransaction::kFailover
                                       : LostTransaction::kServerLost;
+    if (lost_transaction_ == LostTransaction::kFailover) {
+      // Failed now (a DRILL's verdict counts it), told later (failover_errors counts it then).
+      worker_.mutableStats().failover_failed_transactions++;
+    }
   }
   return true;
 }

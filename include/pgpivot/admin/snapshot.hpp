@@ -221,6 +221,11 @@ struct ProcessRow {
   int64_t login_failures = 0;    // counter
   int64_t cancel_requests = 0;   // counter: cancels forwarded to PostgreSQL
   int64_t failover_errors = 0;   // counter: 40001/40003/57P03 sent to clients by failovers
+  // counter: client transactions failovers failed, counted when failed (not when told)
+  int64_t failover_failed_transactions = 0;
+  // gauge: transactions on a lost server not yet known to be a failover's (they count in
+  // failover_failed_transactions once they are)
+  int64_t lost_transactions_undecided = 0;
   int64_t client_connections = 0;
   int64_t server_connections = 0;
 };

@@ -54,6 +54,11 @@ struct WorkerStats {
   // Failover errors sent to clients: 40001 (transaction lost to a failover), 40003
   // (statement outcome unknown), 57P03 (no primary within failover_pause_timeout).
   std::atomic<uint64_t> failover_errors{0};
+  // Client transactions a failover failed, each counted once when pgpivot knows it: with
+  // its error for a statement in flight (40001/40003) or waiting (57P03), and at the loss
+  // for one whose client sat idle inside it (its 40001 comes at its next statement, which
+  // may be long after the run that aborted it; failover_errors counts it only then).
+  std::atomic<uint64_t> failover_failed_transactions{0};
 };
 
 class Worker final {

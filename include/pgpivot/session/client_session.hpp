@@ -105,6 +105,10 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
 
   // Janitor: timeouts, given the loop time.
   void checkTimeouts(uint64_t now_ms);
+  // Its server was lost with a statement or a transaction on it, and whether that was a
+  // failover is not decided yet (cluster/server_loss.hpp; the janitor decides): if it
+  // was, that transaction failed. A DRILL's verdict counts it before the janitor has.
+  bool lostTransactionUndecided() const;
 
   ClientState state() const { return state_; }
   uint64_t id() const { return id_; }
