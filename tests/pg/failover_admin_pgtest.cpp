@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/cluster_fixture.hpp"
+#include "support/console_cluster.hpp"
 #include "support/pgpivot_fixture.hpp"
 #include "support/run_report.hpp"
 
@@ -22,27 +23,21 @@ bool ok(PGconn* conn, const std::string& sql) {
 
 TEST_CASE("a DRILL waits for a transaction open when it starts: it commits before the promotion",
           "[pg][failover][admin][drill]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("drain"));
-  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster{}.withLog(events.path)));
-  pgpivot.start();
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  Conn observer = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
+  ConsoleCluster env("drain");
+  Conn observer = connect(env.pgpivot.conninfo(kScramUser, "pgpivot"));
   REQUIRE(PQstatus(observer.get()) == CONNECTION_OK);
-  waitSteady(admin.get());
 
-  Conn client = connect(pgpivot.conninfo());
+  Conn client = connect(env.pgpivot.conninfo());
   REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
   REQUIRE(ok(client.get(), "CREATE TABLE drain_rows (id int)"));
-  cluster.waitReplayed();
+  env.cluster.waitReplayed();
   // A transaction is open on the old primary when the drill starts.
   REQUIRE(ok(client.get(), "BEGIN"));
   REQUIRE(ok(client.get(), "INSERT INTO drain_rows VALUES (1)"));
   REQUIRE(scalar(client.get(), "SELECT inet_server_port()") ==
-          std::to_string(cluster.primaryPort()));
+          std::to_string(env.cluster.primaryPort()));
 
-  REQUIRE(PQsendQuery(admin.get(), "DRILL main") == 1);
+  REQUIRE(PQsendQuery(env.admin.get(), "DRILL main") == 1);
   std::string state;
   REQUIRE(eventually(std::chrono::seconds(10), [&] {
     state = clusterColumn(observer.get(), "state");
@@ -52,21 +47,21 @@ TEST_CASE("a DRILL waits for a transaction open when it starts: it commits befor
   // still pausing, and the transaction goes on on the old primary.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   CHECK(clusterColumn(observer.get(), "state") == "PAUSING");
-  REQUIRE(PQconsumeInput(admin.get()) == 1);
-  CHECK(PQisBusy(admin.get()) == 1);
+  REQUIRE(PQconsumeInput(env.admin.get()) == 1);
+  CHECK(PQisBusy(env.admin.get()) == 1);
   CHECK(ok(client.get(), "INSERT INTO drain_rows VALUES (2)"));
   Res commit(PQexec(client.get(), "COMMIT"));
   INFO(PQresultErrorMessage(commit.get()));
   REQUIRE(PQresultStatus(commit.get()) == PGRES_COMMAND_OK);
   CHECK(std::string(PQcmdStatus(commit.get())) == "COMMIT");
 
-  Res answer(PQgetResult(admin.get()));
+  Res answer(PQgetResult(env.admin.get()));
   const RunReport report = toRunReport(answer.get());
   INFO("drill:\n"
        << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
-       << readFile(events.path));
+       << env.eventLog());
   REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
-  while (Res extra{PQgetResult(admin.get())}) {
+  while (Res extra{PQgetResult(env.admin.get())}) {
   }
   const auto* drained = report.check("drained");
   REQUIRE(drained != nullptr);
@@ -96,32 +91,26 @@ TEST_CASE("a DRILL waits for a transaction open when it starts: it commits befor
   CHECK(fencing_at < report.rows.size());
 
   // Both rows were committed before the promotion: the promoted node has them.
-  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
-        "f");
+  CHECK(env.cluster.query(env.cluster.standbyPort(), env.cluster.standbyData(),
+                          "SELECT pg_is_in_recovery()") == "f");
   CHECK(scalar(client.get(), "SELECT count(*) || ' on ' || inet_server_port() FROM drain_rows") ==
-        "2 on " + std::to_string(cluster.standbyPort()));
+        "2 on " + std::to_string(env.cluster.standbyPort()));
 }
 
 TEST_CASE("FAILOVER cluster TO node answers once the run has ended, with its steps and a verdict",
           "[pg][failover][admin]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("forced"));
-  Pgpivot pgpivot(pgpivotOn(cluster, OnCluster{}.withLog(events.path)));
-  pgpivot.start();
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  waitSteady(admin.get());
-  Conn client = connect(pgpivot.conninfo());
+  ConsoleCluster env("forced");
+  Conn client = connect(env.pgpivot.conninfo());
   REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
   REQUIRE(scalar(client.get(), "SELECT inet_server_port()") ==
-          std::to_string(cluster.primaryPort()));
+          std::to_string(env.cluster.primaryPort()));
 
-  const std::string standby = nodeName(cluster.standbyPort());
-  Res answer(PQexec(admin.get(), ("FAILOVER main TO " + standby).c_str()));
+  const std::string standby = nodeName(env.cluster.standbyPort());
+  Res answer(PQexec(env.admin.get(), ("FAILOVER main TO " + standby).c_str()));
   const RunReport report = toRunReport(answer.get());
   INFO("failover:\n"
        << report.text << "\nerror: " << PQresultErrorMessage(answer.get()) << "\nevents:\n"
-       << readFile(events.path));
+       << env.eventLog());
   REQUIRE(PQresultStatus(answer.get()) == PGRES_TUPLES_OK);
   CHECK(std::string(PQcmdStatus(answer.get())) == "FAILOVER");
   for (const char* step :
@@ -139,17 +128,18 @@ TEST_CASE("FAILOVER cluster TO node answers once the run has ended, with its ste
   CHECK_THAT(verdict->at("detail"), Catch::Contains("primary: " + standby));
   // Answered after the run: the standby is the primary already, and the idle client
   // moved with it.
-  CHECK(cluster.query(cluster.standbyPort(), cluster.standbyData(), "SELECT pg_is_in_recovery()") ==
-        "f");
-  CHECK(scalar(client.get(), "SELECT inet_server_port()") == std::to_string(cluster.standbyPort()));
-  CHECK(clusterColumn(admin.get(), "primary") == standby);
+  CHECK(env.cluster.query(env.cluster.standbyPort(), env.cluster.standbyData(),
+                          "SELECT pg_is_in_recovery()") == "f");
+  CHECK(scalar(client.get(), "SELECT inet_server_port()") ==
+        std::to_string(env.cluster.standbyPort()));
+  CHECK(clusterColumn(env.admin.get(), "primary") == standby);
 
   // One the monitor refuses is an error naming the command: the target is the primary now.
-  Res refused(PQexec(admin.get(), ("FAILOVER main TO " + standby).c_str()));
+  Res refused(PQexec(env.admin.get(), ("FAILOVER main TO " + standby).c_str()));
   CHECK(PQresultStatus(refused.get()) == PGRES_FATAL_ERROR);
   CHECK(sqlstateOf(refused.get()) == "55000");
   CHECK_THAT(PQresultErrorMessage(refused.get()),
              Catch::Contains("pgpivot: failover refused") && Catch::Contains("is the primary"));
-  Res unknown(PQexec(admin.get(), "FAILOVER nosuch"));
+  Res unknown(PQexec(env.admin.get(), "FAILOVER nosuch"));
   CHECK(sqlstateOf(unknown.get()) == "42704");
 }

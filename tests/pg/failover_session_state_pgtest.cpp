@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/cluster_fixture.hpp"
+#include "support/console_cluster.hpp"
 #include "support/pgpivot_fixture.hpp"
 
 using namespace pgpivot::test;
@@ -51,12 +52,8 @@ std::string endedWith(PGconn* conn, const std::string& sql) {
   return PQerrorMessage(conn);
 }
 
-// pgpivot in session mode in front of `cluster`.
-Pgpivot::Options sessionOn(const TwoNodeCluster& cluster, const OnCluster& on) {
-  Pgpivot::Options options = pgpivotOn(cluster, on);
-  options.settings["pool_mode"] = "session";
-  return options;
-}
+// pgpivot in session mode.
+const std::map<std::string, std::string> kSessionMode{{"pool_mode", "session"}};
 
 // One value of a Prometheus scrape of `port` ("name{labels}"); -1 when missing.
 double metric(int port, const std::string& key) {
@@ -81,12 +78,9 @@ TEST_CASE(
     "SWITCHOVER in session mode ends the sessions holding temp tables or advisory locks or "
     "LISTEN or a WITH HOLD cursor with an error and moves the others without one",
     "[pg][failover][session_state]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("events-session-state"));
-  Pgpivot pgpivot(sessionOn(cluster, OnCluster().withLog(events.path)));
-  pgpivot.start();
-  const std::string primary = std::to_string(cluster.primaryPort());
-  const std::string standby = std::to_string(cluster.standbyPort());
+  ConsoleCluster env("events-session-state", OnCluster(), kSessionMode);
+  const std::string primary = std::to_string(env.cluster.primaryPort());
+  const std::string standby = std::to_string(env.cluster.standbyPort());
 
   // One client per kind of state, each created the way applications do.
   struct Pinned {
@@ -102,7 +96,7 @@ TEST_CASE(
   pinned.push_back({"WITH HOLD cursors", "DECLARE held CURSOR WITH HOLD FOR SELECT 1", nullptr});
   pinned.push_back({"advisory locks", "SELECT pg_try_advisory_lock($1::bigint)", nullptr, true});
   for (Pinned& p : pinned) {
-    p.conn = connect(pgpivot.conninfo());
+    p.conn = connect(env.pgpivot.conninfo());
     REQUIRE(PQstatus(p.conn.get()) == CONNECTION_OK);
     REQUIRE(
         eventually(std::chrono::seconds(10), [&] { return serverPort(p.conn.get()) == primary; }));
@@ -118,7 +112,7 @@ TEST_CASE(
   }
   // Same pool, nothing held that cannot move: what only looks like it, transaction-level
   // locks, and state that was cleared again.
-  Conn plain = connect(pgpivot.conninfo());
+  Conn plain = connect(env.pgpivot.conninfo());
   REQUIRE(PQstatus(plain.get()) == CONNECTION_OK);
   REQUIRE(serverPort(plain.get()) == primary);
   for (const char* sql : {"SELECT 'CREATE TEMP TABLE x (a int)' /* pg_advisory_lock(1) */",
@@ -130,19 +124,16 @@ TEST_CASE(
     REQUIRE(run(plain.get(), sql).sqlstate.empty());
   }
 
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  waitSteady(admin.get());
   // The answer comes once the switchover has ended.
   std::string answer;
   REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
     answer = PQresultErrorMessage(result.get());
     return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
   }));
   INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
-                                  << readFile(events.path) << "\nlog:\n"
-                                  << pgpivot.logText());
+                                  << env.eventLog() << "\nlog:\n"
+                                  << env.pgpivot.logText());
 
   for (Pinned& p : pinned) {
     CAPTURE(p.kind);
@@ -158,7 +149,7 @@ TEST_CASE(
   CHECK(scalar(plain.get(), "SHOW application_name") == "plain_mover");
   CHECK(scalar(plain.get(), "SELECT pg_is_in_recovery()") == "f");
   // Reconnecting, as the error says, works.
-  Conn again = connect(pgpivot.conninfo());
+  Conn again = connect(env.pgpivot.conninfo());
   REQUIRE(PQstatus(again.get()) == CONNECTION_OK);
   CHECK(run(again.get(), "CREATE TEMP TABLE scratch (a int)").sqlstate.empty());
   CHECK(serverPort(again.get()) == standby);
@@ -168,19 +159,14 @@ TEST_CASE(
     "a crash-restart of the primary's PostgreSQL is told as one, not as a failover, and is "
     "not counted as a failover error",
     "[pg][failover][session_state]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("events-crash-restart"));
   const int metrics_port = freePort();
-  Pgpivot::Options options =
-      sessionOn(cluster, OnCluster().withMode("follow").withLog(events.path));
-  options.settings["metrics_port"] = std::to_string(metrics_port);
-  Pgpivot pgpivot(options);
-  pgpivot.start();
-  const std::string primary = std::to_string(cluster.primaryPort());
+  ConsoleCluster env("events-crash-restart", OnCluster().withMode("follow"),
+                     {{"pool_mode", "session"}, {"metrics_port", std::to_string(metrics_port)}});
+  const std::string primary = std::to_string(env.cluster.primaryPort());
 
-  Conn running = connect(pgpivot.conninfo());  // a statement in flight
-  Conn in_tx = connect(pgpivot.conninfo());    // idle inside a transaction
-  Conn temp = connect(pgpivot.conninfo());     // holds a temp table
+  Conn running = connect(env.pgpivot.conninfo());  // a statement in flight
+  Conn in_tx = connect(env.pgpivot.conninfo());    // idle inside a transaction
+  Conn temp = connect(env.pgpivot.conninfo());     // holds a temp table
   for (PGconn* conn : {running.get(), in_tx.get(), temp.get()}) {
     REQUIRE(PQstatus(conn) == CONNECTION_OK);
     REQUIRE(eventually(std::chrono::seconds(10), [&] { return serverPort(conn) == primary; }));
@@ -227,7 +213,7 @@ TEST_CASE(
     Conn direct = connect(direct_info);
     return PQstatus(direct.get()) == CONNECTION_OK;
   }));
-  INFO("events:\n" << readFile(events.path) << "\nlog:\n" << pgpivot.logText());
+  INFO("events:\n" << env.eventLog() << "\nlog:\n" << env.pgpivot.logText());
   // Idle in a transaction: told at its next statement that it did not commit (40001).
   const Outcome aborted = run(in_tx.get(), "INSERT INTO crashed VALUES (2)");
   CHECK(aborted.sqlstate == "40001");
@@ -246,24 +232,19 @@ TEST_CASE(
   CHECK(PQstatus(running.get()) == CONNECTION_OK);
   // None of it was a failover.
   CHECK(metric(metrics_port, "pgpivot_client_failover_errors_total") == errors_before);
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  CHECK(clusterColumn(admin.get(), "primary") == nodeName(cluster.primaryPort()));
+  CHECK(clusterColumn(env.admin.get(), "primary") == nodeName(env.cluster.primaryPort()));
 }
 
 TEST_CASE(
     "a Query whose body arrives in two pieces is scanned whole: the temp table it creates ends "
     "the session at a switchover",
     "[pg][failover][session_state]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("events-split-query"));
-  Pgpivot::Options options = sessionOn(cluster, OnCluster().withLog(events.path));
-  options.settings["auth_type"] = "trust";  // a raw login without a password exchange
-  Pgpivot pgpivot(options);
-  pgpivot.start();
+  // auth_type = trust: a raw login without a password exchange.
+  ConsoleCluster env("events-split-query", OnCluster(),
+                     {{"pool_mode", "session"}, {"auth_type", "trust"}});
   constexpr auto kPatience = std::chrono::seconds(10);
 
-  RawClient client(pgpivot.port());
+  RawClient client(env.pgpivot.port());
   REQUIRE(client.connected());
   REQUIRE(client.send(startupPacket({{"user", kTrustUser}, {"database", "appdb"}})));
   std::string seen;
@@ -282,21 +263,18 @@ TEST_CASE(
   REQUIRE(client.send(message.substr(cut)));
   seen.clear();
   REQUIRE(readUntilMessage(client, seen, "Z", kPatience));
-  INFO("answer: " << seen << "\nlog:\n" << pgpivot.logText());
+  INFO("answer: " << seen << "\nlog:\n" << env.pgpivot.logText());
   REQUIRE_FALSE(firstError(seen).found);
   // It was run: the temp table exists on the primary.
-  Conn direct = connect("host=127.0.0.1 port=" + std::to_string(cluster.primaryPort()) +
+  Conn direct = connect("host=127.0.0.1 port=" + std::to_string(env.cluster.primaryPort()) +
                         " dbname=appdb user=" + kTrustUser);
   REQUIRE(PQstatus(direct.get()) == CONNECTION_OK);
   REQUIRE(scalar(direct.get(),
                  "SELECT count(*) FROM pg_class WHERE relname = 'split_t' AND "
                  "relpersistence = 't'") == "1");
 
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  waitSteady(admin.get());
   REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
     return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
   }));
   // Told without asking: the error is sent when the server is lost, then the connection
@@ -314,14 +292,11 @@ TEST_CASE(
 
 TEST_CASE("SWITCHOVER in session mode moves a client's prepared statements with it",
           "[pg][failover][session_state]") {
-  TwoNodeCluster cluster;
-  const ScratchFile events(scratchPath("events-session-prepared"));
-  Pgpivot pgpivot(sessionOn(cluster, OnCluster().withLog(events.path)));
-  pgpivot.start();
-  const std::string primary = std::to_string(cluster.primaryPort());
-  const std::string standby = std::to_string(cluster.standbyPort());
+  ConsoleCluster env("events-session-prepared", OnCluster(), kSessionMode);
+  const std::string primary = std::to_string(env.cluster.primaryPort());
+  const std::string standby = std::to_string(env.cluster.standbyPort());
 
-  Conn client = connect(pgpivot.conninfo());
+  Conn client = connect(env.pgpivot.conninfo());
   REQUIRE(PQstatus(client.get()) == CONNECTION_OK);
   REQUIRE(
       eventually(std::chrono::seconds(10), [&] { return serverPort(client.get()) == primary; }));
@@ -345,18 +320,15 @@ TEST_CASE("SWITCHOVER in session mode moves a client's prepared statements with 
   CHECK(execute("where_am_i", "before") == "before:false");
   REQUIRE(run(client.get(), "DEALLOCATE gone").sqlstate.empty());
 
-  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgpivot"));
-  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-  waitSteady(admin.get());
   std::string answer;
   REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
     answer = PQresultErrorMessage(result.get());
     return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
   }));
   INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
-                                  << readFile(events.path) << "\nlog:\n"
-                                  << pgpivot.logText());
+                                  << env.eventLog() << "\nlog:\n"
+                                  << env.pgpivot.logText());
 
   // The statements run on the new primary, which never saw their Parse from the client;
   // the one deallocated before stays gone, as on one server.
