@@ -58,6 +58,18 @@ std::string possiblyLostOf(const cluster::Event& event) {
   return text != nullptr ? *text : std::string();
 }
 
+// The letter FailoverMachine::newIncidentId starts an id with says what the run was.
+std::string_view incidentKindOf(std::string_view failover_id) {
+  switch (failover_id.empty() ? '\0' : failover_id.front()) {
+    case 'd':
+      return "drill";
+    case 's':
+      return "switchover";
+    default:
+      return "failover";
+  }
+}
+
 bool completesIncident(const cluster::Event& event) {
   return event.event.size() > 9 && event.event.ends_with("_complete");
 }
@@ -360,8 +372,14 @@ void ClusterWatch::apply(cluster::Output output) {
       std::lock_guard lock(status_mutex_);
       admin::FailoverStepRow step;
       step.cluster = cluster_.name;
-      step.kind = event.failover_id.rfind("s-", 0) == 0 ? "switchover" : "failover";
+      step.failover_id = event.failover_id;
+      step.kind = incidentKindOf(event.failover_id);
       step.time_us = wallMs() * 1000;
+      if (event.failover_id != history_incident_) {
+        history_incident_ = event.failover_id;
+        history_started_us_ = step.time_us;
+      }
+      step.elapsed_us = step.time_us - history_started_us_;
       step.step = event.event;
       step.result = event.result.empty() ? event.to : event.result;
       step.detail = event.reason;

@@ -152,6 +152,8 @@ class ClusterWatch final {
   admin::ClusterRow status_cluster_;
   std::vector<admin::NodeRow> status_nodes_;
   std::vector<admin::FailoverStepRow> steps_;
+  std::string history_incident_;    // the run the newest row of steps_ belongs to
+  int64_t history_started_us_ = 0;  // and when its first row was written
   uint64_t failovers_ = 0;
 };
 

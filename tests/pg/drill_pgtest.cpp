@@ -162,6 +162,21 @@ TEST_CASE("DRILL switches over under a pgbench load and reports its steps and a 
   // The answer came once the drill had ended, not at once.
   CHECK(answered - asked >= std::chrono::milliseconds(paused_ms));
 
+  // SHOW FAILOVERS keeps the run under its id, as a drill, with offsets from its first step.
+  const RunReport history = toRunReport(Res(PQexec(admin.get(), "SHOW FAILOVERS")).get());
+  INFO("SHOW FAILOVERS:\n" << history.text);
+  REQUIRE_FALSE(history.rows.empty());
+  CHECK(history.rows.front().at("elapsed_ms") == "0");
+  long history_previous = 0;
+  for (const auto& row : history.rows) {
+    CHECK(row.at("failover_id") == verdict->at("failover_id"));
+    CHECK(row.at("kind") == "drill");
+    const long elapsed = std::stol(row.at("elapsed_ms"));
+    CHECK(elapsed >= history_previous);
+    history_previous = elapsed;
+  }
+  CHECK(history.row("drill_complete") != nullptr);
+
   // pgbench finished its run without an aborted client.
   CHECK(bench.status == 0);
   CHECK(bench.summary.failed == 0);

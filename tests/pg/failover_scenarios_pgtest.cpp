@@ -147,6 +147,7 @@ void lagAtFailover(Lag lag) {
   }
   // The reason, where an operator looks: SHOW CLUSTERS, SHOW FAILOVERS, the event log.
   CHECK(clusterColumn(admin.get(), "state") == "WAIT_OPERATOR");
+  CHECK(rows.rfind("f-", 0) == 0);  // the rows carry the failover's id
   CHECK_THAT(rows, Catch::Contains(expected_reason));
   CHECK_THAT(rows, Catch::Contains(standby));
   CHECK_THAT(log, Catch::Contains(expected_reason));

@@ -144,6 +144,7 @@ class FailoverMachine final {
   [[nodiscard]] const ProbeSample* fresh(std::size_t node) const;
   [[nodiscard]] bool steadyFamily() const;
   [[nodiscard]] uint64_t inState() const { return now_ - state_since_; }
+  // kind: 'f' failover, 's' switchover, 'd' drill; SHOW FAILOVERS reads it back.
   [[nodiscard]] std::string newIncidentId(char kind);
   void noteActionResult(const Action& action, const ActionResult& result);
 
