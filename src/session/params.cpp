@@ -88,13 +88,20 @@ bool TrackedParams::setIfAbsent(std::string_view name, std::string_view value) {
 }
 
 std::string quoteLiteral(std::string_view value) {
+  // With standard_conforming_strings off (a client may SET it) a backslash in '...'
+  // escapes the next character: a value holding one goes in an E'' literal, which reads
+  // backslashes the same way whatever the setting.
+  const bool escape = value.find('\\') != std::string_view::npos;
   std::string out;
-  out.reserve(value.size() + 2);
+  out.reserve(value.size() + 3);
+  if (escape) {
+    out.push_back('E');
+  }
   out.push_back('\'');
   for (const char c : value) {
     out.push_back(c);
-    if (c == '\'') {
-      out.push_back('\'');
+    if (c == '\'' || (escape && c == '\\')) {
+      out.push_back(c);
     }
   }
   out.push_back('\'');
@@ -115,6 +122,21 @@ std::string buildSetQuery(const TrackedParams& wanted, const ParamMap& server) {
     sql += ";";
   });
   return sql;
+}
+
+bool setQueryCannotFail(const TrackedParams& wanted, const ParamMap& server) {
+  bool cannot_fail = true;
+  wanted.forEach([&](std::string_view name, std::string_view value) {
+    const auto it = server.find(name);
+    if (it != server.end() && it->second == value) {
+      return;
+    }
+    // PostgreSQL takes any application_name: it replaces what is not printable ASCII and
+    // truncates what is too long, but never refuses one. Every other tracked parameter
+    // has values it refuses (a time zone it does not know, an encoding, a DateStyle).
+    cannot_fail = cannot_fail && name == "application_name";
+  });
+  return cannot_fail;
 }
 
 }  // namespace pgpivot::session

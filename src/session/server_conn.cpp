@@ -221,7 +221,7 @@ void ServerConn::pumpFromClient() {
 }
 
 Action ServerConn::classify(char tag) {
-  if (state_ != ServerState::kActive) {
+  if (state_ != ServerState::kActive || own_replies_pending_ > 0) {
     return Action::kConsume;  // pgpivot's own conversation with the server
   }
   switch (tag) {
@@ -349,6 +349,9 @@ bool ServerConn::onActiveError(std::string_view body) {
 }
 
 bool ServerConn::onMessage(char tag, std::string_view body) {
+  if (own_replies_pending_ > 0 && state_ != ServerState::kClosing) {
+    return onOwnReply(tag, body);  // whatever came after was sent after it
+  }
   switch (state_) {
     case ServerState::kLogin:
       return onLoginMessage(tag, body);
@@ -669,7 +672,53 @@ void ServerConn::link(ClientSession& client) {
     client.onServerLinked(*this);
     return;
   }
-  runInternalQuery(ServerState::kSyncingParams, sql);
+  if (!setQueryCannotFail(client.wantedParams(), params_)) {
+    runInternalQuery(ServerState::kSyncingParams, sql);
+    return;
+  }
+  // Nothing the server could refuse (an application_name after DISCARD ALL reset it, the
+  // usual case of a session-mode login): the SET leaves ahead of the client's request,
+  // in the same write when that is already here, and its answer is read before the
+  // client's (onOwnReply) instead of costing the login a round trip.
+  std::string out;
+  proto::writeQuery(out, sql);
+  ++own_replies_pending_;
+  // What the server will say once the SET runs (its ParameterStatus corrects a value it
+  // cleaned up), so that the next link compares against that and not the old value.
+  if (const auto name = client.wantedParams().find("application_name")) {
+    params_.insert_or_assign("application_name", std::string(*name));
+  }
+  setState(ServerState::kActive);
+  stream_.cork();
+  stream_.writeOwned(std::move(out));
+  client.onServerLinked(*this);
+  stream_.uncork();
+}
+
+bool ServerConn::onOwnReply(char tag, std::string_view body) {
+  switch (tag) {
+    case 'S':
+      noteParameterStatus(body);
+      return true;
+    case 'E':
+      if (auto fields = proto::parseErrorFields(body)) {
+        own_reply_error_ = fmt::format("{} ({})", fields->message, fields->sqlstate);
+      }
+      return true;
+    case 'Z':
+      --own_replies_pending_;
+      if (!own_reply_error_.empty()) {
+        // Not expected of an application_name; the client's session is not what it asked
+        // for, so it ends with the server's words rather than run on.
+        PGPIVOT_LOG_WARN("{} refused pgpivot's SET: {}", log_prefix_, own_reply_error_);
+        own_reply_error_.clear();
+        close(CloseReason::kServerUnusable);
+        return false;
+      }
+      return true;
+    default:
+      return true;  // its CommandComplete, a notice
+  }
 }
 
 void ServerConn::beginReset() {

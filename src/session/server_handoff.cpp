@@ -48,7 +48,8 @@ ServerHandoff::~ServerHandoff() {
 }
 
 std::optional<ServerHandoff> ServerConn::handOff() {
-  if (state_ != ServerState::kIdle || client_ != nullptr || !atCleanBoundary()) {
+  if (state_ != ServerState::kIdle || client_ != nullptr || !atCleanBoundary() ||
+      own_replies_pending_ > 0) {
     return std::nullopt;
   }
   const int fd = stream_.releaseSocket();  // the stream is closing from here on

@@ -62,3 +62,33 @@ TEST_CASE("a server connection is reused by the next client, reset in between", 
   CHECK(scalar(conn.get(), "SHOW application_name") == "second");
   CHECK(std::string(PQparameterStatus(conn.get(), "application_name")) == "second");
 }
+
+TEST_CASE(
+    "the application_name a login brings is applied on a reused backend, also for clients that "
+    "leave before the SET is answered",
+    "[pg][session]") {
+  Pgpivot::Options options;
+  options.settings["default_pool_size"] = "1";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  std::string pid;
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    const std::string name = "client" + std::to_string(i);
+    Conn conn = connect(pgpivot.conninfo(kScramUser, "appdb", "application_name=" + name));
+    REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+    CHECK(std::string(PQparameterStatus(conn.get(), "application_name")) == name);
+    if (i % 3 == 1) {
+      continue;  // gone right after the welcome: its SET may still be on its way
+    }
+    CHECK(scalar(conn.get(), "SHOW application_name") == name);
+    const std::string backend = scalar(conn.get(), "SELECT pg_backend_pid()");
+    // One backend serves them all: a client leaving early did not cost it.
+    CHECK((pid.empty() || backend == pid));
+    pid = backend;
+  }
+  // A name with a backslash and a quote arrives as written.
+  Conn odd = connect(pgpivot.conninfo(kScramUser, "appdb", "application_name='it\\\\\\'s'"));
+  REQUIRE(PQstatus(odd.get()) == CONNECTION_OK);
+  CHECK(scalar(odd.get(), "SHOW application_name") == "it\\'s");
+}

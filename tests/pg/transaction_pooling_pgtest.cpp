@@ -117,6 +117,25 @@ TEST_CASE("interleaved clients over a pool of 2 keep their own SET values", "[pg
   }
 }
 
+TEST_CASE(
+    "a client's SETs are applied on a server another client left with "
+    "standard_conforming_strings off",
+    "[pg][transaction]") {
+  Pgpivot pgpivot(modeOptions("transaction", 1));
+  pgpivot.start();
+  Conn legacy = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(legacy.get()) == CONNECTION_OK);
+  CHECK(scalar(legacy.get(), "SET standard_conforming_strings = off").empty());
+  // Its SETs for this client are read with backslashes as escapes: the name must still
+  // arrive as written.
+  Conn named = connect(pgpivot.conninfo(kScramUser, "appdb", "application_name='b\\\\\\'x'"));
+  REQUIRE(PQstatus(named.get()) == CONNECTION_OK);
+  CHECK(scalar(named.get(), "SHOW application_name") == "b\\'x");
+  CHECK(scalar(named.get(), "SHOW standard_conforming_strings") == "on");
+  CHECK(scalar(legacy.get(), "SHOW standard_conforming_strings") == "off");
+  CHECK(scalar(named.get(), "SHOW application_name") == "b\\'x");
+}
+
 TEST_CASE("in statement mode a transaction block is refused", "[pg][transaction]") {
   Pgpivot pgpivot(modeOptions("statement", 2));
   pgpivot.start();

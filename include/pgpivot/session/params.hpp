@@ -59,8 +59,13 @@ class TrackedParams final {
 // literals, so a client cannot smuggle SQL through a startup parameter.
 std::string buildSetQuery(const TrackedParams& wanted, const ParamMap& server);
 
-// SQL string literal with quotes doubled (standard_conforming_strings-safe via E'' not
-// needed: we never emit backslashes specially).
+// Whether the server accepts every SET of buildSetQuery(wanted, server) whatever the values
+// (only application_name differs). Such SETs need not be waited for: pgpivot sends them
+// ahead of the client's first request and reads their answer before the client's.
+bool setQueryCannotFail(const TrackedParams& wanted, const ParamMap& server);
+
+// SQL string literal with quotes doubled; E'...' with backslashes doubled too when the
+// value holds one, so it reads the same whatever standard_conforming_strings is.
 std::string quoteLiteral(std::string_view value);
 
 }  // namespace pgpivot::session

@@ -184,6 +184,7 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   bool onLoginMessage(char tag, std::string_view body);
   bool onAuthRequest(std::string_view body);
   bool onInternalQueryMessage(char tag, std::string_view body);
+  bool onOwnReply(char tag, std::string_view body);
   void runInternalQuery(ServerState state, const std::string& sql);
   void finishInternalQuery();
   void loginFailed(std::string_view sqlstate, std::string message);
@@ -223,6 +224,10 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   uint64_t xact_started_ns_ = 0;   // uv_hrtime the client's transaction began; 0: none
   bool error_in_internal_query_ = false;
   bool release_pending_ = false;
+  // ReadyForQuery answers to SETs link() sent without waiting, still to come: everything
+  // the server sends up to the last of them is pgpivot's (onOwnReply), in any state.
+  uint32_t own_replies_pending_ = 0;
+  std::string own_reply_error_;
   // Its last words were 57P02: PostgreSQL is restarting after a backend crashed (the
   // same server comes back after crash recovery; no failover).
   bool crash_restart_ = false;

@@ -76,5 +76,25 @@ TEST_CASE("buildSetQuery sets what differs from the server, quoted", "[unit][par
   CHECK(buildSetQuery(wanted, same).empty());
 }
 
+TEST_CASE("quoteLiteral reads the same whatever standard_conforming_strings is", "[unit][params]") {
+  CHECK(quoteLiteral("plain") == "'plain'");
+  CHECK(quoteLiteral("it's") == "'it''s'");
+  // A backslash would escape the closing quote with the setting off: E'' with it doubled.
+  CHECK(quoteLiteral("a\\'; DROP TABLE t; --") == "E'a\\\\''; DROP TABLE t; --'");
+  CHECK(quoteLiteral("\\") == "E'\\\\'");
+}
+
+TEST_CASE("setQueryCannotFail: only an application_name to set may go unwaited", "[unit][params]") {
+  TrackedParams wanted;
+  wanted.set("application_name", "pgbench");
+  wanted.set("TimeZone", "UTC");
+  const ParamMap after_reset = {{"application_name", ""}, {"TimeZone", "UTC"}};
+  CHECK(setQueryCannotFail(wanted, after_reset));
+  const ParamMap other_zone = {{"application_name", ""}, {"TimeZone", "Europe/Paris"}};
+  CHECK_FALSE(setQueryCannotFail(wanted, other_zone));  // a time zone may be refused
+  const ParamMap same = {{"application_name", "pgbench"}, {"TimeZone", "UTC"}};
+  CHECK(setQueryCannotFail(wanted, same));  // nothing to set at all
+}
+
 }  // namespace
 }  // namespace pgpivot::session
