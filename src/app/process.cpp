@@ -282,12 +282,18 @@ int runProcess(const ProcessOptions& options) {
     std::fprintf(stderr, "pgpivot: -d needs logfile set in the configuration\n");
     return 1;
   }
+  // Before daemonizing, while stderr still reaches whoever started pgpivot.
+  if (auto logging =
+          log::setup({std::max(options.verbose, config.verbose), options.quiet, config.logfile});
+      !logging) {
+    std::fprintf(stderr, "pgpivot: %s\n", logging.error().message.c_str());
+    return 1;
+  }
   // Fork before any thread exists: a fork keeps only the calling thread.
   if (options.daemon && !daemonize()) {
     std::fprintf(stderr, "pgpivot: cannot daemonize\n");
     return 1;
   }
-  log::setup({std::max(options.verbose, config.verbose), options.quiet, config.logfile});
   signal(SIGPIPE, SIG_IGN);
 
   // One worker per core unless configured (DESIGN.md: workers, default = cores).

@@ -393,3 +393,18 @@ TEST_CASE("a config error stops pgpivot at start with status 1 and file:line on 
                              Catch::Contains("default_pool_size"));
   CHECK_FALSE(RawClient(pgpivot.port()).connected());
 }
+
+TEST_CASE("a logfile that cannot be opened stops pgpivot at start with status 1 and says why",
+          "[pg][operations]") {
+  Pgpivot pgpivot;  // never started: the test runs the binary itself
+  // Under a regular file: no directory can be made there, even by root.
+  const std::string logfile = pgpivot.configPath() + "/pgpivot.log";
+  Pgpivot::Options options;
+  options.settings = {{"logfile", logfile}};
+  pgpivot.rewriteConfig(options);
+
+  const CommandResult result = runPgpivotCommand({pgpivot.configPath()}, kPatience);
+  CHECK(result.status == 1);  // not an abort on an uncaught exception (134)
+  CHECK_THAT(result.err, Catch::Contains("cannot open logfile " + logfile));
+  CHECK_FALSE(RawClient(pgpivot.port()).connected());
+}

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "pgpivot/core/result.hpp"
+
 namespace pgpivot::log {
 
 struct LogOptions {
@@ -14,8 +16,8 @@ struct LogOptions {
   std::string logfile;  // empty: stderr
 };
 
-// Configures the default logger. Throws only at start-up (bad log file path).
-void setup(const LogOptions& options);
+// Configures the default logger; an error (a log file that cannot be opened) says why.
+[[nodiscard]] Result<void> setup(const LogOptions& options);
 // Applies a new verbosity (SIGHUP reload).
 void setVerbosity(int verbose, bool quiet);
 
