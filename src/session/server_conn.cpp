@@ -29,6 +29,18 @@ std::string unixSocketPath(const pool::ServerTarget& target) {
   return fmt::format("{}/.s.PGSQL.{}", dir, target.port);
 }
 
+// "message (SQLSTATE)" of an ErrorResponse to pgpivot's own query, for the log.
+std::string errorText(std::string_view body) {
+  const auto fields = proto::parseErrorFields(body);
+  if (!fields) {
+    return "malformed ErrorResponse";
+  }
+  if (fields->sqlstate.size() != 5) {
+    return std::string(fields->message);
+  }
+  return fmt::format("{} ({})", fields->message, fields->sqlstate);
+}
+
 }  // namespace
 
 std::string_view toString(ServerState state) {
@@ -701,9 +713,7 @@ bool ServerConn::onOwnReply(char tag, std::string_view body) {
       noteParameterStatus(body);
       return true;
     case 'E':
-      if (auto fields = proto::parseErrorFields(body)) {
-        own_reply_error_ = fmt::format("{} ({})", fields->message, fields->sqlstate);
-      }
+      own_reply_error_ = errorText(body);
       return true;
     case 'Z':
       --own_replies_pending_;
@@ -747,12 +757,7 @@ bool ServerConn::onInternalQueryMessage(char tag, std::string_view body) {
       return true;
     case 'E':
       error_in_internal_query_ = true;
-      if (auto fields = proto::parseErrorFields(body)) {
-        internal_error_ = std::string(fields->message);
-        if (fields->sqlstate.size() == 5) {
-          internal_error_ = fmt::format("{} ({})", internal_error_, fields->sqlstate);
-        }
-      }
+      internal_error_ = errorText(body);
       return true;
     case 'C':
       if (auto command = proto::parseCommandComplete(body)) {
