@@ -159,6 +159,82 @@ Result<Outcome> setMaxPacketSize(Config& c, std::string_view v) {
   return Outcome{};
 }
 
+// What PostgreSQL reports with ParameterStatus (GUC_REPORT), from the version that began
+// to: a client's SET of any other parameter stays unseen by pgpivot.
+struct ReportedParam {
+  std::string_view name;
+  int since;  // PostgreSQL major version
+};
+constexpr ReportedParam kReportedParams[] = {
+    {"application_name", 9},
+    {"client_encoding", 7},
+    {"DateStyle", 7},
+    {"default_transaction_read_only", 14},
+    {"in_hot_standby", 14},
+    {"integer_datetimes", 8},
+    {"IntervalStyle", 8},
+    {"is_superuser", 8},
+    {"scram_iterations", 16},
+    {"search_path", 18},
+    {"server_encoding", 7},
+    {"server_version", 7},
+    {"session_authorization", 7},
+    {"standard_conforming_strings", 8},
+    {"TimeZone", 7},
+};
+
+// Names a client cannot carry to a server: they belong to the login itself, or PostgreSQL
+// reports them but a session cannot change them (or, for session_authorization, must not
+// through pgpivot: the server connection's role is the pool's).
+std::string_view untrackableReason(std::string_view name) {
+  for (const std::string_view login : {"user", "database", "replication", "options"}) {
+    if (iequals(name, login)) {
+      return "is part of the login, not a parameter pgpivot can carry";
+    }
+  }
+  for (const std::string_view fixed : {"server_version", "server_encoding", "integer_datetimes",
+                                       "in_hot_standby", "is_superuser", "session_authorization"}) {
+    if (iequals(name, fixed)) {
+      return "cannot be set by a client's session";
+    }
+  }
+  return {};
+}
+
+// track_extra_parameters: the names are checked here and kept as written; the session
+// code compares them in any case and, once a server reports one, spells it as the server
+// does (session/params.hpp).
+Result<Outcome> setTrackExtraParameters(Config& c, std::string_view v) {
+  auto names = parseParameterNames(v);
+  if (!names) {
+    return tl::unexpected(names.error());
+  }
+  std::string warning;
+  for (const std::string& name : *names) {
+    if (const std::string_view reason = untrackableReason(name); !reason.empty()) {
+      return fail(sqlstate::kConfigFileError, "'" + name + "' " + std::string(reason));
+    }
+    const auto* reported =
+        std::find_if(std::begin(kReportedParams), std::end(kReportedParams),
+                     [&](const ReportedParam& p) { return iequals(p.name, name); });
+    std::string note;
+    if (reported == std::end(kReportedParams) && name.find('.') == std::string::npos) {
+      note = "PostgreSQL does not report " + name +
+             " (it is not GUC_REPORT): pgpivot passes a client's login value on but cannot "
+             "follow its SETs, nor keep them from other clients";
+    } else if (reported != std::end(kReportedParams) && reported->since > 15) {
+      note = "PostgreSQL reports " + std::string(reported->name) + " only from version " +
+             std::to_string(reported->since) +
+             "; against an older server pgpivot cannot follow a client's SETs of it";
+    }
+    if (!note.empty()) {
+      warning += (warning.empty() ? "track_extra_parameters: " : "; ") + note;
+    }
+  }
+  c.track_extra_parameters = std::move(*names);
+  return Outcome{std::move(warning)};
+}
+
 std::string refuseClientTls(std::string_view v) {
   const std::string mode = toLower(trim(v));
   if (mode.empty() || mode == "disable" || mode == "allow" || mode == "prefer") {
@@ -316,7 +392,8 @@ const KeySpec kKeys[] = {
     intKey<&Config::tcp_keepintvl, 0, kMaxCount>("tcp_keepintvl"),
     unsupported("tcp_socket_buffer"),
     intKey<&Config::tcp_user_timeout, 0, kMaxCount>("tcp_user_timeout"),
-    unsupported("track_extra_parameters"),
+    {"track_extra_parameters", kPgb, setTrackExtraParameters,
+     getList<&Config::track_extra_parameters>},
     unsupported("transaction_timeout"),
     stringKey<&Config::unix_socket_dir>("unix_socket_dir"),
     unsupported("unix_socket_group"),

@@ -219,6 +219,46 @@ std::vector<std::string> parseList(std::string_view text) {
   return items;
 }
 
+Result<std::vector<std::string>> parseParameterNames(std::string_view text) {
+  std::vector<std::string> names;
+  if (trim(text).empty()) {
+    return names;
+  }
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string_view name = trim(text.substr(start, comma - start));
+    if (name.empty()) {
+      return invalid("empty parameter name (a comma with no name before or after it)");
+    }
+    if (name.size() > kMaxParameterNameLength) {
+      return invalid("'" + std::string(name) + "' is longer than PostgreSQL's " +
+                     std::to_string(kMaxParameterNameLength) + "-byte limit for a name");
+    }
+    // Each part: a letter or _, then letters, digits, _ or $ (an unquoted SQL identifier).
+    bool part_start = true;
+    for (const char c : name) {
+      const bool letter = std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_';
+      const bool digit = std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '$';
+      const bool ok = part_start ? letter : (letter || digit || c == '.');
+      if (!ok) {
+        return invalid("'" + std::string(name) +
+                       "' is not a parameter name (letters, digits, _ and $, not starting "
+                       "with a digit; an extension's parameter as extension.name)");
+      }
+      part_start = c == '.';
+    }
+    if (part_start) {  // ends with a dot
+      return invalid("'" + std::string(name) + "' is not a parameter name (ends with '.')");
+    }
+    names.emplace_back(name);
+    if (comma == std::string_view::npos) {
+      return names;
+    }
+    start = comma + 1;
+  }
+}
+
 Result<PoolMode> parsePoolMode(std::string_view text) {
   return lookup(text, kPoolModes, "pool mode");
 }

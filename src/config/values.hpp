@@ -36,6 +36,14 @@ bool iequals(std::string_view a, std::string_view b);
 // Items separated by commas and/or blanks; empty items are dropped ("a, b,,c" -> a b c).
 std::vector<std::string> parseList(std::string_view text);
 
+// PostgreSQL's NAMEDATALEN - 1: a longer parameter name is not one PostgreSQL has.
+inline constexpr std::size_t kMaxParameterNameLength = 63;
+
+// A comma-separated list of PostgreSQL parameter names ("IntervalStyle, myext.mode"):
+// each an identifier, or identifiers joined by dots. Blanks around names are dropped; an
+// empty name (",," or a trailing comma) is an error. Empty text: no names.
+[[nodiscard]] Result<std::vector<std::string>> parseParameterNames(std::string_view text);
+
 [[nodiscard]] Result<PoolMode> parsePoolMode(std::string_view text);
 [[nodiscard]] Result<AuthType> parseAuthType(std::string_view text);
 [[nodiscard]] Result<FailoverMode> parseFailoverMode(std::string_view text);

@@ -199,6 +199,13 @@ struct Config {
   Millis query_wait_timeout{120000};
   Millis idle_transaction_timeout{0};
   std::vector<std::string> ignore_startup_parameters;
+  // PgBouncer 1.20+: parameters PostgreSQL reports with ParameterStatus (GUC_REPORT) that
+  // pgpivot carries from a client to every server connection it lands on, beside the
+  // built-in ones (client_encoding, DateStyle, TimeZone, IntervalStyle, application_name,
+  // standard_conforming_strings): accepted as startup parameters, followed when the
+  // server reports a change, SET again on another server. As the config spells them.
+  // A RELOAD applies to clients that log in after it. PgBouncer's default (built in here).
+  std::vector<std::string> track_extra_parameters{"IntervalStyle"};
   // Named prepared statements kept on each server connection in transaction and
   // statement mode (least recently used closed first); 0: passed through unchanged.
   int max_prepared_statements = 200;

@@ -96,5 +96,85 @@ TEST_CASE("setQueryCannotFail: only an application_name to set may go unwaited",
   CHECK(setQueryCannotFail(wanted, same));  // nothing to set at all
 }
 
+TEST_CASE("canonicalTrackedParam: built-in names, then track_extra_parameters in any case",
+          "[unit][params]") {
+  const std::vector<std::string> extra = {"default_transaction_read_only", "myext.Mode",
+                                          "intervalstyle"};
+  CHECK(canonicalTrackedParam("datestyle", extra) == std::optional<std::string_view>("DateStyle"));
+  CHECK(canonicalTrackedParam("intervalstyle", extra) ==
+        std::optional<std::string_view>("IntervalStyle"));
+  CHECK(canonicalTrackedParam("DEFAULT_TRANSACTION_READ_ONLY", extra) ==
+        std::optional<std::string_view>("default_transaction_read_only"));
+  CHECK(canonicalTrackedParam("myext.mode", extra) ==
+        std::optional<std::string_view>("myext.Mode"));
+  CHECK_FALSE(canonicalTrackedParam("default_transaction_read_only"));
+  CHECK_FALSE(canonicalTrackedParam("search_path", extra));
+  CHECK_FALSE(canonicalTrackedParam("default_transaction_read_onl", extra));
+}
+
+TEST_CASE("TrackedParams keeps an extra parameter only when listed, then updates it as a built-in",
+          "[unit][params]") {
+  const std::vector<std::string> extra = {"Default_Transaction_Read_Only"};
+  TrackedParams params;
+  // Not listed (no list given: a ParameterStatus after login) -> not kept.
+  CHECK_FALSE(params.set("default_transaction_read_only", "on"));
+  CHECK(params.set("TimeZone", "UTC"));
+  CHECK(params.set("default_transaction_read_only", "on", extra));
+  CHECK(params.set("application_name", "app"));
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  // Kept under the list's spelling until the server spells it.
+  CHECK(entries(params) == Entries{{"TimeZone", "UTC"},
+                                   {"Default_Transaction_Read_Only", "on"},
+                                   {"application_name", "app"}});
+  // From now on a plain set() (the server's ParameterStatus) updates it, in place.
+  CHECK(params.set("default_transaction_read_only", "off"));
+  CHECK(params.set("DEFAULT_TRANSACTION_READ_ONLY", "a much longer value than before"));
+  CHECK(params.find("default_transaction_read_only") ==
+        std::optional<std::string_view>("a much longer value than before"));
+  CHECK(params.set("TimeZone", "Europe/Paris"));
+  CHECK(params.find("TimeZone") == std::optional<std::string_view>("Europe/Paris"));
+  CHECK(params.find("application_name") == std::optional<std::string_view>("app"));
+  CHECK_FALSE(params.find("search_path"));
+  // A value cut at a NUL, as for a built-in one.
+  CHECK(params.set("default_transaction_read_only", std::string_view("on\0x", 4)));
+  CHECK(params.find("default_transaction_read_only") == std::optional<std::string_view>("on"));
+}
+
+TEST_CASE("TrackedParams::setIfAbsent adds listed extras under the server's spelling",
+          "[unit][params]") {
+  const std::vector<std::string> extra = {"DEFAULT_TRANSACTION_READ_ONLY", "myext.mode"};
+  TrackedParams params;
+  params.set("myext.MODE", "fast", extra);  // the login's value, the client's spelling
+  // The welcome: every reported parameter, server spelling; only tracked ones are kept.
+  CHECK(params.setIfAbsent("default_transaction_read_only", "off", extra));
+  CHECK_FALSE(params.setIfAbsent("myext.mode", "slow", extra));  // the login's stays
+  CHECK_FALSE(params.setIfAbsent("in_hot_standby", "off", extra));
+  CHECK_FALSE(params.setIfAbsent("default_transaction_read_only", "on", extra));
+  CHECK(params.setIfAbsent("DateStyle", "ISO, MDY", extra));
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  CHECK(entries(params) == Entries{{"myext.mode", "fast"},
+                                   {"default_transaction_read_only", "off"},
+                                   {"DateStyle", "ISO, MDY"}});
+  params.shrink();
+  CHECK(params.find("MYEXT.MODE") == std::optional<std::string_view>("fast"));
+}
+
+TEST_CASE("buildSetQuery sets extra parameters by quoted name, matching the server in any case",
+          "[unit][params]") {
+  const std::vector<std::string> extra = {"Default_Transaction_Read_Only", "myext.mode"};
+  TrackedParams wanted;
+  wanted.set("default_transaction_read_only", "on", extra);
+  wanted.set("application_name", "a");
+  const ParamMap server = {{"application_name", "a"}, {"default_transaction_read_only", "off"}};
+  CHECK(buildSetQuery(wanted, server) == "SET \"Default_Transaction_Read_Only\" = 'on';");
+  CHECK_FALSE(setQueryCannotFail(wanted, server));  // only application_name may go unwaited
+  const ParamMap same = {{"application_name", "a"}, {"default_transaction_read_only", "on"}};
+  CHECK(buildSetQuery(wanted, same).empty());
+  CHECK(setQueryCannotFail(wanted, same));
+  // A parameter the server does not report is set every time (it cannot be compared).
+  wanted.set("myext.mode", "x'y", extra);
+  CHECK(buildSetQuery(wanted, same) == "SET \"myext.mode\" = 'x''y';");
+}
+
 }  // namespace
 }  // namespace pgpivot::session
