@@ -66,7 +66,8 @@ void SqlScanner::skipBlank() {
     if (isSpace(c)) {
       ++i;
     } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      const std::size_t end = sql_.find('\n', i + 2);
+      // To the end of the line: scan.l's comment is "--" followed by [^\n\r]*.
+      const std::size_t end = sql_.find_first_of("\n\r", i + 2);
       i = end == std::string_view::npos ? n : end + 1;
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
       // Block comments nest in PostgreSQL (unlike the SQL standard's).

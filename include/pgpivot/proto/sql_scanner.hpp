@@ -14,7 +14,8 @@
 //                  not start with a digit ($1 is a parameter) nor follows a word (a$b$ is
 //                  one identifier)
 //   "a""b"         a quoted identifier; "" is a quote inside it
-//   -- x           a comment to the end of the line; /* x /* y */ */ nests
+//   -- x           a comment to the end of the line, which \n or \r ends (scan.l's
+//                  non_newline); /* x /* y */ */ nests
 // B'', X'', N'' and U&'' are a word followed by a string here: their prefix does not move
 // where the literal ends.
 //
@@ -81,6 +82,8 @@ class SqlScanner final {
   [[nodiscard]] bool truncated() const { return truncated_; }
   // Where scanning stands in the text.
   [[nodiscard]] std::size_t offset() const { return pos_; }
+  // Whether a backslash escapes in every string literal (the constructor's argument).
+  [[nodiscard]] bool backslashQuotes() const { return backslash_quotes_; }
 
  private:
   void skipBlank();

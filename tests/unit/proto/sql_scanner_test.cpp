@@ -300,4 +300,17 @@ TEST_CASE("peek looks ahead without moving; a copy is an independent cursor", "[
   CHECK(copy.offset() == 5);
 }
 
+TEST_CASE("a -- comment ends at a carriage return as at a newline (scan.l's non_newline)",
+          "[unit][sql]") {
+  // Old Mac line ends, or a client that sends \r alone: what follows is SQL again.
+  CHECK(raws("SELECT 1 -- one\rLISTEN jobs") == Pieces{"SELECT", "1", "LISTEN", "jobs"});
+  CHECK(raws("SELECT 1 -- one\r\n, 2") == Pieces{"SELECT", "1", ",", "2"});
+  CHECK(raws("-- a\r-- b\rx") == Pieces{"x"});
+  CHECK(splitStatements("SELECT 1 --c\r; LISTEN jobs") ==
+        Pieces{"SELECT 1 --c\r;", " LISTEN jobs"});
+  CHECK(splitStatements("SELECT 1 --c;\r; SELECT 2") == Pieces{"SELECT 1 --c;\r;", " SELECT 2"});
+  // Inside a block comment a \r changes nothing.
+  CHECK(raws("/* -- \r */ x") == Pieces{"x"});
+}
+
 }  // namespace pgpivot::proto
