@@ -205,8 +205,8 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
       user_ = value;
     } else if (name == "database") {
       database_ = value;
-    } else if (auto tracked = canonicalTrackedParam(name)) {
-      wanted_params_.set(*tracked, value);
+    } else if (wanted_params_.set(name, value, config.track_extra_parameters)) {
+      continue;  // tracked: built in, or listed in track_extra_parameters
     } else if (name == "replication") {
       closeWithError(sqlstate::kFeatureNotSupported,
                      "pgpivot: replication connections are not supported",
@@ -644,9 +644,10 @@ void ClientSession::onServerLinked(ServerConn& server) {
 
 void ClientSession::sendWelcome(const ParamMap& server_params) {
   // What the client did not ask for it gets at the server's default, and keeps on every
-  // later server: a SET another client left behind must not leak into this session.
+  // later server: a SET another client left behind must not leak into this session. The
+  // track_extra_parameters of now are the ones this client follows until it leaves.
   for (const auto& [name, value] : server_params) {
-    wanted_params_.setIfAbsent(name, value);
+    wanted_params_.setIfAbsent(name, value, worker_.config().track_extra_parameters);
   }
   wanted_params_.shrink();
   std::string out;
@@ -714,6 +715,8 @@ void ClientSession::onServerLost(const std::string& why, bool failover) {
                                     !server->mayCommitInFlight()),
                   .in_transaction = server->txStatus() != proto::TxStatus::kIdle};
   const bool crash_restart = cluster && server->lostToCrashRestart();
+  // What an open transaction block made is gone with it unless it may have committed.
+  pins_.noteServerLost(server->txStatus(), !lost.in_flight, lost.not_committed);
   copy_in_ = false;
   syncs_since_execute_ = 0;
   if (cursor_.gather_tag != 0) {
@@ -946,7 +949,8 @@ void noteCommitRisk(char tag, std::string_view unparsed, std::unique_ptr<cluster
 }  // namespace
 
 Action ClientSession::classify(char tag) {
-  if ((tag == 'Q' || tag == 'P') && tracksPins() && !notePins(tag)) {
+  if ((tag == 'Q' || tag == 'P' || (tag == 'B' && pins_.watchesBlind())) && tracksPins() &&
+      !notePins(tag)) {
     // Not all here yet: wait for the rest (nothing is counted before; classify sees this
     // header again once the whole message is in the buffer, and forwards it then).
     return Action::kInspect;
@@ -1035,14 +1039,35 @@ bool ClientSession::notePins(char tag) {
   // Larger than the buffer: only its first part is looked at (a bulk INSERT, typically).
   std::string_view body =
       unparsed.substr(proto::kHeaderSize, std::min(total, unparsed.size()) - proto::kHeaderSize);
+  // Where the server stands: the status of its last ReadyForQuery, final when every
+  // request is answered (session_pins.hpp, transaction blocks).
+  if (server_ != nullptr) {
+    pins_.noteServer(server_->txStatus(), server_->outstanding() == 0);
+  }
+  const bool whole = unparsed.size() >= total;
+  if (tag == 'B') {  // Bind: portal name, then statement name
+    const std::size_t portal_end = body.find('\0');
+    const std::size_t name_end =
+        portal_end == std::string_view::npos ? portal_end : body.find('\0', portal_end + 1);
+    if (name_end == std::string_view::npos || name_end > portal_end + 1) {
+      pins_.noteBlind();  // a prepared statement runs: it may be a COMMIT, unseen
+    }
+    return true;
+  }
+  SessionPins::Source source = SessionPins::Source::kQuery;
   if (tag == 'P') {  // Parse: statement name, then the query
     const std::size_t name_end = body.find('\0');
     if (name_end == std::string_view::npos) {
       return true;
     }
+    source = name_end == 0 ? SessionPins::Source::kUnnamedParse : SessionPins::Source::kNamedParse;
     body.remove_prefix(name_end + 1);
   }
-  pins_.noteSql(body.substr(0, body.find('\0')));
+  pins_.noteSql(body.substr(0, body.find('\0')), source,
+                [this] { return wanted_params_.find("standard_conforming_strings") == "off"; });
+  if (!whole) {
+    pins_.noteBlind();  // a COMMIT or ROLLBACK in the rest is not seen
+  }
   return true;
 }
 
@@ -1132,6 +1157,7 @@ bool ClientSession::mayDeallocate() const {
 
 void ClientSession::expectReadyForQuery() {
   if (server_ != nullptr) {
+    pins_.noteRequest(server_->txStatus(), server_->outstanding() == 0);
     server_->expectReadyForQuery();
   }
 }

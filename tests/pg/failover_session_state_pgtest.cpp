@@ -341,3 +341,95 @@ TEST_CASE("SWITCHOVER in session mode moves a client's prepared statements with 
   CHECK(PQnparams(described.get()) == 1);
   CHECK(PQstatus(client.get()) == CONNECTION_OK);
 }
+
+TEST_CASE(
+    "SWITCHOVER in session mode moves sessions whose state was rolled back or only looked like "
+    "state, and ends those whose state a commit or a lexer's reading kept",
+    "[pg][failover][session_state]") {
+  ConsoleCluster env("events-session-state-exact", OnCluster(), kSessionMode);
+  const std::string primary = std::to_string(env.cluster.primaryPort());
+  const std::string standby = std::to_string(env.cluster.standbyPort());
+
+  struct Client {
+    std::string name;
+    std::vector<std::string> sqls;  // run in order, one Query each
+    std::string held;               // what the error names; "" when the session moves
+    Conn conn;
+  };
+  std::vector<Client> clients;
+  clients.push_back(
+      {"rolled back", {"BEGIN", "CREATE TEMP TABLE rolled (a int)", "ROLLBACK"}, "", nullptr});
+  clients.push_back({"rolled back in one query",
+                     {"BEGIN; LISTEN jobs; DECLARE c CURSOR WITH HOLD FOR SELECT 1; ROLLBACK"},
+                     "",
+                     nullptr});
+  // The COMMIT of a failed block rolls it back.
+  clients.push_back({"failed",
+                     {"BEGIN", "CREATE TEMP TABLE failed (a int)", "SELECT 1/0", "COMMIT"},
+                     "",
+                     nullptr});
+  // standard_conforming_strings off: the backslash escapes the quote, LISTEN is in the string.
+  clients.push_back({"backslash",
+                     {"SET standard_conforming_strings = off", "SELECT 'a\\'; LISTEN jobs; --'"},
+                     "",
+                     nullptr});
+  // A session-level advisory lock outlives the rollback of its block.
+  clients.push_back(
+      {"lock", {"BEGIN", "SELECT pg_advisory_lock(77)", "ROLLBACK"}, "advisory locks", nullptr});
+  clients.push_back(
+      {"committed", {"BEGIN", "CREATE TEMP TABLE kept (a int)", "COMMIT"}, "temp tables", nullptr});
+  // The -- comment ends at the \r: LISTEN runs.
+  clients.push_back({"carriage return", {"SELECT 1 --c\r; LISTEN jobs"}, "LISTEN", nullptr});
+  for (Client& c : clients) {
+    CAPTURE(c.name);
+    c.conn = connect(env.pgpivot.conninfo());
+    REQUIRE(PQstatus(c.conn.get()) == CONNECTION_OK);
+    REQUIRE(
+        eventually(std::chrono::seconds(10), [&] { return serverPort(c.conn.get()) == primary; }));
+    for (const std::string& sql : c.sqls) {
+      CAPTURE(sql);
+      const Outcome outcome = run(c.conn.get(), sql);
+      CHECK(outcome.sqlstate == (sql == "SELECT 1/0" ? "22012" : ""));
+    }
+  }
+  // PostgreSQL agrees about what exists.
+  for (const Client& c : clients) {
+    CAPTURE(c.name);
+    const std::string temps = scalar(c.conn.get(),
+                                     "SELECT count(*) FROM pg_class WHERE relnamespace = "
+                                     "pg_my_temp_schema() AND relkind = 'r'");
+    const std::string listens =
+        scalar(c.conn.get(), "SELECT count(*) FROM pg_listening_channels()");
+    const std::string cursors =
+        scalar(c.conn.get(), "SELECT count(*) FROM pg_cursors WHERE is_holdable");
+    const std::string locks = scalar(
+        c.conn.get(),
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()");
+    CHECK(temps == (c.held == "temp tables" ? "1" : "0"));
+    CHECK(listens == (c.held == "LISTEN" ? "1" : "0"));
+    CHECK(cursors == "0");
+    CHECK(locks == (c.held == "advisory locks" ? "1" : "0"));
+  }
+
+  std::string answer;
+  REQUIRE(eventually(std::chrono::seconds(20), [&] {
+    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
+    answer = PQresultErrorMessage(result.get());
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+  }));
+  INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
+                                  << env.eventLog() << "\nlog:\n"
+                                  << env.pgpivot.logText());
+  for (Client& c : clients) {
+    CAPTURE(c.name);
+    if (c.held.empty()) {
+      CHECK(serverPort(c.conn.get()) == standby);
+      CHECK(PQstatus(c.conn.get()) == CONNECTION_OK);
+    } else {
+      CHECK_THAT(endedWith(c.conn.get(), "SELECT 1"),
+                 Catch::Contains("FATAL:  08006: pgpivot: failover: this session held " + c.held +
+                                 " on the old primary, which cannot be moved; reconnect\n"));
+      CHECK(PQstatus(c.conn.get()) == CONNECTION_BAD);
+    }
+  }
+}
