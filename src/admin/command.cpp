@@ -99,7 +99,8 @@ class Lexer {
       if (isSpace(q_[pos_])) {
         ++pos_;
       } else if (q_.substr(pos_, 2) == "--") {
-        while (pos_ < q_.size() && q_[pos_] != '\n') {
+        // To the end of the line, which \r ends too (scan.l's non_newline).
+        while (pos_ < q_.size() && q_[pos_] != '\n' && q_[pos_] != '\r') {
           ++pos_;
         }
       } else if (q_.substr(pos_, 2) == "/*") {

@@ -189,6 +189,10 @@ TEST_CASE("comments and whitespace are ignored", "[unit][admin]") {
   const auto answers = run(f.console, "-- what is going on?\n  SHOW /* all of them */ POOLS ;\n\t");
   REQUIRE(answers.size() == 1);
   CHECK(answers[0].tag == "SHOW");
+  // A carriage return ends a -- comment as a newline does (PostgreSQL's lexer).
+  const auto after_cr = run(f.console, "-- old Mac line end\rSHOW POOLS");
+  REQUIRE(after_cr.size() == 1);
+  CHECK(after_cr[0].tag == "SHOW");
 }
 
 TEST_CASE("an empty query gets EmptyQueryResponse", "[unit][admin]") {
