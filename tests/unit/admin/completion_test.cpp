@@ -10,7 +10,7 @@
 namespace pgpivot::admin {
 namespace {
 
-TEST_CASE("a completion delivers once; later calls do nothing", "[unit][admin]") {
+TEST_CASE("a completion delivers once, later calls do nothing", "[unit][admin]") {
   int calls = 0;
   int last = 0;
   Completion<int> done([&](Result<int> r) {

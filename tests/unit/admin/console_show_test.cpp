@@ -223,7 +223,7 @@ TEST_CASE("SHOW CLIENTS and SHOW SERVERS list connections with ids KILL_CLIENT t
 }
 
 TEST_CASE(
-    "SHOW SOCKETS lists clients then servers with buffer columns; ACTIVE_SOCKETS "
+    "SHOW SOCKETS lists clients then servers with buffer columns, ACTIVE_SOCKETS "
     "only busy ones",
     "[unit][admin]") {
   Fixture f;

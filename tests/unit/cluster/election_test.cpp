@@ -200,7 +200,7 @@ TEST_CASE("election: each eligibility rule", "[unit][cluster]") {
   }
 }
 
-TEST_CASE("election: an operator's target wins only if eligible; naming it accepts its lag",
+TEST_CASE("election: an operator's target wins only if eligible, naming it accepts its lag",
           "[unit][cluster]") {
   Nodes n;
   n.addSilent();

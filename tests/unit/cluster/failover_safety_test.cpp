@@ -52,7 +52,7 @@ TEST_CASE("lock pile-up with lock_pileup_action = alert only reports", "[unit][c
   CHECK(sim.count(ActionKind::kAlert) == 1);
 }
 
-TEST_CASE("crash recovery: 57P03 pauses clients and the clock; no failover", "[unit][cluster]") {
+TEST_CASE("crash recovery: 57P03 pauses clients and the clock, no failover", "[unit][cluster]") {
   Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));
   sim.node(0).mode = FakeNode::Mode::kStarting;  // 57P03 "the database system is starting up"
   sim.run(12000);                                // longer than dead_after

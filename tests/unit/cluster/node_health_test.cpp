@@ -88,7 +88,7 @@ struct Fixture {
   }
 };
 
-TEST_CASE("a node nobody has heard from is UNKNOWN; one good probe makes it HEALTHY",
+TEST_CASE("a node nobody has heard from is UNKNOWN, one good probe makes it HEALTHY",
           "[unit][cluster]") {
   Settings settings;
   NodeHealth node(settings);

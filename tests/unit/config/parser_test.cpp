@@ -232,7 +232,8 @@ TEST_CASE("indented lines are ordinary lines, never inih continuation lines", "[
   CHECK(result.config.default_pool_size == 7);
 }
 
-TEST_CASE("a ';' after a blank ends the value; other ';' and '#' belong to it", "[unit][config]") {
+TEST_CASE("a semicolon after a blank ends the value, any other semicolon and a # belong to it",
+          "[unit][config]") {
   const auto result = parse(
       "[pgpivot]\nauth_type = trust ; trust everyone\n"
       "server_reset_query = RESET ALL;DISCARD PLANS\n"

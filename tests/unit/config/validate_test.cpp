@@ -238,7 +238,7 @@ TEST_CASE("auth_user without auth_query is an error", "[unit][config]") {
   CHECK(errors(c) == std::vector<std::string>{"auth_user is set but auth_query is empty"});
 }
 
-TEST_CASE("trust and any need no passwords; hba and cert are refused for now", "[unit][config]") {
+TEST_CASE("trust and any need no passwords, hba and cert are refused for now", "[unit][config]") {
   Config c = validConfig();
   c.auth_type = AuthType::kAny;
   CHECK(errors(c).empty());

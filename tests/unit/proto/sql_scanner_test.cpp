@@ -281,7 +281,7 @@ TEST_CASE("every prefix of a text in every form scans within itself into whole s
   CHECK(splitStatements(full, true).size() == 3);
 }
 
-TEST_CASE("peek looks ahead without moving; a copy is an independent cursor", "[unit][sql]") {
+TEST_CASE("peek looks ahead without moving, a copy is an independent cursor", "[unit][sql]") {
   SqlScanner scanner("a 'b' c");
   SqlToken token;
   REQUIRE(scanner.peek(token));

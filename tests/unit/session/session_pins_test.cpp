@@ -99,7 +99,7 @@ TEST_CASE("what only looks like a temporary table does not pin a session", "[uni
   CHECK(after({"CREATE TEMP TABLE t (a int)", "discard temporary;"}) == 0);
 }
 
-TEST_CASE("session-level advisory locks pin a session; transaction-level ones do not",
+TEST_CASE("session-level advisory locks pin a session, transaction-level ones do not",
           "[unit][session_pins]") {
   CHECK(after({"SELECT pg_advisory_lock(1)"}) == kLocks);
   CHECK(after({"SELECT pg_advisory_lock_shared(1, 2)"}) == kLocks);
@@ -151,7 +151,7 @@ TEST_CASE("WITH HOLD cursors pin a session until CLOSE ALL", "[unit][session_pin
   CHECK(after({"DECLARE c CURSOR WITH HOLD FOR SELECT 1", "CLOSE ALL"}) == 0);
 }
 
-TEST_CASE("DISCARD ALL clears every kind; the pins say what is held", "[unit][session_pins]") {
+TEST_CASE("DISCARD ALL clears every kind, the pins say what is held", "[unit][session_pins]") {
   SessionPins pins;
   pins.noteSql(
       "CREATE TEMP TABLE t (a int); SELECT pg_advisory_lock(1); LISTEN c; "
@@ -301,7 +301,7 @@ TEST_CASE("state made inside a transaction block that commits is held", "[unit][
   CHECK(Session().query("BEGIN", T).query("ROLLBACK; CREATE TEMP TABLE t (a int)").held() == kTemp);
 }
 
-TEST_CASE("session-level advisory locks survive a rollback; transaction-level ones never pin",
+TEST_CASE("session-level advisory locks survive a rollback, transaction-level ones never pin",
           "[unit][session_pins]") {
   CHECK(
       Session().query("BEGIN", T).query("SELECT pg_advisory_lock(1)", T).query("ROLLBACK").held() ==
@@ -314,7 +314,7 @@ TEST_CASE("session-level advisory locks survive a rollback; transaction-level on
             .held() == 0);
 }
 
-TEST_CASE("what a rolled-back block cleared is still held; a committed one's clear counts",
+TEST_CASE("what a rolled-back block cleared is still held, a committed one's clear counts",
           "[unit][session_pins]") {
   CHECK(Session()
             .query("CREATE TEMP TABLE t (a int)")
