@@ -534,16 +534,21 @@ bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker, uint
   if (server == nullptr || server->backendPid() == 0) {
     return false;  // nothing is running for that client
   }
-  const bool unix_socket = !server->unixPath().empty();
-  auto cancel = std::make_unique<session::CancelForwarder>(*this, server->backendPid(),
-                                                           server->backendSecret(), unix_socket,
-                                                           requester_worker, requester_id);
-  session::CancelForwarder& ref = *cancel;
-  cancels_.emplace(&ref, std::move(cancel));
   stats_.cancels_forwarded++;
   PGPIVOT_LOG_DEBUG("{} forwarding cancel", it->second->logPrefix());
-  ref.start(server->address(), server->unixPath());
+  cancelOnServer(*server, requester_worker, requester_id);
   return true;
+}
+
+void Worker::cancelOnServer(const session::ServerConn& server, int requester_worker,
+                            uint64_t requester_id) {
+  const bool unix_socket = !server.unixPath().empty();
+  auto cancel =
+      std::make_unique<session::CancelForwarder>(*this, server.backendPid(), server.backendSecret(),
+                                                 unix_socket, requester_worker, requester_id);
+  session::CancelForwarder& ref = *cancel;
+  cancels_.emplace(&ref, std::move(cancel));
+  ref.start(server.address(), server.unixPath());
 }
 
 void Worker::notifyCancelDone(int requester_worker, uint64_t requester_id) {

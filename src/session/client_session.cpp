@@ -1223,6 +1223,9 @@ void ClientSession::checkTimeouts(uint64_t now_ms) {
       return;
     case ClientState::kActive:
     case ClientState::kIdle:
+      if (server_ != nullptr && checkServerTimeouts(config, now_ms)) {
+        return;
+      }
       if (config.client_idle_timeout.count() > 0 &&
           (server_ == nullptr || server_->outstanding() == 0) &&
           elapsed(last_activity_at_) >= static_cast<uint64_t>(config.client_idle_timeout.count())) {
@@ -1234,6 +1237,38 @@ void ClientSession::checkTimeouts(uint64_t now_ms) {
     case ClientState::kClosing:
       return;
   }
+}
+
+// PgBouncer's query_timeout and idle_transaction_timeout: the client and its server both
+// end (the server is mid-query or mid-transaction, so it cannot serve anyone else; closing
+// it makes PostgreSQL roll the transaction back and free its locks).
+bool ClientSession::checkServerTimeouts(const config::Config& config, uint64_t now_ms) {
+  if (config.query_timeout.count() > 0 && server_->outstanding() > 0 &&
+      server_->queryStartedNs() != 0) {
+    const uint64_t running_ms = (uv_hrtime() - server_->queryStartedNs()) / 1'000'000;
+    if (running_ms >= static_cast<uint64_t>(config.query_timeout.count())) {
+      // PostgreSQL would notice the closed socket only when it next writes: cancel the
+      // query too, so it does not run on for nobody.
+      if (server_->backendPid() != 0) {
+        worker_.cancelOnServer(*server_);
+      }
+      closeWithError(sqlstate::kProtocolViolation,
+                     fmt::format("pgpivot: query_timeout: the query ran {} ms", running_ms),
+                     CloseReason::kQueryTimeout);
+      return true;
+    }
+  }
+  if (config.idle_transaction_timeout.count() > 0 && server_->outstanding() == 0 &&
+      server_->txStatus() != proto::TxStatus::kIdle && now_ms > server_->lastUsedAt() &&
+      now_ms - server_->lastUsedAt() >=
+          static_cast<uint64_t>(config.idle_transaction_timeout.count())) {
+    closeWithError(sqlstate::kProtocolViolation,
+                   fmt::format("pgpivot: idle_transaction_timeout: idle in transaction for {} ms",
+                               now_ms - server_->lastUsedAt()),
+                   CloseReason::kIdleTransactionTimeout);
+    return true;
+  }
+  return false;
 }
 
 void ClientSession::closeWithError(std::string_view state, const std::string& message,

@@ -20,6 +20,10 @@ std::string_view toString(CloseReason reason) {
       return "query_wait_timeout";
     case CloseReason::kClientIdleTimeout:
       return "client_idle_timeout";
+    case CloseReason::kQueryTimeout:
+      return "query_timeout";
+    case CloseReason::kIdleTransactionTimeout:
+      return "idle_transaction_timeout";
     case CloseReason::kServerUnavailable:
       return "server unavailable";
     case CloseReason::kServerEof:

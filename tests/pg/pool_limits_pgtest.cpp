@@ -10,8 +10,10 @@
 #include <cstring>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "support/pgpivot_fixture.hpp"
+#include "support/wire_builder.hpp"
 
 using namespace pgpivot::test;
 
@@ -302,6 +304,82 @@ TEST_CASE("client_idle_timeout closes a client that stays idle", "[pg][pool]") {
     REQUIRE(error.found);
     CHECK(error.sqlstate == "08P01");
     CHECK_THAT(error.message, Catch::Contains("client_idle_timeout"));
+  }
+}
+
+TEST_CASE("query_timeout ends a client whose query runs too long and cancels it, others go on",
+          "[pg][pool]") {
+  for (const std::string mode : {"session", "transaction"}) {
+    CAPTURE(mode);
+    Pgpivot::Options options;
+    options.settings = {{"query_timeout", "1"}, {"auth_type", "trust"}, {"pool_mode", mode}};
+    Pgpivot pgpivot(options);
+    pgpivot.start();
+    Conn direct = directConnection();
+    Conn bystander = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(bystander.get()) == CONNECTION_OK);
+    // Queries shorter than the timeout are not touched.
+    CHECK(scalar(bystander.get(), "SELECT pg_sleep(0.3)").empty());
+
+    auto client = startLogin(pgpivot.port(), kScramUser, "appdb");
+    std::string seen;
+    REQUIRE(readUntil(*client, seen, kPatience, hasReadyForQuery));
+    REQUIRE(client->send(pgpivot::wire::query("SELECT pg_sleep(30)")));
+    REQUIRE(eventually(kPatience, [&] {
+      return countBackends(direct.get(), "query = 'SELECT pg_sleep(30)'") == 1;
+    }));
+    seen += client->readAll(kPatience);  // until pgpivot closes the connection
+    const ErrorSeen error = firstError(seen);
+    REQUIRE(error.found);
+    CHECK(error.severity == "FATAL");
+    CHECK(error.sqlstate == "08P01");
+    CHECK_THAT(error.message, Catch::Contains("query_timeout"));
+    // Its query was cancelled on the server (not left to sleep on for nobody).
+    CHECK(eventually(kPatience, [&] {
+      return countBackends(direct.get(), "query = 'SELECT pg_sleep(30)' AND state = 'active'") == 0;
+    }));
+    CHECK(scalar(bystander.get(), "SELECT 7") == "7");
+    Conn after = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(after.get()) == CONNECTION_OK);
+    CHECK(scalar(after.get(), "SELECT 8") == "8");
+  }
+}
+
+TEST_CASE("idle_transaction_timeout ends a client idle inside a transaction and frees its locks",
+          "[pg][pool]") {
+  for (const std::string mode : {"session", "transaction"}) {
+    CAPTURE(mode);
+    Pgpivot::Options options;
+    options.settings = {
+        {"idle_transaction_timeout", "1"}, {"auth_type", "trust"}, {"pool_mode", mode}};
+    Pgpivot pgpivot(options);
+    pgpivot.start();
+    const std::string table = "idle_tx_" + mode;
+    Conn other = connect(pgpivot.conninfo());
+    REQUIRE(PQstatus(other.get()) == CONNECTION_OK);
+    CHECK(scalar(other.get(), "CREATE TABLE IF NOT EXISTS " + table + " (id int)").empty());
+    // Idle outside a transaction for longer than the timeout is fine.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(scalar(other.get(), "SELECT 1") == "1");
+
+    auto client = startLogin(pgpivot.port(), kScramUser, "appdb");
+    std::string seen;
+    REQUIRE(readUntil(*client, seen, kPatience, hasReadyForQuery));
+    seen.clear();
+    REQUIRE(client->send(
+        pgpivot::wire::query("BEGIN; LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE")));
+    REQUIRE(readUntil(*client, seen, kPatience, hasReadyForQuery));
+    // The lock it holds is given up when pgpivot closes its server: this insert waits
+    // for it, then runs.
+    CHECK(scalar(other.get(), "INSERT INTO " + table + " VALUES (1)") == "");
+    seen += client->readAll(kPatience);
+    const ErrorSeen error = firstError(seen);
+    REQUIRE(error.found);
+    CHECK(error.severity == "FATAL");
+    CHECK(error.sqlstate == "08P01");
+    CHECK_THAT(error.message, Catch::Contains("idle_transaction_timeout"));
+    CHECK(scalar(other.get(), "SELECT count(*) FROM " + table) != "");
+    CHECK(scalar(other.get(), "DROP TABLE " + table).empty());
   }
 }
 

@@ -127,6 +127,10 @@ class Worker final {
   void retireClient(session::ClientSession& client);
   void retireServer(session::ServerConn& server);
   void retireCancel(session::CancelForwarder& cancel);
+  // Sends PostgreSQL a CancelRequest for what `server` runs (its backend key, its address);
+  // the requester hears when it has been delivered (requester_worker -1: nobody asked).
+  void cancelOnServer(const session::ServerConn& server, int requester_worker = -1,
+                      uint64_t requester_id = 0);
 
   // auth_query: whether a user missing from the auth file may be looked up for `database`,
   // and the lookup itself (answered later through ClientSession::onAuthQueryResult).

@@ -24,6 +24,9 @@
 namespace pgpivot::app {
 class Worker;
 }
+namespace pgpivot::config {
+struct Config;
+}
 namespace pgpivot::pool {
 class Pool;
 }
@@ -138,6 +141,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   void onStreamClosed(net::Stream& stream) override;
 
  private:
+  // query_timeout and idle_transaction_timeout of the server it holds; true: closed.
+  bool checkServerTimeouts(const config::Config& config, uint64_t now_ms);
   void setState(ClientState state);
   // Whether this session tracks server state that cannot move (session_pins.hpp): session
   // mode on a pool that can fail over.

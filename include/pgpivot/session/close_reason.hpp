@@ -15,6 +15,8 @@ enum class CloseReason {
   kTooManyClients,           // max_client_conn
   kQueryWaitTimeout,         // no server within query_wait_timeout
   kClientIdleTimeout,        // client_idle_timeout
+  kQueryTimeout,             // query_timeout: a query ran too long
+  kIdleTransactionTimeout,   // idle_transaction_timeout
   kServerUnavailable,        // no server could be connected for this client
   kServerEof,                // the server closed its socket
   kServerError,              // the server sent a FATAL or garbage

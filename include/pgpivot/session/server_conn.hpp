@@ -159,6 +159,8 @@ class ServerConn final : public net::StreamOwner, public RelayHandler {
   const sockaddr_storage& address() const { return address_; }
   uint64_t createdAt() const { return created_at_; }
   uint64_t lastUsedAt() const { return last_used_at_; }
+  // uv_hrtime of the oldest request still unanswered; 0 when none is.
+  uint64_t queryStartedNs() const { return query_started_ns_; }
   uint64_t stateSince() const { return state_since_; }
   net::Stream& stream() { return stream_; }
   const std::string& logPrefix() const { return log_prefix_; }
