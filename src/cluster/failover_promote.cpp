@@ -332,8 +332,9 @@ void FailoverMachine::promoting() {
     if (pending_.status == ActionStatus::kOk) {
       inc.promote_ms = now_;
       inc.promote_duration_ms = inState();
-      enter(ClusterState::kVerifying, "pg_promote() returned true on " + names_[c]);
+      enter(ClusterState::kVerifying, names_[c] + " left recovery after pg_promote()");
     } else {
+      // pg_promote() refused or returned false, or recovery had not ended after 60 s.
       // Single flight: the candidate may still finish promoting; a second promotion could
       // make two primaries (research §7.6 2).
       waitOperatorFor("pg_promote() on " + names_[c] + " failed (" + pending_.error +

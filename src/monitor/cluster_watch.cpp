@@ -514,29 +514,28 @@ void ClusterWatch::execute(const cluster::Action& action) {
       // multi-statement Query runs in.
       runSql(sql_fence,
              {std::string(cluster::sql::kFenceTerminateSessions),
-              std::string(cluster::sql::kFenceReadOnly), std::string(cluster::sql::kReloadConf)},
-             false);
+              std::string(cluster::sql::kFenceReadOnly), std::string(cluster::sql::kReloadConf)});
       return;
     }
     case ActionKind::kUnfence:
       runSql(action,
-             {std::string(cluster::sql::kUnfenceReadOnly), std::string(cluster::sql::kReloadConf)},
-             false);
+             {std::string(cluster::sql::kUnfenceReadOnly), std::string(cluster::sql::kReloadConf)});
       return;
     case ActionKind::kPromote:
-      runSql(action, {std::string(cluster::sql::kPromote)}, true);
+      // One statement that ends without an error only once the node is out of recovery.
+      runSql(action, {std::string(cluster::sql::kPromote)});
       return;
     case ActionKind::kCheckpoint:
-      runSql(action, {std::string(cluster::sql::kCheckpoint)}, false);
+      runSql(action, {std::string(cluster::sql::kCheckpoint)});
       return;
     case ActionKind::kReportBlockers:
-      runSql(action, {std::string(cluster::sql::kBlockerTree)}, false);
+      runSql(action, {std::string(cluster::sql::kBlockerTree)});
       return;
     case ActionKind::kCancelBlocker:
-      runSql(action, {std::string(cluster::sql::kCancelRootBlockers)}, false);
+      runSql(action, {std::string(cluster::sql::kCancelRootBlockers)});
       return;
     case ActionKind::kTerminateBlocker:
-      runSql(action, {std::string(cluster::sql::kTerminateRootBlockers)}, false);
+      runSql(action, {std::string(cluster::sql::kTerminateRootBlockers)});
       return;
     case ActionKind::kAlert:
       if (action.level == cluster::AlertLevel::kCritical) {
@@ -611,8 +610,7 @@ void ClusterWatch::runFenceCommand(const cluster::Action& action) {
       });
 }
 
-void ClusterWatch::runSql(const cluster::Action& action, std::vector<std::string> statements,
-                          bool expect_true) {
+void ClusterWatch::runSql(const cluster::Action& action, std::vector<std::string> statements) {
   if (!action.node || *action.node >= nodes_.size()) {
     report(action.id, cluster::ActionStatus::kFailed, "no node");
     return;
@@ -622,18 +620,17 @@ void ClusterWatch::runSql(const cluster::Action& action, std::vector<std::string
     return;
   }
   runStatements(*action.node, action.id, action.kind == cluster::ActionKind::kPromote,
-                std::move(statements), 0, expect_true);
+                std::move(statements), 0);
 }
 
 void ClusterWatch::runStatements(std::size_t node, uint64_t id, bool long_running,
-                                 std::vector<std::string> statements, std::size_t next,
-                                 bool expect_true) {
-  const uint64_t deadline = long_running ? 65000 : 5000;  // pg_promote(true, 60) waits 60 s
+                                 std::vector<std::string> statements, std::size_t next) {
+  const uint64_t deadline = long_running ? 65000 : 5000;  // sql::kPromote waits up to 60 s
   const std::string sql = statements[next];
   nodes_[node].action->run(
       sql, deadline,
-      [this, node, id, long_running, statements = std::move(statements), next,
-       expect_true](ProbeOutcome outcome) mutable {
+      [this, node, id, long_running, statements = std::move(statements),
+       next](ProbeOutcome outcome) mutable {
         if (outcome.kind != ProbeOutcome::Kind::kOk) {
           const bool unreachable = outcome.kind == ProbeOutcome::Kind::kRefused ||
                                    outcome.kind == ProbeOutcome::Kind::kTimeout;
@@ -643,13 +640,7 @@ void ClusterWatch::runStatements(std::size_t node, uint64_t id, bool long_runnin
           return;
         }
         if (next + 1 < statements.size()) {
-          runStatements(node, id, long_running, std::move(statements), next + 1, expect_true);
-          return;
-        }
-        const bool value_true = !outcome.rows.empty() && !outcome.rows.front().empty() &&
-                                outcome.rows.front().front().value_or("") == "t";
-        if (expect_true && !value_true) {
-          report(id, cluster::ActionStatus::kFailed, "returned false");
+          runStatements(node, id, long_running, std::move(statements), next + 1);
           return;
         }
         report(id, cluster::ActionStatus::kOk);

@@ -95,13 +95,15 @@ class ClusterWatch final {
   void apply(cluster::Output output);
   void execute(const cluster::Action& action);
   void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
-  void runSql(const cluster::Action& action, std::vector<std::string> statements, bool expect_true);
+  // Runs `statements` one after the other on the node's action connection; the action is
+  // kOk once the last one ran without an error.
+  void runSql(const cluster::Action& action, std::vector<std::string> statements);
   // kFence with a fence_command: the command's exit status is the action's result; the
   // SQL fence runs beside it and its result is only logged.
   void runFenceCommand(const cluster::Action& action);
   void logEvent(cluster::Event event, const cluster::Action& action);
   void runStatements(std::size_t node, uint64_t id, bool long_running,
-                     std::vector<std::string> statements, std::size_t next, bool expect_true);
+                     std::vector<std::string> statements, std::size_t next);
   void publishRoute(bool paused, bool drop_connections);
   bool persist(const std::string& payload, std::string& error);
   cluster::RoutingState restore();

@@ -109,7 +109,7 @@ class FailoverMachine final {
     uint64_t fence_persist_id = 0;  // the kPersistState that recorded the fence
     bool fence_done = false;        // switchover: fence confirmed, final catch-up next
     uint64_t fence_done_ms = 0;
-    uint64_t promote_ms = 0;  // when pg_promote() returned true
+    uint64_t promote_ms = 0;  // when sql::kPromote returned: out of recovery
     uint64_t promote_duration_ms = 0;
     uint64_t promoted_at_lsn = 0;
     // Where promoted_at_lsn comes from: "pg_last_wal_replay_lsn" (the new primary's end of

@@ -3,6 +3,7 @@
 // planned switchover.
 #include <catch2/catch.hpp>
 
+#include "pgpivot/cluster/probe_sql.hpp"
 #include "sim.hpp"
 
 namespace pgpivot::cluster::test {
@@ -28,7 +29,11 @@ TEST_CASE("promote: kill -9 of the primary: pause, elect, fence, promote, verify
   CHECK(sim.machine().routing().epoch == 2);
   CHECK(sim.machine().routing().isFenced("db0:5432"));
   CHECK(sim.count(ActionKind::kPromote) == 1);
-  CHECK(sim.lastAction(ActionKind::kPromote)->sql == "SELECT pg_promote(true, 60)");
+  // Signalled, then polled until out of recovery (not pg_promote(true), which checks every
+  // 100 ms): the action's SQL is what runs, and what the event log quotes.
+  CHECK(sim.lastAction(ActionKind::kPromote)->sql == sql::kPromote);
+  CHECK_THAT(sim.lastAction(ActionKind::kPromote)->sql,
+             Catch::Contains("pg_promote(false)") && Catch::Contains("pg_is_in_recovery()"));
   CHECK(sim.count(ActionKind::kCheckpoint) == 1);
   REQUIRE(sim.lastEvent("fence") != nullptr);
   CHECK(sim.lastEvent("fence")->result == "unreachable");
@@ -184,7 +189,7 @@ TEST_CASE("promote: pg_promote() returning false waits for an operator, never a 
 TEST_CASE("promote: after a promotion with an unknown outcome, the promoted node is accepted",
           "[unit][cluster]") {
   Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));
-  sim.promote_status = ActionStatus::kFailed;  // pg_promote(true, 60) timed out...
+  sim.promote_status = ActionStatus::kFailed;  // still in recovery after 60 s...
   sim.node(0).mode = FakeNode::Mode::kDead;
   REQUIRE(sim.runUntil(10000, [&] { return sim.state() == ClusterState::kWaitOperator; }));
   sim.promoteExternally(1);  // ...but the promotion finished afterwards
