@@ -264,6 +264,9 @@ void Pool::onServerReady(ServerConn& server) {
 void Pool::onServerLoginFailed(ServerConn& server, const Error& error) {
   eraseFrom(opening_, &server);
   stats_.login_failures++;
+  if (server.generation() != generation_) {
+    return;  // refused by a target the pool has since left: no reason to wait on the new one
+  }
   last_login_failure_ms_ = worker_.now();
   if (last_login_failure_ms_ == 0) {
     last_login_failure_ms_ = 1;
@@ -340,6 +343,9 @@ uint64_t Pool::oldestWaitStart() const {
 
 void Pool::moveTo(ServerTarget target) {
   target_ = std::move(target);
+  // The refusals came from the old target: waiting server_login_retry out before the first
+  // login to the new one held writes after a kill -9 failover for 500 ms.
+  last_login_failure_ms_ = 0;
   dropServers();
   serveWaiters();
 }
