@@ -60,7 +60,8 @@ enum class ActionKind : uint8_t {
   kFence,
   // result. Undo a planned switchover's fence: kUnfenceReadOnly + kReloadConf.
   kUnfence,
-  // result: kOk only if sql::kPromote returned true. Single flight.
+  // result: kOk only once sql::kPromote ran without an error (the node left recovery). Single
+  // flight.
   kPromote,
   // result, informational. sql::kCheckpoint on `node`, after a promotion.
   kCheckpoint,

@@ -70,7 +70,7 @@ struct Settings {
   uint64_t fence_timeout_ms = 5000;
   uint64_t elect_timeout_ms = 5000;
   uint64_t catchup_timeout_ms = 10000;  // switchover: candidate replays everything
-  uint64_t promote_timeout_ms = 65000;  // pg_promote(true, 60) plus slack
+  uint64_t promote_timeout_ms = 65000;  // sql::kPromote gives up after 60 s; plus slack
   uint64_t verify_timeout_ms = 10000;
   uint64_t validate_timeout_ms = 5000;
   uint64_t search_primary_timeout_ms = 60000;
