@@ -27,7 +27,7 @@ struct NodeReport {
   int streaming_standbys = 0;
   std::string wal_receiver;  // standby: pg_stat_wal_receiver.status ("" when none)
   bool has_monitor = false;  // superuser or member of pg_monitor
-  bool can_promote = false;  // EXECUTE on pg_promote
+  bool can_promote = false;  // EXECUTE on pg_promote, USAGE on plpgsql (sql::kPromote)
 };
 
 // One round trip per node. The timeline of a primary is the one of the WAL file being
@@ -41,7 +41,8 @@ constexpr const char* kNodeQuery =
     "coalesce((SELECT status FROM pg_stat_wal_receiver), ''), "
     "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
     "pg_has_role(current_user, 'pg_monitor', 'member'), "
-    "has_function_privilege(current_user, 'pg_promote(boolean,integer)', 'execute')";
+    "has_function_privilege(current_user, 'pg_promote(boolean,integer)', 'execute') AND "
+    "has_language_privilege(current_user, 'plpgsql', 'usage')";
 
 NodeReport probeNode(const std::string& host, uint16_t port, const std::string& dbname,
                      const std::string& user, const std::string& password) {
@@ -157,7 +158,8 @@ int connectAll(const config::Config& config, const auth::AuthFile* auth_file) {
         }
         if (cluster.failover_mode == config::FailoverMode::kPromote && !report.can_promote) {
           problems.push_back(fmt::format(
-              "failover_mode = promote but monitor_user {} may not run pg_promote on {}",
+              "failover_mode = promote but monitor_user {} may not run pg_promote (EXECUTE on "
+              "pg_promote, USAGE on plpgsql) on {}",
               cluster.monitor_user, where));
         }
       } else {
