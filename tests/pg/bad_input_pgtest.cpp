@@ -60,30 +60,6 @@ Pgpivot::Options trustOptions() {
   return options;
 }
 
-// A raw login as pgpivot_trust (auth_type = trust); returns the bytes up to ReadyForQuery.
-std::string rawTrustLogin(RawClient& client,
-                          std::vector<std::pair<std::string, std::string>> extra = {}) {
-  std::vector<std::pair<std::string, std::string>> params = {{"user", kTrustUser},
-                                                             {"database", "appdb"}};
-  params.insert(params.end(), extra.begin(), extra.end());
-  REQUIRE(client.send(startupPacket(params)));
-  std::string seen;
-  readUntilMessage(client, seen, "ZE", kPatience);
-  return seen;
-}
-
-// A simple query on a logged-in raw connection; returns the answer up to ReadyForQuery.
-std::string rawQuery(RawClient& client, const std::string& sql) {
-  std::string query(1, 'Q');
-  query += int32be(static_cast<int32_t>(sql.size() + 5));
-  query += sql;
-  query.push_back('\0');
-  REQUIRE(client.send(query));
-  std::string seen;
-  readUntilMessage(client, seen, "Z", kPatience);
-  return seen;
-}
-
 // The first column of the first DataRow in `bytes` (text format), or "" when none.
 std::string firstValue(const std::string& bytes) {
   for (const auto& message : backendMessages(bytes)) {

@@ -125,15 +125,11 @@ TEST_CASE(
   }
 
   // The answer comes once the switchover has ended.
-  std::string answer;
-  REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
-    answer = PQresultErrorMessage(result.get());
-    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
-  }));
+  const std::string answer = env.switchover();
   INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
                                   << env.eventLog() << "\nlog:\n"
                                   << env.pgpivot.logText());
+  REQUIRE(answer.empty());
 
   for (Pinned& p : pinned) {
     CAPTURE(p.kind);
@@ -273,10 +269,7 @@ TEST_CASE(
                  "SELECT count(*) FROM pg_class WHERE relname = 'split_t' AND "
                  "relpersistence = 't'") == "1");
 
-  REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
-    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
-  }));
+  REQUIRE(env.switchover().empty());
   // Told without asking: the error is sent when the server is lost, then the connection
   // closes.
   seen.clear();
@@ -320,15 +313,11 @@ TEST_CASE("SWITCHOVER in session mode moves a client's prepared statements with 
   CHECK(execute("where_am_i", "before") == "before:false");
   REQUIRE(run(client.get(), "DEALLOCATE gone").sqlstate.empty());
 
-  std::string answer;
-  REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
-    answer = PQresultErrorMessage(result.get());
-    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
-  }));
+  const std::string answer = env.switchover();
   INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
                                   << env.eventLog() << "\nlog:\n"
                                   << env.pgpivot.logText());
+  REQUIRE(answer.empty());
 
   // The statements run on the new primary, which never saw their Parse from the client;
   // the one deallocated before stays gone, as on one server.
@@ -411,15 +400,11 @@ TEST_CASE(
     CHECK(locks == (c.held == "advisory locks" ? "1" : "0"));
   }
 
-  std::string answer;
-  REQUIRE(eventually(std::chrono::seconds(20), [&] {
-    Res result(PQexec(env.admin.get(), "SWITCHOVER main"));
-    answer = PQresultErrorMessage(result.get());
-    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
-  }));
+  const std::string answer = env.switchover();
   INFO("last SWITCHOVER answer: " << answer << "\nevents:\n"
                                   << env.eventLog() << "\nlog:\n"
                                   << env.pgpivot.logText());
+  REQUIRE(answer.empty());
   for (Client& c : clients) {
     CAPTURE(c.name);
     if (c.held.empty()) {

@@ -37,31 +37,6 @@ std::string insertRow(PGconn* conn) {
   return scalar(conn, std::string("INSERT INTO ") + kTable + " VALUES (1)");
 }
 
-// A raw login as pgpivot_trust (auth_type = trust) with `extra` startup parameters; the
-// bytes up to its ReadyForQuery or ErrorResponse.
-std::string rawLogin(RawClient& client,
-                     const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::vector<std::pair<std::string, std::string>> params = {{"user", kTrustUser},
-                                                             {"database", "appdb"}};
-  params.insert(params.end(), extra.begin(), extra.end());
-  REQUIRE(client.send(startupPacket(params)));
-  std::string seen;
-  readUntilMessage(client, seen, "ZE", kPatience);
-  return seen;
-}
-
-// A simple query on a logged-in raw connection; the answer up to ReadyForQuery.
-std::string rawQuery(RawClient& client, const std::string& sql) {
-  std::string query(1, 'Q');
-  query += int32be(static_cast<int32_t>(sql.size() + 5));
-  query += sql;
-  query.push_back('\0');
-  REQUIRE(client.send(query));
-  std::string seen;
-  readUntilMessage(client, seen, "Z", kPatience);
-  return seen;
-}
-
 // The value a ParameterStatus in `bytes` gives `name`, or "(none)".
 std::string reported(const std::string& bytes, const std::string& name) {
   for (const auto& message : backendMessages(bytes)) {
@@ -129,7 +104,7 @@ TEST_CASE("a tracked extra parameter is accepted as a startup parameter, refused
     createTable(pgpivot, kTrustUser);
     RawClient a(pgpivot.port());
     REQUIRE(a.connected());
-    const std::string welcome = rawLogin(a, {{"default_transaction_read_only", "on"}});
+    const std::string welcome = rawTrustLogin(a, {{"default_transaction_read_only", "on"}});
     INFO("log:\n" << pgpivot.logText());
     REQUIRE(firstError(welcome).found == false);
     // The client is told its own value, under the server's spelling.
@@ -153,7 +128,7 @@ TEST_CASE("a tracked extra parameter is accepted as a startup parameter, refused
     pgpivot.start();
     RawClient a(pgpivot.port());
     REQUIRE(a.connected());
-    const ErrorSeen error = firstError(rawLogin(a, {{"default_transaction_read_only", "on"}}));
+    const ErrorSeen error = firstError(rawTrustLogin(a, {{"default_transaction_read_only", "on"}}));
     CHECK(error.sqlstate == "08P01");
     CHECK_THAT(error.message, Catch::Contains("unsupported startup parameter") &&
                                   Catch::Contains("default_transaction_read_only"));
@@ -172,7 +147,7 @@ TEST_CASE("track_extra_parameters added by RELOAD applies to clients that log in
   std::string welcome;
   REQUIRE(eventually(kPatience, [&] {
     RawClient a(pgpivot.port());
-    welcome = rawLogin(a, {{"default_transaction_read_only", "on"}});
+    welcome = rawTrustLogin(a, {{"default_transaction_read_only", "on"}});
     return !firstError(welcome).found;
   }));
   CHECK(reported(welcome, "default_transaction_read_only") == "on");

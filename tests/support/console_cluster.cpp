@@ -26,4 +26,14 @@ ConsoleCluster::ConsoleCluster(const std::string& tag, OnCluster on,
   waitSteady(admin.get());
 }
 
+std::string ConsoleCluster::switchover() {
+  std::string refusal;
+  (void)eventually(std::chrono::seconds(20), [&] {
+    Res result(PQexec(admin.get(), "SWITCHOVER main"));
+    refusal = PQresultErrorMessage(result.get());
+    return PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+  });
+  return refusal;
+}
+
 }  // namespace pgpivot::test

@@ -24,6 +24,9 @@ class ConsoleCluster {
 
   // The event log so far, for INFO.
   std::string eventLog() const { return readFile(events.path); }
+  // SWITCHOVER main, asked again for up to 20 s while it is refused (the cluster may not be
+  // ready for the next one yet); "" once accepted, else the last refusal's error message.
+  std::string switchover();
 
   // Destroyed in reverse: the admin connection, pgpivot, the log file, then the cluster.
   TwoNodeCluster cluster;

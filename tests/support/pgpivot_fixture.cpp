@@ -570,4 +570,27 @@ bool readUntilMessage(RawClient& client, std::string& seen, const std::string& t
   });
 }
 
+std::string rawTrustLogin(RawClient& client,
+                          const std::vector<std::pair<std::string, std::string>>& extra,
+                          std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::string, std::string>> params = {{"user", kTrustUser},
+                                                             {"database", "appdb"}};
+  params.insert(params.end(), extra.begin(), extra.end());
+  REQUIRE(client.send(startupPacket(params)));
+  std::string seen;
+  readUntilMessage(client, seen, "ZE", timeout);
+  return seen;
+}
+
+std::string rawQuery(RawClient& client, const std::string& sql, std::chrono::milliseconds timeout) {
+  std::string query(1, 'Q');
+  query += int32be(static_cast<int32_t>(sql.size() + 5));
+  query += sql;
+  query.push_back('\0');
+  REQUIRE(client.send(query));
+  std::string seen;
+  readUntilMessage(client, seen, "Z", timeout);
+  return seen;
+}
+
 }  // namespace pgpivot::test

@@ -183,5 +183,13 @@ std::vector<BackendMessage> backendMessages(const std::string& bytes);
 // `timeout` passes. Returns whether such a message arrived.
 bool readUntilMessage(RawClient& client, std::string& seen, const std::string& tags,
                       std::chrono::milliseconds timeout);
+// A raw login as pgpivot_trust (auth_type = trust) to appdb with `extra` startup
+// parameters; the bytes up to its ReadyForQuery or ErrorResponse.
+std::string rawTrustLogin(RawClient& client,
+                          const std::vector<std::pair<std::string, std::string>>& extra = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(15));
+// A simple query on a logged-in raw connection; the answer up to ReadyForQuery.
+std::string rawQuery(RawClient& client, const std::string& sql,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
 }  // namespace pgpivot::test
