@@ -22,6 +22,9 @@
 #   PGPIVOT_EXTRA_INI="workers = 1" (lines added to pgpivot's [pgpivot] section)
 #   QUIET_PCT=25 QUIET_WAIT=20 (wait up to QUIET_WAIT s before each run for the machine
 #   to be below QUIET_PCT % busy)  KEEP_DATA=0 (1 keeps the PostgreSQL data directory)
+#   FLOOR=1 (0: leave out the `floor` target, bench/null_proxy.c: one thread copying bytes
+#   between each client and its own PostgreSQL connection, no protocol work, no pooling; what
+#   one more TCP hop costs on this machine, the least any user-space proxy pays)
 #   IDLE_COUNTS="1000 10000" (idle-client memory phase: RSS per idle client with that many
 #   idle clients held on each proxy; the largest count also runs IDLE_ACTIVE=100 active
 #   pgbench clients beside them; "" skips the phase)
@@ -64,6 +67,7 @@ summarize() {
       met = (op == ">=") ? (v + 0 >= g) : (v + 0 <= g)
       printf "| %s | %s | %s %s | %s |\n", label, v, op, g, met ? "yes" : "**no**"
     }
+    function ref(label, v) { printf "| %s | %s | (reference) | – |\n", label, (v == "") ? "n/a" : v }
     function mr(t, a, b, f) { return ratio(med(t SUBSEP a, f), med(t SUBSEP b, f)) }
     # A column by name, "" when this CSV has no such column (an older results.csv).
     function get(name) { return (name in col) ? $col[name] : "" }
@@ -131,6 +135,13 @@ summarize() {
             goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.2)
             goal(t " p99 / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "lat_p99_ms"), "<=", 1.0)
             goal(t " CPU µs/xact / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "proxy_cpu_us_per_xact"), "<=", 0.75)
+            if ((t SUBSEP "floor") in all) {
+              # What a proxy doing no work at all reaches in the same run: no goal, the yardstick
+              # for the goals above (no proxy can pass the ratio the floor reaches here).
+              ref(t " floor TPS / pgbouncer_tx", mr(t, "floor", "pgbouncer_tx", "tps"))
+              ref(t " floor CPU µs/xact / pgbouncer_tx", mr(t, "floor", "pgbouncer_tx", "proxy_cpu_us_per_xact"))
+              ref(t " pgpivot_tx TPS / floor", mr(t, "pgpivot_tx", "floor", "tps"))
+            }
           } else if (t == "tpcb") {
             goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.1)
           } else if (t == "sel_connect") {
@@ -229,6 +240,7 @@ PGPIVOT_EXTRA_INI=${PGPIVOT_EXTRA_INI:-}
 QUIET_PCT=${QUIET_PCT:-25}
 QUIET_WAIT=${QUIET_WAIT:-20}
 KEEP_DATA=${KEEP_DATA:-0}
+FLOOR=${FLOOR:-1}
 IDLE_COUNTS=${IDLE_COUNTS-"1000 10000"}
 IDLE_ACTIVE=${IDLE_ACTIVE:-100}
 HOST=127.0.0.1 # loopback only, on purpose not a knob
@@ -339,6 +351,7 @@ cleanup() {
   fi
   stop_proxy pgpivot
   stop_proxy pgbouncer
+  stop_proxy floor
   if [ "$pg_started" = 1 ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
       as_postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1
@@ -508,6 +521,24 @@ if ((${#piv_modes[@]})); then
     targets+=("$t")
     target_port[$t]=$piv_port target_db[$t]=bench_$(mode_alias "$m") target_proxy[$t]=pgpivot
   done
+fi
+
+if [ "$FLOOR" = 1 ]; then
+  command -v cc >/dev/null || die "FLOOR=1 needs a C compiler (cc), or FLOOR=0"
+  cc -O2 -o "$work/null_proxy" "$here/null_proxy.c" || die "bench/null_proxy.c does not compile"
+  new_port
+  floor_port=$NEW_PORT
+  ("$work/null_proxy" "$floor_port" "$pg_port") >>"$work/floor.stderr.log" 2>&1 </dev/null &
+  proxy_pid[floor]=$!
+  for _ in $(seq 1 50); do
+    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$floor_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$floor_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 ||
+    die "null_proxy does not answer on $HOST:$floor_port"
+  log "floor (null_proxy) started: PID ${proxy_pid[floor]}, $HOST:$floor_port -> PostgreSQL"
+  targets+=(floor)
+  target_port[floor]=$floor_port target_db[floor]=bench target_proxy[floor]=floor
 fi
 
 # ------------------------------------------------------------------------- environment
@@ -687,7 +718,7 @@ for t in $TESTS; do for tg in "${targets[@]}"; do runs_target "$t" "$tg" && n_ru
 estimate=$((n_runs * (DURATION + 4) + ${#targets[@]} * (WARMUP + 4)))
 if [ "$SYSCALLS" = 1 ]; then # one run per SYSCALL_TESTS workload and transaction-mode proxy
   n_sys=0
-  for tg in "${targets[@]}"; do case $tg in *_tx) n_sys=$((n_sys + 1)) ;; esac; done
+  for tg in "${targets[@]}"; do case $tg in *_tx | floor) n_sys=$((n_sys + 1)) ;; esac; done
   ((n_sys == 0)) && n_sys=$((${#targets[@]} - 1))
   estimate=$((estimate + n_sys * $(wc -w <<<"$SYSCALL_TESTS") * (SYSCALL_DURATION + 5)))
 fi
@@ -790,7 +821,7 @@ if [ "$SYSCALLS" = 1 ] && [ -n "$SYSCALL_TESTS" ]; then
   command -v strace >/dev/null || die "SYSCALLS=1 needs strace (scripts/deps.sh installs it)"
   echo "test,target,clients,duration_s,status,xacts,tps_traced,reads_per_xact,writes_per_xact,epoll_wait_per_xact,epoll_ctl_per_xact,syscalls_per_xact,top_others_per_xact" >"$sys_csv"
   sys_targets=()
-  for tg in "${targets[@]}"; do case $tg in *_tx) sys_targets+=("$tg") ;; esac; done
+  for tg in "${targets[@]}"; do case $tg in *_tx | floor) sys_targets+=("$tg") ;; esac; done
   if ((${#sys_targets[@]} == 0)); then
     for tg in "${targets[@]}"; do [ "$tg" != direct ] && sys_targets+=("$tg"); done
   fi
@@ -865,7 +896,8 @@ if [ -n "$IDLE_COUNTS" ]; then
     case $tg in *_tx) idle_targets+=("$tg") ;; esac
   done
   if ((${#idle_targets[@]} == 0)); then
-    for tg in "${targets[@]}"; do [ "$tg" != direct ] && idle_targets+=("$tg"); done
+    # not floor: it opens a PostgreSQL connection per idle client
+    for tg in "${targets[@]}"; do case $tg in direct | floor) ;; *) idle_targets+=("$tg") ;; esac; done
   fi
   largest=$(tr ' ' '\n' <<<"$IDLE_COUNTS" | sort -n | tail -1)
   for n in $IDLE_COUNTS; do
@@ -897,6 +929,8 @@ done
   echo "Workloads: sel_simple = \`-S -M simple\`, sel_extended = \`-S -M extended\`, sel_prepared = \`-S -M prepared\`,"
   echo "sel_connect = \`-S -C\` (new connection per transaction), tpcb = default TPC-B-like script."
   echo "Session-mode targets sit out workloads with more clients than the pool size."
+  [ "$FLOOR" = 1 ] && echo "floor = bench/null_proxy.c: one thread copying bytes between each client and its own" \
+    "PostgreSQL connection (no parsing, no pooling); the cost of one more TCP hop, which every proxy pays."
   if [ "$LATENCY_LOG" = 1 ]; then
     echo "p50/p99: percentiles of every transaction's latency in pgbench's per-transaction log (-l) of a run;"
     echo "the tables give the median over the rounds."
