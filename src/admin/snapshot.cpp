@@ -23,9 +23,10 @@ int64_t mean(int64_t total, int64_t count) {
 }
 
 // Settings a running process cannot change: they shape sockets or threads made at start.
-constexpr std::array<std::string_view, 10> kFixedAtStart{
-    "admin_listen_addr", "admin_port", "listen_addr", "listen_backlog",  "listen_port",
-    "metrics_port",      "pidfile",    "pkt_buf",     "unix_socket_dir", "workers",
+constexpr std::array<std::string_view, 11> kFixedAtStart{
+    "admin_listen_addr", "admin_port",      "listen_addr", "listen_backlog",
+    "listen_port",       "metrics_port",    "pidfile",     "pkt_buf",
+    "tcp_defer_accept",  "unix_socket_dir", "workers",
 };
 
 }  // namespace

@@ -76,7 +76,10 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
       &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix, false); });
   const auto& config = *config_;
   for (const auto& address : config.listen_addr) {
-    auto listened = listener_->listenTcp(address, port, config.listen_backlog, peers_.size() > 1);
+    auto listened = listener_->listenTcp(address, port,
+                                         {.backlog = config.listen_backlog,
+                                          .reuse_port = peers_.size() > 1,
+                                          .defer_accept = config.tcp_defer_accept});
     if (!listened) {
       return listened;
     }
@@ -105,8 +108,9 @@ Result<void> Worker::startAdminEndpoints() {
   if (config.admin_port != 0) {
     admin_listener_ = std::make_unique<net::Listener>(
         &loop_, [this](uv_stream_t* server, bool is_unix) { onConnection(server, is_unix, true); });
-    auto listened = admin_listener_->listenTcp(config.admin_listen_addr, config.admin_port,
-                                               config.listen_backlog, false);
+    auto listened = admin_listener_->listenTcp(
+        config.admin_listen_addr, config.admin_port,
+        {.backlog = config.listen_backlog, .defer_accept = config.tcp_defer_accept});
     if (!listened) {
       return listened;
     }

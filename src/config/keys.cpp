@@ -385,7 +385,7 @@ const KeySpec kKeys[] = {
     unsupported("syslog"),
     unsupported("syslog_facility"),
     unsupported("syslog_ident"),
-    unsupported("tcp_defer_accept"),
+    boolKey<&Config::tcp_defer_accept>("tcp_defer_accept"),
     boolKey<&Config::tcp_keepalive>("tcp_keepalive"),
     intKey<&Config::tcp_keepcnt, 0, kMaxCount>("tcp_keepcnt"),
     intKey<&Config::tcp_keepidle, 0, kMaxCount>("tcp_keepidle"),

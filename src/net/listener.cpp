@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,8 +45,11 @@ Result<sockaddr_storage> resolveNumeric(const std::string& address, uint16_t por
 
 }  // namespace
 
-Result<void> Listener::listenTcp(const std::string& address, uint16_t port, int backlog,
-                                 bool reuse_port) {
+// PgBouncer's value: a client that connects and sends nothing is still handed over (and
+// meets client_login_timeout) once the kernel gives up waiting, after about this long.
+constexpr int kDeferAcceptSeconds = 45;
+
+Result<void> Listener::listenTcp(const std::string& address, uint16_t port, TcpOptions options) {
   std::vector<std::string> addresses;
   if (address == "*") {
     addresses = {"0.0.0.0", "::"};
@@ -64,13 +69,17 @@ Result<void> Listener::listenTcp(const std::string& address, uint16_t port, int 
     uv_os_fd_t fd = -1;
     uv_fileno(reinterpret_cast<uv_handle_t*>(&handle->h.tcp), &fd);
     const int one = 1;
-    if (reuse_port) {
+    if (options.reuse_port) {
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    }
+    if (options.defer_accept) {
+      setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &kDeferAcceptSeconds,
+                 sizeof(kDeferAcceptSeconds));
     }
     const unsigned flags = resolved->ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     int rc = uv_tcp_bind(&handle->h.tcp, reinterpret_cast<const sockaddr*>(&*resolved), flags);
     if (rc == 0) {
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&handle->h.tcp), backlog,
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&handle->h.tcp), options.backlog,
                      [](uv_stream_t* server, int status) noexcept {
                        if (status != 0) {
                          return;

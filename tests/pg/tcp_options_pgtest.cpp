@@ -1,6 +1,7 @@
 // tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt and tcp_user_timeout reach the
-// sockets pgpivot opens to PostgreSQL: the test borrows pgpivot's own socket descriptors
-// (pidfd_getfd, Linux 5.6+) and reads the options back with getsockopt.
+// sockets pgpivot opens to PostgreSQL, and tcp_defer_accept its listening sockets: the test
+// borrows pgpivot's own socket descriptors (pidfd_getfd, Linux 5.6+) and reads the options
+// back with getsockopt.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,8 +9,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
+#include <thread>
 #include <vector>
 
 #include "support/pgpivot_fixture.hpp"
@@ -17,6 +21,8 @@
 using namespace pgpivot::test;
 
 namespace {
+
+constexpr auto kPatience = std::chrono::seconds(10);
 
 struct SocketOptions {
   int keepalive = -1;
@@ -32,9 +38,8 @@ int option(int fd, int level, int name) {
   return ::getsockopt(fd, level, name, &value, &len) == 0 ? value : -1;
 }
 
-// The options of every TCP socket of process `pid` connected to 127.0.0.1:`port`.
-std::vector<SocketOptions> serverSockets(pid_t pid, int port) {
-  std::vector<SocketOptions> out;
+// Calls `visit` with a copy of every IPv4 socket descriptor of process `pid`.
+void forEachSocket(pid_t pid, const std::function<void(int fd)>& visit) {
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   REQUIRE(pidfd >= 0);
   namespace fs = std::filesystem;
@@ -49,17 +54,66 @@ std::vector<SocketOptions> serverSockets(pid_t pid, int port) {
     if (fd < 0) {
       continue;
     }
-    sockaddr_in peer{};
-    socklen_t len = sizeof peer;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
-        peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) {
-      out.push_back({option(fd, SOL_SOCKET, SO_KEEPALIVE), option(fd, IPPROTO_TCP, TCP_KEEPIDLE),
-                     option(fd, IPPROTO_TCP, TCP_KEEPINTVL), option(fd, IPPROTO_TCP, TCP_KEEPCNT),
-                     option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT)});
+    sockaddr_in local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+        local.sin_family == AF_INET) {
+      visit(fd);
     }
     ::close(fd);
   }
   ::close(pidfd);
+}
+
+int localPort(int fd) {
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  return ntohs(local.sin_port);
+}
+
+// The options of every TCP socket of process `pid` connected to 127.0.0.1:`port`.
+std::vector<SocketOptions> serverSockets(pid_t pid, int port) {
+  std::vector<SocketOptions> out;
+  forEachSocket(pid, [&](int fd) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+        ntohs(peer.sin_port) == port) {
+      out.push_back({option(fd, SOL_SOCKET, SO_KEEPALIVE), option(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+                     option(fd, IPPROTO_TCP, TCP_KEEPINTVL), option(fd, IPPROTO_TCP, TCP_KEEPCNT),
+                     option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT)});
+    }
+  });
+  return out;
+}
+
+// pgpivot's listening sockets on `port` (one per worker) and its accepted client sockets.
+struct ClientSide {
+  std::vector<int> defer_accept;  // TCP_DEFER_ACCEPT of each listening socket, in seconds
+  std::vector<int> client_ports;  // the peer port of each accepted connection
+  bool accepted(const RawClient& client) const {
+    return std::find(client_ports.begin(), client_ports.end(), client.localPort()) !=
+           client_ports.end();
+  }
+};
+
+ClientSide clientSide(pid_t pid, int port) {
+  ClientSide out;
+  forEachSocket(pid, [&](int fd) {
+    if (localPort(fd) != port) {
+      return;
+    }
+    if (option(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1) {
+      out.defer_accept.push_back(option(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT));
+    } else {
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+        out.client_ports.push_back(ntohs(peer.sin_port));
+      }
+    }
+  });
   return out;
 }
 
@@ -102,4 +156,46 @@ TEST_CASE("tcp_keepalive = 0 turns keepalives off on server connections", "[pg][
     CHECK(s.keepalive == 0);
     CHECK(s.user_timeout == 0);
   }
+}
+
+TEST_CASE("with tcp_defer_accept a connection reaches pgpivot only once it sends its first packet",
+          "[pg][tcp]") {
+  Pgpivot::Options options;
+  options.settings["workers"] = "2";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  const ClientSide before = clientSide(pgpivot.pid(), pgpivot.port());
+  REQUIRE(before.defer_accept.size() == 2);
+  for (const int seconds : before.defer_accept) {
+    CHECK(seconds > 0);  // the kernel rounds 45 s to its SYN-ACK retransmission steps
+  }
+
+  RawClient silent(pgpivot.port());
+  REQUIRE(silent.connected());  // the handshake completes in the kernel
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_FALSE(clientSide(pgpivot.pid(), pgpivot.port()).accepted(silent));
+
+  // The startup packet hands the connection over, and the login goes on as ever.
+  REQUIRE(silent.send(startupPacket({{"user", "nobody_here"}, {"database", "postgres"}})));
+  const std::string answer = silent.readAll(kPatience);
+  CHECK(firstError(answer).found);  // unknown user: an error, so pgpivot did read it
+  Conn conn = connect(pgpivot.conninfo());
+  REQUIRE(PQstatus(conn.get()) == CONNECTION_OK);
+  CHECK(scalar(conn.get(), "SELECT 1") == "1");
+}
+
+TEST_CASE("tcp_defer_accept = 0 accepts a connection before it sends anything", "[pg][tcp]") {
+  Pgpivot::Options options;
+  options.settings["tcp_defer_accept"] = "0";
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  const ClientSide before = clientSide(pgpivot.pid(), pgpivot.port());
+  REQUIRE_FALSE(before.defer_accept.empty());
+  for (const int seconds : before.defer_accept) {
+    CHECK(seconds == 0);
+  }
+  RawClient silent(pgpivot.port());
+  REQUIRE(silent.connected());
+  CHECK(eventually(kPatience,
+                   [&] { return clientSide(pgpivot.pid(), pgpivot.port()).accepted(silent); }));
 }

@@ -288,6 +288,15 @@ RawClient::RawClient(int port) {
   }
 }
 
+int RawClient::localPort() const {
+  sockaddr_in addr{};
+  socklen_t len = sizeof(addr);
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return -1;
+  }
+  return ntohs(addr.sin_port);
+}
+
 RawClient::~RawClient() {
   if (fd_ >= 0) {
     ::close(fd_);

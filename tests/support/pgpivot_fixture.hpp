@@ -109,6 +109,8 @@ class RawClient {
   explicit RawClient(int port);
   ~RawClient();
   bool connected() const { return fd_ >= 0; }
+  // The client's own port: the peer port of pgpivot's socket for this connection.
+  int localPort() const;
   bool send(const std::string& bytes);
   // Reads until the peer closes or `timeout` passes; returns everything read.
   std::string readAll(std::chrono::milliseconds timeout);

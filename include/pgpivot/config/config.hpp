@@ -189,6 +189,10 @@ struct Config {
   // TCP keepalives and TCP_USER_TIMEOUT on server sockets (PgBouncer's keys and units:
   // seconds, a count, milliseconds; 0: the operating system's default).
   bool tcp_keepalive = true;
+  // TCP_DEFER_ACCEPT on the listening sockets, as PgBouncer on Linux: a connection is
+  // handed over only once its first packet has arrived, so a new client costs one wake-up,
+  // not two (one for the handshake, one for the startup packet).
+  bool tcp_defer_accept = true;
   int tcp_keepidle = 0;
   int tcp_keepintvl = 0;
   int tcp_keepcnt = 0;

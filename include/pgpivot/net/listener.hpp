@@ -25,10 +25,16 @@ class Listener final {
   Listener& operator=(const Listener&) = delete;
   ~Listener();
 
-  // `address` "*" means every IPv4 and IPv6 address. With reuse_port several workers can
-  // bind the same port and the kernel spreads connections among them.
-  [[nodiscard]] Result<void> listenTcp(const std::string& address, uint16_t port, int backlog,
-                                       bool reuse_port);
+  struct TcpOptions {
+    int backlog = 128;
+    // Several workers can bind the same port and the kernel spreads connections among them.
+    bool reuse_port = false;
+    // TCP_DEFER_ACCEPT: the kernel reports a connection only once data has arrived on it.
+    bool defer_accept = false;
+  };
+  // `address` "*" means every IPv4 and IPv6 address.
+  [[nodiscard]] Result<void> listenTcp(const std::string& address, uint16_t port,
+                                       TcpOptions options);
   [[nodiscard]] Result<void> listenUnix(const std::string& dir, uint16_t port, int backlog);
   // The port actually bound by the first TCP socket (useful with port 0).
   uint16_t boundPort() const;
