@@ -22,9 +22,11 @@
 #   PGPIVOT_EXTRA_INI="workers = 1" (lines added to pgpivot's [pgpivot] section)
 #   QUIET_PCT=25 QUIET_WAIT=20 (wait up to QUIET_WAIT s before each run for the machine
 #   to be below QUIET_PCT % busy)  KEEP_DATA=0 (1 keeps the PostgreSQL data directory)
-#   FLOOR=1 (0: leave out the `floor` target, bench/null_proxy.c: one thread copying bytes
-#   between each client and its own PostgreSQL connection, no protocol work, no pooling; what
-#   one more TCP hop costs on this machine, the least any user-space proxy pays)
+#   FLOOR=1 (0: leave out the yardsticks: the `floor` target, bench/null_proxy.c: one thread
+#   copying bytes between each client and its own PostgreSQL connection, no protocol work, no
+#   pooling; what one more TCP hop costs on this machine, the least any user-space proxy
+#   pays; and for sel_connect only, the `canned` target, bench/canned_server.c: answers
+#   logins and queries itself, no PostgreSQL: the most `-C` TPS any pooler can reach here)
 #   IDLE_COUNTS="1000 10000" (idle-client memory phase: RSS per idle client with that many
 #   idle clients held on each proxy; the largest count also runs IDLE_ACTIVE=100 active
 #   pgbench clients beside them; "" skips the phase)
@@ -146,6 +148,11 @@ summarize() {
             goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.1)
           } else if (t == "sel_connect") {
             goal(t " TPS / pgbouncer_tx", mr(t, "pgpivot_tx", "pgbouncer_tx", "tps"), ">=", 1.2)
+            if ((t SUBSEP "canned") in all) {
+              # A server answering logins itself: no pooler logs clients in faster.
+              ref(t " canned TPS / pgbouncer_tx", mr(t, "canned", "pgbouncer_tx", "tps"))
+              ref(t " pgpivot_tx TPS / canned", mr(t, "pgpivot_tx", "canned", "tps"))
+            }
           } else if (t ~ /^sel_prepared/ && ("pgbouncer_session" in gseen) && ((t SUBSEP "pgbouncer_session") in all)) {
             goal(t " TPS / pgbouncer_session", mr(t, "pgpivot_tx", "pgbouncer_session", "tps"), ">=", 1.5)
           }
@@ -352,6 +359,7 @@ cleanup() {
   stop_proxy pgpivot
   stop_proxy pgbouncer
   stop_proxy floor
+  stop_proxy canned
   if [ "$pg_started" = 1 ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
       as_postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1
@@ -539,6 +547,21 @@ if [ "$FLOOR" = 1 ]; then
   log "floor (null_proxy) started: PID ${proxy_pid[floor]}, $HOST:$floor_port -> PostgreSQL"
   targets+=(floor)
   target_port[floor]=$floor_port target_db[floor]=bench target_proxy[floor]=floor
+
+  cc -O2 -o "$work/canned_server" "$here/canned_server.c" || die "bench/canned_server.c does not compile"
+  new_port
+  canned_port=$NEW_PORT
+  ("$work/canned_server" "$canned_port") >>"$work/canned.stderr.log" 2>&1 </dev/null &
+  proxy_pid[canned]=$!
+  for _ in $(seq 1 50); do
+    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$canned_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$canned_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 ||
+    die "canned_server does not answer on $HOST:$canned_port"
+  log "canned (canned_server) started: PID ${proxy_pid[canned]}, $HOST:$canned_port, no PostgreSQL behind it"
+  targets+=(canned)
+  target_port[canned]=$canned_port target_db[canned]=bench target_proxy[canned]=canned
 fi
 
 # ------------------------------------------------------------------------- environment
@@ -603,7 +626,12 @@ declare -A skip_logged=()
 # A session-mode pool serves at most POOL_SIZE clients; the others would wait for the whole
 # run (and pgbench with them), so such a target sits out workloads with more clients.
 runs_target() { # TEST TARGET
-  case $2 in *_session) (($(test_clients "$1") <= POOL_SIZE)) ;; *) return 0 ;; esac
+  case $2 in
+  *_session) (($(test_clients "$1") <= POOL_SIZE)) ;;
+  canned) [[ $1 == sel_connect* ]] ;; # no PostgreSQL behind it: only a login ceiling
+  floor) [[ $1 != sel_connect* ]] ;;  # no pooling: -C through it is direct's fork per login
+  *) return 0 ;;
+  esac
 }
 
 # p50 and p99 latency in ms from pgbench's per-transaction logs (3rd field: µs), nearest
@@ -823,7 +851,7 @@ if [ "$SYSCALLS" = 1 ] && [ -n "$SYSCALL_TESTS" ]; then
   sys_targets=()
   for tg in "${targets[@]}"; do case $tg in *_tx | floor) sys_targets+=("$tg") ;; esac; done
   if ((${#sys_targets[@]} == 0)); then
-    for tg in "${targets[@]}"; do [ "$tg" != direct ] && sys_targets+=("$tg"); done
+    for tg in "${targets[@]}"; do case $tg in direct | canned) ;; *) sys_targets+=("$tg") ;; esac; done
   fi
   log "syscalls: strace -c -f, ${SYSCALL_DURATION}s per run: ${sys_targets[*]}"
   for t in $SYSCALL_TESTS; do
@@ -896,8 +924,8 @@ if [ -n "$IDLE_COUNTS" ]; then
     case $tg in *_tx) idle_targets+=("$tg") ;; esac
   done
   if ((${#idle_targets[@]} == 0)); then
-    # not floor: it opens a PostgreSQL connection per idle client
-    for tg in "${targets[@]}"; do case $tg in direct | floor) ;; *) idle_targets+=("$tg") ;; esac; done
+    # not floor (it opens a PostgreSQL connection per idle client), nor canned (no proxy)
+    for tg in "${targets[@]}"; do case $tg in direct | floor | canned) ;; *) idle_targets+=("$tg") ;; esac; done
   fi
   largest=$(tr ' ' '\n' <<<"$IDLE_COUNTS" | sort -n | tail -1)
   for n in $IDLE_COUNTS; do
@@ -930,7 +958,9 @@ done
   echo "sel_connect = \`-S -C\` (new connection per transaction), tpcb = default TPC-B-like script."
   echo "Session-mode targets sit out workloads with more clients than the pool size."
   [ "$FLOOR" = 1 ] && echo "floor = bench/null_proxy.c: one thread copying bytes between each client and its own" \
-    "PostgreSQL connection (no parsing, no pooling); the cost of one more TCP hop, which every proxy pays."
+    "PostgreSQL connection (no parsing, no pooling); the cost of one more TCP hop, which every proxy pays." \
+    "canned = bench/canned_server.c, sel_connect only: answers logins and queries itself, no PostgreSQL;" \
+    "no pooler can log clients in faster."
   if [ "$LATENCY_LOG" = 1 ]; then
     echo "p50/p99: percentiles of every transaction's latency in pgbench's per-transaction log (-l) of a run;"
     echo "the tables give the median over the rounds."
