@@ -155,6 +155,7 @@ summarize() {
             }
           } else if (t ~ /^sel_prepared/ && ("pgbouncer_session" in gseen) && ((t SUBSEP "pgbouncer_session") in all)) {
             goal(t " TPS / pgbouncer_session", mr(t, "pgpivot_tx", "pgbouncer_session", "tps"), ">=", 1.5)
+            if ((t SUBSEP "floor") in all) ref(t " floor TPS / pgbouncer_session", mr(t, "floor", "pgbouncer_session", "tps"))
           }
           if (t ~ /^sel_prepared/ && ((t SUBSEP "pgpivot_tx") in all)) {
             okr = cnt[t SUBSEP "pgpivot_tx"] + 0; allr = all[t SUBSEP "pgpivot_tx"]
