@@ -179,16 +179,16 @@ TEST_CASE("COPY works in transaction mode and frees the server afterwards", "[pg
   CHECK(scalar(a.get(), "DROP TABLE tx_copy").empty());
 }
 
-TEST_CASE("300 clients over a pool of 10 in transaction mode all get correct results",
+TEST_CASE("500 clients over a pool of 10 in transaction mode all get correct results",
           "[pg][transaction]") {
   auto options = modeOptions("transaction", 10);
-  options.settings["max_client_conn"] = "400";
+  options.settings["max_client_conn"] = "600";
   Pgpivot pgpivot(options);
   pgpivot.start();
   std::atomic<int> wrong{0};
   std::atomic<int> failed_connects{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 300; ++t) {
+  for (int t = 0; t < 500; ++t) {
     threads.emplace_back([&, t] {
       Conn conn = connect(pgpivot.conninfo());
       if (PQstatus(conn.get()) != CONNECTION_OK) {
