@@ -626,6 +626,13 @@ declare -A skip_logged=()
 
 # A session-mode pool serves at most POOL_SIZE clients; the others would wait for the whole
 # run (and pgbench with them), so such a target sits out workloads with more clients.
+skip_reason() { # TEST TARGET, for a pair runs_target refuses
+  case $2 in
+  *_session) echo "$(test_clients "$1") clients > POOL_SIZE=$POOL_SIZE in session mode" ;;
+  canned) echo "canned stands in for a pooler on sel_connect only" ;;
+  floor) echo "floor does not pool: -C through it forks a backend per login, as direct" ;;
+  esac
+}
 runs_target() { # TEST TARGET
   case $2 in
   *_session) (($(test_clients "$1") <= POOL_SIZE)) ;;
@@ -659,7 +666,7 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   clients=$(test_clients "$test")
   if ! runs_target "$test" "$target"; then
     if [ -z "${skip_logged[$test.$target]:-}" ]; then
-      log "$(printf '%-12s %-18s skipped: %s clients > POOL_SIZE=%s in session mode' "$test" "$target" "$clients" "$POOL_SIZE")"
+      log "$(printf '%-12s %-18s skipped: %s' "$test" "$target" "$(skip_reason "$test" "$target")")"
       skip_logged[$test.$target]=1
     fi
     return 0
