@@ -71,35 +71,56 @@ WriteRequestPool& writeRequests() {
 }
 
 // Bytes writeOwned produced for corked streams, per thread (one loop per thread). At most
-// a couple of streams are corked at once (a relay pass and one nested in it).
+// a couple of streams are corked at once (a relay pass and one nested in it). An entry
+// outlives its use and keeps its buffer: a relay pass that rewrites a message (a Bind of a
+// prepared statement, every transaction of `pgbench -M prepared`) allocates nothing.
 struct Staged {
-  Stream* stream;
+  const Stream* stream = nullptr;  // nullptr: free
   std::string bytes;
 };
+
+// Larger buffers are given back when their entry is freed.
+constexpr std::size_t kKeptStagingCapacity = 16 * 1024;
 
 std::vector<Staged>& staging() {
   thread_local std::vector<Staged> staged;
   return staged;
 }
 
-}  // namespace
+Staged* stagedFor(const Stream* stream) {
+  for (Staged& entry : staging()) {
+    if (entry.stream == stream) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
 
-Stream::~Stream() {
-  if (cork_depth_ > 0) {
-    (void)takeStaged();
+void freeStaged(Staged& entry) {
+  entry.stream = nullptr;
+  if (entry.bytes.capacity() > kKeptStagingCapacity) {
+    std::string().swap(entry.bytes);
+  } else {
+    entry.bytes.clear();
   }
 }
 
-std::string Stream::takeStaged() {
-  auto& staged = staging();
-  for (auto it = staged.begin(); it != staged.end(); ++it) {
-    if (it->stream == this) {
-      std::string bytes = std::move(it->bytes);
-      staged.erase(it);
-      return bytes;
-    }
+}  // namespace
+
+Stream::~Stream() {
+  if (Staged* entry = cork_depth_ > 0 ? stagedFor(this) : nullptr) {
+    freeStaged(*entry);
   }
-  return {};
+}
+
+void Stream::sendStaged() {
+  Staged* entry = stagedFor(this);
+  if (entry == nullptr) {
+    return;
+  }
+  // sendOwned copies what it cannot write now before the entry is reused.
+  sendOwned(entry->bytes);
+  freeStaged(*entry);
 }
 
 void Stream::uncork() {
@@ -109,10 +130,7 @@ void Stream::uncork() {
   if (--cork_depth_ > 0) {
     return;
   }
-  std::string bytes = takeStaged();
-  if (!bytes.empty()) {
-    sendOwned(std::move(bytes));
-  }
+  sendStaged();
 }
 
 std::size_t Stream::pooledWriteRequests() {
@@ -313,24 +331,27 @@ void Stream::forwardTo(Stream& target) {
     return;
   }
   int written = 0;
-  if (std::string staged = target.cork_depth_ > 0 ? target.takeStaged() : std::string();
-      staged.empty()) {
+  Staged* staged = target.cork_depth_ > 0 ? stagedFor(&target) : nullptr;
+  if (staged == nullptr || staged->bytes.empty()) {
     written = target.tryWrite(pending);
   } else {
     // What pgpivot wrote to the target earlier in this pass goes first, in the same call.
-    written = target.tryWrite(staged, pending);
+    const std::string_view first = staged->bytes;
+    written = target.tryWrite(first, pending);
     if (written >= 0) {
       const auto taken = static_cast<std::size_t>(written);
-      if (taken < staged.size()) {
+      if (taken < first.size()) {
         target.bytes_out_ += taken;
-        staged.erase(0, taken);
-        target.sendOwned(std::move(staged));  // queued; the forward queues behind it
+        target.sendOwned(first.substr(taken));  // queued; the forward queues behind it
         written = 0;
       } else {
-        target.bytes_out_ += staged.size();
-        written = static_cast<int>(taken - staged.size());
+        target.bytes_out_ += first.size();
+        written = static_cast<int>(taken - first.size());
       }
     }
+  }
+  if (staged != nullptr) {
+    freeStaged(*staged);
   }
   if (written < 0) {
     // The socket failed; the read side reports it as an end of stream.
@@ -384,25 +405,26 @@ void Stream::releaseBufferIfIdle() {
   }
 }
 
-void Stream::writeOwned(std::string bytes) {
+void Stream::writeOwned(std::string_view bytes) {
   if (closing_ || bytes.empty()) {
     return;
   }
   if (cork_depth_ > 0) {
-    auto& staged = staging();
-    for (Staged& entry : staged) {
-      if (entry.stream == this) {
-        entry.bytes.append(bytes);
-        return;
-      }
+    Staged* entry = stagedFor(this);
+    if (entry == nullptr) {
+      entry = stagedFor(nullptr);  // a free one, buffer and all
     }
-    staged.push_back(Staged{this, std::move(bytes)});
+    if (entry == nullptr) {
+      entry = &staging().emplace_back();
+    }
+    entry->stream = this;
+    entry->bytes.append(bytes);
     return;
   }
-  sendOwned(std::move(bytes));
+  sendOwned(bytes);
 }
 
-void Stream::sendOwned(std::string bytes) {
+void Stream::sendOwned(std::string_view bytes) {
   if (closing_ || bytes.empty()) {
     return;
   }
@@ -416,8 +438,7 @@ void Stream::sendOwned(std::string bytes) {
     return;
   }
   auto* write = new OwnedWrite{};
-  write->bytes = std::move(bytes);
-  write->bytes.erase(0, taken);
+  write->bytes.assign(bytes.substr(taken));
   write->req.data = write;
   uv_buf_t out = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
   bytes_out_ += write->bytes.size();
@@ -436,7 +457,7 @@ void Stream::close() {
   if (cork_depth_ > 0) {
     // Closing inside a corked pass: what was staged (an ErrorResponse) still goes out.
     cork_depth_ = 0;
-    sendOwned(takeStaged());
+    sendStaged();
   }
   closing_ = true;
   stopReading();

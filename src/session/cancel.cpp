@@ -32,7 +32,7 @@ void CancelForwarder::onStreamConnected(net::Stream&, int status) {
   }
   std::string out;
   proto::writeCancelRequest(out, pid_, secret_);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   // PostgreSQL closes the connection once it has read the request.
   stream_.startReading();
 }

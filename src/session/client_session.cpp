@@ -229,7 +229,7 @@ bool ClientSession::handleStartupMessage(std::string_view body) {
     // We speak 3.0 only; say so instead of failing (PostgreSQL does the same).
     std::string out;
     proto::writeNegotiateProtocolVersion(out, 0, {});
-    stream_.writeOwned(std::move(out));
+    stream_.writeOwned(out);
   }
   if (user_.empty()) {
     closeWithError(sqlstate::kInvalidAuthorization,
@@ -380,7 +380,7 @@ void ClientSession::challenge(const std::string& secret) {
                    CloseReason::kLoginFailed);
     return;
   }
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
 }
 
 // Takes the next whole message off the buffer. false: none yet (reading resumes) or the
@@ -489,7 +489,7 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
     }
     scram->first_done = true;
     proto::writeAuthenticationSaslContinue(out, *server_first);
-    stream_.writeOwned(std::move(out));
+    stream_.writeOwned(out);
     return true;
   }
   auto server_final = scram->server->handleClientFinal(body);
@@ -506,7 +506,7 @@ bool ClientSession::handlePasswordMessage(std::string_view body) {
     pool_->rememberScramKeys(scram->server->clientKey(), scram->server->serverKey());
   }
   proto::writeAuthenticationSaslFinal(out, *server_final);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   authenticated();
   return false;
 }
@@ -604,7 +604,7 @@ void ClientSession::onAdminReply(std::string bytes) {
     return;
   }
   proto::writeReadyForQuery(bytes, proto::TxStatus::kIdle);
-  stream_.writeOwned(std::move(bytes));
+  stream_.writeOwned(bytes);
   readAdmin();
 }
 
@@ -662,7 +662,7 @@ void ClientSession::sendWelcome(const ParamMap& server_params) {
   worker_.registerCancelKey(*this);
   proto::writeBackendKeyData(out, cancel_pid_, cancel_secret_);
   proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   welcomed_ = true;
   if (worker_.config().log_connections) {
     PGPIVOT_LOG_INFO("{} login succeeded", logPrefix());
@@ -842,7 +842,7 @@ bool ClientSession::tellServerLoss(const LostServer& lost, cluster::LossCause ca
                                 "was running; it may or may not have committed");
     }
     proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
-    stream_.writeOwned(std::move(out));
+    stream_.writeOwned(out);
   } else if (lost.in_transaction) {
     // Idle inside a transaction: it provably did not commit. The client learns it at its
     // next statement, which must not silently run outside the transaction it expects.
@@ -909,7 +909,7 @@ bool ClientSession::answerLostTransaction() {
         break;
     }
     proto::writeReadyForQuery(out, proto::TxStatus::kIdle);
-    stream_.writeOwned(std::move(out));
+    stream_.writeOwned(out);
   }
   return true;
 }
@@ -1281,7 +1281,7 @@ void ClientSession::closeWithError(std::string_view state, const std::string& me
   }
   std::string out;
   proto::writeErrorResponse(out, proto::severity::kFatal, state, message);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   close(reason);
 }
 

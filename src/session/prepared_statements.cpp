@@ -34,6 +34,15 @@ std::string serverName(std::string_view query, const std::vector<uint32_t>& type
   return fmt::format("pgpivot_{:016x}_{}", std::hash<std::string>{}(key), key.size());
 }
 
+// A message rewritten on every execution of a prepared statement (its Bind) is built here:
+// this thread's buffer keeps its capacity, so the hot path allocates nothing. Empty on
+// return; the caller hands it to writeOwned, which copies what it does not write at once.
+std::string& rewriteBuffer() {
+  thread_local std::string buffer;
+  buffer.clear();
+  return buffer;
+}
+
 // Where the NUL-terminated string starting at `from` ends, or npos.
 std::size_t cstringEnd(std::string_view body, std::size_t from) {
   return from < body.size() ? body.find('\0', from) : std::string_view::npos;
@@ -370,7 +379,7 @@ bool PreparedStatements::relay(char tag, std::string_view body, ServerConn& serv
     default: {
       std::string out;
       appendFrame(out, tag, body);
-      server.stream().writeOwned(std::move(out));
+      server.stream().writeOwned(out);
       return true;
     }
   }
@@ -462,7 +471,7 @@ bool PreparedStatements::relayLarge(char tag, std::string_view head, ServerConn&
   proto::writeParse(parse_message, name, parse->query, parse->param_types);
   std::string out;
   server.statements().prepare(out, name, parse_message, true);
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 
@@ -485,7 +494,7 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
     } else {
       appendFrame(out, 'P', body);
     }
-    server.stream().writeOwned(std::move(out));
+    server.stream().writeOwned(out);
     return true;
   }
   if (const auto existing = statements_.find(parse->name); existing != statements_.end()) {
@@ -495,7 +504,7 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
     ensurePrepared(existing->second, server, out);
     proto::writeParse(out, existing->second.server_name, parse->query, parse->param_types);
     on_server.expectClientParseComplete(parse->name, true);
-    server.stream().writeOwned(std::move(out));
+    server.stream().writeOwned(out);
     return true;
   }
   Statement statement;
@@ -512,7 +521,7 @@ bool PreparedStatements::relayParse(std::string_view body, ServerConn& server) {
     on_server.prepare(out, statement.server_name, statement.parse_message, false, parse->name);
   }
   statements_.emplace(std::string(parse->name), std::move(statement));
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 
@@ -550,7 +559,7 @@ bool PreparedStatements::relayMultiStatementQuery(std::string_view sql, ServerCo
   for (const std::string& name : names) {
     server.statements().expectCommandTag("DEALLOCATE", name, true);
   }
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 
@@ -573,7 +582,7 @@ bool PreparedStatements::relayBind(std::string_view body, ServerConn& server) {
   }
   const std::string_view name = body.substr(portal_end + 1, name_end - portal_end - 1);
   const auto it = name.empty() ? statements_.end() : statements_.find(name);
-  std::string out;
+  std::string& out = rewriteBuffer();
   if (it == statements_.end()) {
     appendFrame(out, 'B', body);  // unnamed, or unknown: PostgreSQL says so
   } else {
@@ -581,7 +590,7 @@ bool PreparedStatements::relayBind(std::string_view body, ServerConn& server) {
     appendRenamed(out, 'B', body.substr(0, portal_end + 1), it->second.server_name,
                   body.substr(name_end + 1));
   }
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 
@@ -596,7 +605,7 @@ bool PreparedStatements::relayDescribeOrClose(char tag, std::string_view body, S
   }
   const std::string_view name = body.substr(1, name_end - 1);
   const auto it = body[0] == 'S' && !name.empty() ? statements_.find(name) : statements_.end();
-  std::string out;
+  std::string& out = rewriteBuffer();
   if (it == statements_.end()) {
     appendFrame(out, tag, body);
   } else if (tag == 'D') {
@@ -608,7 +617,7 @@ bool PreparedStatements::relayDescribeOrClose(char tag, std::string_view body, S
     statements_.erase(it);
     appendRenamed(out, tag, "S", "pgpivot_closed", {});
   }
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 
@@ -635,7 +644,7 @@ bool PreparedStatements::relayQuery(std::string_view body, ServerConn& server) {
     proto::writeQuery(out, kDeallocateStandIn);
     server.statements().expectCommandTag("DEALLOCATE", it->first, true);
   }
-  server.stream().writeOwned(std::move(out));
+  server.stream().writeOwned(out);
   return true;
 }
 

@@ -184,7 +184,7 @@ void ServerConn::sendStartup() {
   std::string out;
   proto::writeStartupMessage(out, proto::kProtocolVersion3, params);
   setState(ServerState::kLogin);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   stream_.startReading();
 }
 
@@ -289,7 +289,7 @@ bool ServerConn::onParseComplete() {
   if (statements_.onParseComplete() && client_ != nullptr) {
     std::string out;
     proto::writeParseComplete(out);
-    client_->stream().writeOwned(std::move(out));
+    client_->stream().writeOwned(out);
   }
   return true;
 }
@@ -298,7 +298,7 @@ bool ServerConn::onCloseComplete() {
   if (statements_.onCloseComplete() && client_ != nullptr) {
     std::string out;
     proto::writeCloseComplete(out);
-    client_->stream().writeOwned(std::move(out));
+    client_->stream().writeOwned(out);
   }
   return true;
 }
@@ -322,7 +322,7 @@ bool ServerConn::onCommandComplete(std::string_view body) {
     } else {
       proto::writeFrame(out, 'C', body);
     }
-    client_->stream().writeOwned(std::move(out));
+    client_->stream().writeOwned(out);
   }
   return true;
 }
@@ -351,11 +351,11 @@ bool ServerConn::onActiveError(std::string_view body) {
       // The refusal of a client's Parse under a name in use: name the client's statement.
       proto::writeErrorResponse(frame, proto::severity::kError, fields->sqlstate,
                                 fmt::format("prepared statement \"{}\" already exists", *name));
-      client_->stream().writeOwned(std::move(frame));
+      client_->stream().writeOwned(frame);
       return true;
     }
     proto::writeFrame(frame, 'E', body);
-    client_->stream().writeOwned(std::move(frame));
+    client_->stream().writeOwned(frame);
   }
   return true;
 }
@@ -661,7 +661,7 @@ bool ServerConn::onAuthRequest(std::string_view body) {
                               request->code));
       return false;
   }
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   return true;
 }
 
@@ -702,7 +702,7 @@ void ServerConn::link(ClientSession& client) {
   }
   setState(ServerState::kActive);
   stream_.cork();
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   client.onServerLinked(*this);
   stream_.uncork();
 }
@@ -746,7 +746,7 @@ void ServerConn::runInternalQuery(ServerState state, const std::string& sql) {
   internal_error_.clear();
   std::string out;
   proto::writeQuery(out, sql);
-  stream_.writeOwned(std::move(out));
+  stream_.writeOwned(out);
   stream_.startReading();
 }
 
@@ -851,7 +851,7 @@ void ServerConn::close(CloseReason reason) {
   if (backend_pid_ != 0 || stream_.bytesIn() > 0) {
     std::string out;
     proto::writeTerminate(out);
-    stream_.writeOwned(std::move(out));
+    stream_.writeOwned(out);
   }
   stream_.close();
 }

@@ -95,9 +95,10 @@ class Stream final {
   void forwardTo(Stream& target);
   bool forwardInFlight() const { return forward_in_flight_; }
 
-  // Sends bytes pgpivot generated itself (errors, login replies, SET queries): written at
-  // once when the kernel takes them, otherwise kept until libuv has written them.
-  void writeOwned(std::string bytes);
+  // Sends bytes pgpivot generated itself (errors, login replies, SET queries, rewritten
+  // messages): written at once when the kernel takes them, otherwise copied and kept until
+  // libuv has written them. The caller's buffer can be reused as soon as this returns.
+  void writeOwned(std::string_view bytes);
 
   // Batching for one relay pass (the relay corks its target): while corked, writeOwned
   // keeps its bytes in a per-thread staging area, and a forward to this stream sends them
@@ -136,10 +137,10 @@ class Stream final {
   [[nodiscard]] int tryWrite(std::string_view bytes);
   // The same for two pieces in one writev (staged bytes, then forwarded ones).
   [[nodiscard]] int tryWrite(std::string_view first, std::string_view second);
-  // writeOwned without the cork: writes now, queues what the kernel does not take.
-  void sendOwned(std::string bytes);
-  // Takes this stream's staged bytes out of the per-thread staging area.
-  std::string takeStaged();
+  // writeOwned without the cork: writes now, queues a copy of what the kernel does not take.
+  void sendOwned(std::string_view bytes);
+  // Sends what this stream has staged, if anything, and frees its staging entry.
+  void sendStaged();
   static void onConnectDone(uv_connect_t* req, int status);
   // Returns the buffer's block to the pool when nothing waits in it (an idle connection
   // holds no buffer).

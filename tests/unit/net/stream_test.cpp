@@ -210,6 +210,15 @@ TEST_CASE("while corked, written bytes go out with the forward, in order", "[uni
   f.relay.to->writeOwned("cd");
   f.relay.to->uncork();
   CHECK(readExactly(f, sink.fd, 4) == "abcd");
+  // The caller's buffer is free again once writeOwned returns (the relay reuses one).
+  std::string reused = "12";
+  f.relay.to->cork();
+  f.relay.to->writeOwned(reused);
+  reused = "34";
+  f.relay.to->writeOwned(reused);
+  reused.clear();
+  f.relay.to->uncork();
+  CHECK(readExactly(f, sink.fd, 4) == "1234");
   // A stream closed while corked still sends what was staged.
   f.relay.to->cork();
   f.relay.to->writeOwned("last");
@@ -299,14 +308,16 @@ TEST_CASE("writeOwned sends small replies at once and queues what the peer canno
   CHECK(f.relay.to->unflushedBytes() == 0);  // written before writeOwned returned
   CHECK(readExactly(f, sink.fd, 5) == "hello");
 
-  const std::string big = pattern(2 * 1024 * 1024, 11);
+  std::string big = pattern(2 * 1024 * 1024, 11);
+  const std::string expected = big;
   f.relay.to->writeOwned(big);
   CHECK(f.relay.to->unflushedBytes() > 0);  // the kernel took only part of it
+  big.assign(big.size(), 'x');              // the rest was copied: the caller's buffer is free
   f.relay.to->writeOwned("tail");           // queued behind, never ahead of it
-  CHECK(readExactly(f, sink.fd, big.size() + 4) == big + "tail");
+  CHECK(readExactly(f, sink.fd, expected.size() + 4) == expected + "tail");
   f.spin(2);
   CHECK(f.relay.to->unflushedBytes() == 0);
-  CHECK(f.relay.to->bytesOut() == 5 + big.size() + 4);
+  CHECK(f.relay.to->bytesOut() == 5 + expected.size() + 4);
 }
 
 }  // namespace
