@@ -11,18 +11,12 @@
  *   canned_server PORT       on 127.0.0.1; runs until SIGTERM
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "loopback_loop.h"
 
 enum { kInSize = 16 * 1024, kOutSize = 64 * 1024, kMaxAnswer = 512, kMaxEvents = 64 };
 enum { kSslRequestCode = 80877103, kGssRequestCode = 80877104 };
@@ -33,9 +27,6 @@ struct conn {
   size_t len;
   char in[kInSize];
 };
-
-static volatile sig_atomic_t stopping;
-static void on_term(int sig) { (void)sig; stopping = 1; }
 
 static size_t put32(char *p, uint32_t v) {
   v = htonl(v);
@@ -173,21 +164,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: canned_server PORT\n");
     return 2;
   }
-  signal(SIGTERM, on_term);
-  signal(SIGINT, on_term);
-  signal(SIGPIPE, SIG_IGN);
-  const int one = 1;
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 1024) != 0) {
-    perror("canned_server: listen");
-    return 1;
-  }
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+  handle_stop_signals();
+  int lfd = -1;
+  const int ep = listen_loopback(atoi(argv[1]), "canned_server: listen", &lfd);
+  if (ep < 0) return 1;
   struct epoll_event events[kMaxEvents];
   while (!stopping) {
     int n = epoll_wait(ep, events, kMaxEvents, 500);
@@ -196,7 +176,7 @@ int main(int argc, char **argv) {
       if (c == NULL) {
         int fd;
         while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          set_nodelay(fd);
           struct conn *fresh = calloc(1, sizeof *fresh);
           fresh->fd = fd;
           struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fresh};

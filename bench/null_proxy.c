@@ -9,17 +9,12 @@
  *   null_proxy LISTEN_PORT UPSTREAM_PORT      both on 127.0.0.1; runs until SIGTERM
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "loopback_loop.h"
 
 enum { kBufSize = 64 * 1024, kMaxEvents = 64 };
 
@@ -30,22 +25,6 @@ struct end {
   char *buf; /* bytes read from this end, not yet written to the peer */
   size_t len, off;
 };
-
-static volatile sig_atomic_t stopping;
-static void on_term(int sig) { (void)sig; stopping = 1; }
-
-static int tcp_socket(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
 
 static void close_pair(int ep, struct end *e) {
   struct end *p = e->peer;
@@ -89,21 +68,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: null_proxy LISTEN_PORT UPSTREAM_PORT\n");
     return 2;
   }
-  int listen_port = atoi(argv[1]), upstream_port = atoi(argv[2]);
-  signal(SIGTERM, on_term);
-  signal(SIGINT, on_term);
-  signal(SIGPIPE, SIG_IGN);
-
-  int lfd = tcp_socket(), one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in la = loopback(listen_port);
-  if (bind(lfd, (struct sockaddr *)&la, sizeof la) != 0 || listen(lfd, 1024) != 0) {
-    perror("null_proxy: listen");
-    return 1;
-  }
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+  const int upstream_port = atoi(argv[2]);
+  handle_stop_signals();
+  int lfd = -1;
+  const int ep = listen_loopback(atoi(argv[1]), "null_proxy: listen", &lfd);
+  if (ep < 0) return 1;
 
   struct epoll_event events[kMaxEvents];
   while (!stopping) {
@@ -114,7 +83,7 @@ int main(int argc, char **argv) {
       if (e == NULL) { /* new client: pair it with a fresh upstream connection */
         int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) continue;
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        set_nodelay(cfd);
         int sfd = tcp_socket();
         struct sockaddr_in ua = loopback(upstream_port);
         if (connect(sfd, (struct sockaddr *)&ua, sizeof ua) != 0 && errno != EINPROGRESS) {

@@ -532,37 +532,30 @@ if ((${#piv_modes[@]})); then
   done
 fi
 
+# start_yardstick TARGET TOOL DESCRIPTION [ARGS...]: builds bench/TOOL.c, runs it on a new
+# port (its first argument, then ARGS) and adds TARGET, which pgbench reaches as "bench".
+start_yardstick() {
+  local target=$1 tool=$2 what=$3 port
+  shift 3
+  cc -O2 -o "$work/$tool" "$here/$tool.c" || die "bench/$tool.c does not compile"
+  new_port
+  port=$NEW_PORT
+  ("$work/$tool" "$port" "$@") >>"$work/$target.stderr.log" 2>&1 </dev/null &
+  proxy_pid[$target]=$!
+  for _ in $(seq 1 50); do
+    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 ||
+    die "$tool does not answer on $HOST:$port"
+  log "$target ($tool) started: PID ${proxy_pid[$target]}, $HOST:$port, $what"
+  targets+=("$target")
+  target_port[$target]=$port target_db[$target]=bench target_proxy[$target]=$target
+}
 if [ "$FLOOR" = 1 ]; then
   command -v cc >/dev/null || die "FLOOR=1 needs a C compiler (cc), or FLOOR=0"
-  cc -O2 -o "$work/null_proxy" "$here/null_proxy.c" || die "bench/null_proxy.c does not compile"
-  new_port
-  floor_port=$NEW_PORT
-  ("$work/null_proxy" "$floor_port" "$pg_port") >>"$work/floor.stderr.log" 2>&1 </dev/null &
-  proxy_pid[floor]=$!
-  for _ in $(seq 1 50); do
-    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$floor_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$floor_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 ||
-    die "null_proxy does not answer on $HOST:$floor_port"
-  log "floor (null_proxy) started: PID ${proxy_pid[floor]}, $HOST:$floor_port -> PostgreSQL"
-  targets+=(floor)
-  target_port[floor]=$floor_port target_db[floor]=bench target_proxy[floor]=floor
-
-  cc -O2 -o "$work/canned_server" "$here/canned_server.c" || die "bench/canned_server.c does not compile"
-  new_port
-  canned_port=$NEW_PORT
-  ("$work/canned_server" "$canned_port") >>"$work/canned.stderr.log" 2>&1 </dev/null &
-  proxy_pid[canned]=$!
-  for _ in $(seq 1 50); do
-    timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$canned_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  timeout 5 "$PG_BIN/psql" -X -h "$HOST" -p "$canned_port" -U postgres -d bench -Atc 'SELECT 1' >/dev/null 2>&1 ||
-    die "canned_server does not answer on $HOST:$canned_port"
-  log "canned (canned_server) started: PID ${proxy_pid[canned]}, $HOST:$canned_port, no PostgreSQL behind it"
-  targets+=(canned)
-  target_port[canned]=$canned_port target_db[canned]=bench target_proxy[canned]=canned
+  start_yardstick floor null_proxy "copying to PostgreSQL" "$pg_port"
+  start_yardstick canned canned_server "no PostgreSQL behind it"
 fi
 
 # ------------------------------------------------------------------------- environment
