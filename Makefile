@@ -31,15 +31,15 @@ tsan: deps
 # The multi-threaded paths under ThreadSanitizer: workers = 4 under a transaction-mode load
 # with cancels crossing workers and the admin console fanning out to every worker, failover
 # driven by the monitor thread (tests/pg/threads_pgtest.cpp, the workers and promote-mode
-# tests), idle servers handed between workers, PAUSE, SHOW and the metrics. Every process
+# tests), idle servers and new clients handed between workers, PAUSE, SHOW and the metrics. Every process
 # (pgpivot, daemonized or not, and the test binary) writes its reports to
 # $(TSAN_BUILD)/tsan-reports: any report there fails the run, whatever the tests said, and
 # is printed. A run of zero tests fails too.
-# "300 clients over a pool of 10" is left out: one worker (nothing for TSan between
-# workers) and 300 SCRAM logins at once, which a TSan build on a busy machine cannot
+# "500 clients over a pool of 10" is left out: one worker (nothing for TSan between
+# workers) and 500 SCRAM logins at once, which a TSan build on a busy machine cannot
 # always answer within the clients' connect_timeout. The normal and ASan runs have it.
-TSAN_TESTS ?= pg_fixture|four workers|every worker|between workers|transaction mode|promote mode|SHOW|PAUSE|metrics
-TSAN_EXCLUDE ?= 300 clients
+TSAN_TESTS ?= pg_fixture|four workers|every worker|between workers|spread evenly|transaction mode|promote mode|SHOW|PAUSE|metrics
+TSAN_EXCLUDE ?= clients over a pool of 10
 TSAN_REPORTS = $(abspath $(TSAN_BUILD))/tsan-reports
 test-tsan: tsan
 	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)

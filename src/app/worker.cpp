@@ -206,6 +206,12 @@ void Worker::postShutdown(bool immediate) {
 // --- accepting ----------------------------------------------------------------------------
 
 void Worker::onConnection(uv_stream_t* server, bool is_unix, bool admin_port) {
+  if (!admin_port) {  // the console stays on the worker that runs the admin service
+    if (Worker* peer = workerForNewClient(); peer != this) {
+      sendClient(*peer, server, is_unix);
+      return;
+    }
+  }
   auto client = std::make_unique<session::ClientSession>(
       *this, next_id_++, is_unix ? net::Stream::Kind::kPipe : net::Stream::Kind::kTcp);
   if (client->accept(server) != 0) {
@@ -213,6 +219,10 @@ void Worker::onConnection(uv_stream_t* server, bool is_unix, bool admin_port) {
     retired_clients_.push_back(std::move(client));
     return;
   }
+  admitClient(std::move(client), admin_port);
+}
+
+void Worker::admitClient(std::unique_ptr<session::ClientSession> client, bool admin_port) {
   session::ClientSession& ref = *client;
   if (admin_port) {
     ref.markAdminPort();

@@ -1,11 +1,14 @@
 #include "pgpivot/net/listener.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace pgpivot::net {
 
@@ -126,6 +129,34 @@ Result<void> Listener::listenUnix(const std::string& dir, uint16_t port, int bac
                 fmt::format("cannot listen on unix socket {}: {}", path, uv_strerror(rc)));
   }
   return {};
+}
+
+int Listener::acceptDescriptor(uv_stream_t* server, bool is_unix) {
+  // libuv has accepted the connection already and waits for uv_accept to take it into a
+  // handle of this loop; a handle cannot leave its loop, so the socket leaves through a
+  // second descriptor and this handle closes its own.
+  auto* holder = new Handle{};
+  holder->is_unix = is_unix;
+  if (is_unix) {
+    uv_pipe_init(server->loop, &holder->h.pipe, 0);
+  } else {
+    uv_tcp_init(server->loop, &holder->h.tcp);
+  }
+  holder->h.tcp.data = holder;
+  auto* handle = reinterpret_cast<uv_handle_t*>(&holder->h);
+  int result = uv_accept(server, reinterpret_cast<uv_stream_t*>(handle));
+  uv_os_fd_t fd = -1;
+  if (result == 0) {
+    result = uv_fileno(handle, &fd);
+  }
+  if (result == 0) {
+    result = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (result < 0) {
+      result = -errno;
+    }
+  }
+  uv_close(handle, [](uv_handle_t* h) noexcept { delete static_cast<Handle*>(h->data); });
+  return result;
 }
 
 uint16_t Listener::boundPort() const {

@@ -210,8 +210,13 @@ int Stream::releaseSocket() {
 }
 
 int Stream::adopt(int fd) {
-  const int rc =
-      kind_ == Kind::kTcp ? uv_tcp_open(&handle_.tcp, fd) : uv_pipe_open(&handle_.pipe, fd);
+  if (kind_ == Kind::kPipe) {
+    return uv_pipe_open(&handle_.pipe, fd);
+  }
+  const int rc = uv_tcp_open(&handle_.tcp, fd);
+  if (rc == 0) {
+    uv_tcp_nodelay(&handle_.tcp, 1);  // a client's socket comes from acceptDescriptor without it
+  }
   return rc;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -58,8 +59,17 @@ int ClientSession::accept(uv_stream_t* listener) {
   return stream_.accept(listener);
 }
 
+int ClientSession::adopt(int fd) {
+  const int rc = stream_.adopt(fd);
+  if (rc != 0) {
+    ::close(fd);
+  }
+  return rc;
+}
+
 void ClientSession::start(bool over_client_limit) {
   over_client_limit_ = over_client_limit;
+  holds_client_slot_ = !over_client_limit;
   peer_ = stream_.peerAddress();
   if (worker_.config().log_connections) {
     PGPIVOT_LOG_INFO("{} connection accepted", logPrefix());
@@ -1295,7 +1305,7 @@ void ClientSession::close(CloseReason reason) {
     pool_->mutableStats().bytes_in += stream_.bytesIn();
     pool_->mutableStats().bytes_out += stream_.bytesOut();
   }
-  if (!over_client_limit_) {
+  if (holds_client_slot_) {
     pool::SharedLimits::release(worker_.sharedLimits().clients());  // our max_client_conn slot
   }
   if (worker_.config().log_disconnections && welcomed_) {

@@ -2,6 +2,9 @@
 // worker that owns the session, clients on every worker are served.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <filesystem>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -117,4 +120,69 @@ TEST_CASE("max_client_conn counts the clients of every worker", "[pg][workers]")
     Conn again = connect(pgpivot.conninfo());
     return PQstatus(again.get()) == CONNECTION_OK;
   }));
+}
+
+TEST_CASE("new clients are spread evenly over the workers, from TCP and the unix socket",
+          "[pg][workers]") {
+  // The kernel's SO_REUSEPORT hash lands a few clients unevenly, and only the first worker
+  // listens on the unix socket: the accepting worker hands a client to the one with fewest.
+  char pattern[] = "/tmp/pgpivot-unix.XXXXXX";
+  const char* socket_dir = ::mkdtemp(pattern);
+  REQUIRE(socket_dir != nullptr);
+  Pgpivot::Options options;
+  options.settings = {{"workers", "3"},
+                      {"pool_mode", "transaction"},
+                      {"admin_users", kScramUser},
+                      {"unix_socket_dir", socket_dir}};
+  Pgpivot pgpivot(options);
+  pgpivot.start();
+  std::vector<Conn> clients;
+  const auto connectAndAsk = [&](const std::string& conninfo, int n) {
+    for (int i = 0; i < n; ++i) {
+      clients.push_back(connect(conninfo));
+      REQUIRE(PQstatus(clients.back().get()) == CONNECTION_OK);
+      const std::string value = std::to_string(clients.size());
+      CHECK(scalar(clients.back().get(), "SELECT " + value) == value);
+    }
+  };
+  connectAndAsk(pgpivot.conninfo(), 12);
+  connectAndAsk("host=" + std::string(socket_dir) + " port=" + std::to_string(pgpivot.port()) +
+                    " dbname=appdb user=" + kScramUser + " password=secret",
+                6);
+
+  Conn admin = connect(pgpivot.conninfo(kScramUser, "pgbouncer"));
+  REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
+  Res listed(PQexec(admin.get(), "SHOW CLIENTS"));
+  REQUIRE(PQresultStatus(listed.get()) == PGRES_TUPLES_OK);
+  const int id_column = PQfnumber(listed.get(), "id");
+  const int db_column = PQfnumber(listed.get(), "database");
+  const int addr_column = PQfnumber(listed.get(), "addr");
+  REQUIRE(id_column >= 0);
+  REQUIRE(db_column >= 0);
+  std::map<uint64_t, int> per_worker;
+  int unix_clients = 0;
+  for (int row = 0; row < PQntuples(listed.get()); ++row) {
+    if (std::string(PQgetvalue(listed.get(), row, db_column)) != "appdb") {
+      continue;
+    }
+    // Connection ids carry their worker's index in the bits above 40.
+    const uint64_t id = std::stoull(PQgetvalue(listed.get(), row, id_column));
+    per_worker[id >> 40]++;
+    unix_clients += std::string(PQgetvalue(listed.get(), row, addr_column)) == "unix" ? 1 : 0;
+  }
+  CHECK(unix_clients == 6);
+  REQUIRE(per_worker.size() == 3);
+  for (const auto& [worker, count] : per_worker) {
+    CAPTURE(worker);
+    CHECK(count == 6);
+  }
+  // Every client, wherever it was handed, still answers.
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    CHECK(scalar(clients[i].get(), "SELECT 'again'") == "again");
+  }
+  clients.clear();
+  admin.reset();
+  pgpivot.stop(SIGTERM);
+  std::error_code ignored;
+  std::filesystem::remove_all(socket_dir, ignored);
 }

@@ -149,6 +149,12 @@ class Worker final {
   std::pair<int32_t, int32_t> newCancelKey();
 
   std::size_t clientCount() const { return clients_.size(); }
+  // Clients this worker owns plus those another worker has handed it and it has not
+  // taken yet: what new connections are spread by (client_placement.cpp). Any thread.
+  uint64_t clientLoad() const {
+    return stats_.clients_current.load(std::memory_order_relaxed) +
+           incoming_clients_.load(std::memory_order_relaxed);
+  }
 
   WorkerStats& mutableStats() { return stats_; }
 
@@ -178,6 +184,12 @@ class Worker final {
  private:
   void run();
   void onConnection(uv_stream_t* server, bool is_unix, bool admin_port);
+  // client_placement.cpp: where a new client lives, and its way there.
+  Worker* workerForNewClient();
+  void sendClient(Worker& peer, uv_stream_t* server, bool is_unix);
+  void adoptClient(int fd, bool is_unix);
+  // Takes in an accepted (or adopted) client and starts reading its start-up packet.
+  void admitClient(std::unique_ptr<session::ClientSession> client, bool admin_port);
   [[nodiscard]] Result<void> startAdminEndpoints();
   void onJanitorTick();
   // worker_data_path.cpp: the data-path evidence of cluster databases, posted to the
@@ -214,6 +226,7 @@ class Worker final {
   uint16_t bound_port_ = 0;
   bool shutting_down_ = false;
   std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> incoming_clients_{0};  // handed here, not adopted yet
   uint64_t next_id_ = 1;
 
   // By connection id (KILL_CLIENT, cancel and auth_query answers look clients up by it).

@@ -36,6 +36,11 @@ class Listener final {
   [[nodiscard]] Result<void> listenTcp(const std::string& address, uint16_t port,
                                        TcpOptions options);
   [[nodiscard]] Result<void> listenUnix(const std::string& dir, uint16_t port, int backlog);
+  // Accepts a pending connection of `server` (in its OnConnection callback) as a bare
+  // descriptor, for a connection that another loop will own. Costs a dup() and a close()
+  // more than accepting into a Stream. Returns the descriptor (close-on-exec,
+  // non-blocking; the caller owns it) or a negative libuv error code.
+  [[nodiscard]] static int acceptDescriptor(uv_stream_t* server, bool is_unix);
   // The port actually bound by the first TCP socket (useful with port 0).
   uint16_t boundPort() const;
   void close();

@@ -55,6 +55,9 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   ~ClientSession();
 
   [[nodiscard]] int accept(uv_stream_t* listener);
+  // Takes over a connection another worker accepted (Listener::acceptDescriptor): the
+  // descriptor is this session's from here on, whatever the result.
+  [[nodiscard]] int adopt(int fd);
   // Accepted on the admin port: every login is a console login.
   void markAdminPort() { on_admin_port_ = true; }
   void start(bool over_client_limit);
@@ -256,6 +259,7 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   bool welcomed_ : 1 = false;
   bool copy_in_ : 1 = false;
   bool over_client_limit_ : 1 = false;
+  bool holds_client_slot_ : 1 = false;  // a max_client_conn slot, from start() on
   bool auth_query_pending_ : 1 = false;
   bool on_admin_port_ : 1 = false;
 };
