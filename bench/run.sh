@@ -83,7 +83,7 @@ summarize() {
       all[key]++
       if ($col["status"] != "ok") { bad[key] = bad[key] " r" $col["round"] ":" $col["status"]; next }
       n = ++cnt[key]
-      split("tps lat_ms lat_p50_ms lat_p99_ms conn_ms proxy_cpu_pct proxy_cpu_us_per_xact proxy_rss_kb machine_busy_pct", fs, " ")
+      split("tps lat_ms lat_p50_ms lat_p99_ms conn_ms proxy_cpu_pct proxy_cpu_us_per_xact proxy_wait_us_per_xact proxy_rss_kb machine_busy_pct", fs, " ")
       for (f in fs) val[key, n, fs[f]] = get(fs[f])
     }
     END {
@@ -169,17 +169,17 @@ summarize() {
       for (k = 1; k <= ntests; k++) {
         t = tests[k]; d = med(t SUBSEP "direct", "tps")
         printf "\n### %s%s\n\n", t, (t in tclients) ? " (" tclients[t] " clients)" : ""
-        printf "| target | TPS | TPS min–max | vs direct | latency avg ms | p50 ms | p99 ms | connect ms | proxy CPU %% of a core | proxy CPU µs/xact | proxy RSS kB | machine busy %% | rounds ok | problems |\n"
-        printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        printf "| target | TPS | TPS min–max | vs direct | latency avg ms | p50 ms | p99 ms | connect ms | proxy CPU %% of a core | proxy CPU µs/xact | proxy run-queue wait µs/xact | proxy RSS kB | machine busy %% | rounds ok | problems |\n"
+        printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for (i = 1; i <= ntargets; i++) {
           g = targets[i]; key = t SUBSEP g
           if (!(key in all)) continue
           tp = med(key, "tps")
-          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", g, fmt(tp, "%.0f"), minmax(key, "tps"),
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", g, fmt(tp, "%.0f"), minmax(key, "tps"),
             (g == "direct") ? "1.00" : ratio(tp, d), fmt(med(key, "lat_ms"), "%.3f"),
             fmt(med(key, "lat_p50_ms"), "%.3f"), fmt(med(key, "lat_p99_ms"), "%.3f"), fmt(med(key, "conn_ms"), "%.3f"),
             fmt(med(key, "proxy_cpu_pct"), "%.1f"), fmt(med(key, "proxy_cpu_us_per_xact"), "%.1f"),
-            fmt(med(key, "proxy_rss_kb"), "%.0f"), fmt(med(key, "machine_busy_pct"), "%.0f"),
+            fmt(med(key, "proxy_wait_us_per_xact"), "%.1f"), fmt(med(key, "proxy_rss_kb"), "%.0f"), fmt(med(key, "machine_busy_pct"), "%.0f"),
             cnt[key], all[key], (key in bad) ? bad[key] : ""
         }
       }
@@ -576,6 +576,9 @@ fi
 # jiffies utime+stime of a process (fields 14 and 15 of /proc/PID/stat, after the comm).
 proc_ticks() { awk '{sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13]}' "/proc/$1/stat" 2>/dev/null || echo ""; }
 proc_rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo ""; }
+# ns the process's threads spent runnable but waiting for a CPU (schedstat's second field,
+# summed over its threads): what a busy machine costs a proxy in latency, thread by thread.
+proc_wait_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {if (NR) print s}'; }
 sys_cpu() { awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print t, $5+$6}' /proc/stat; }
 busy_pct() { echo "$1 $2" | awk '{dt=$3-$1; if (dt<=0) dt=1; printf "%.1f", 100*(dt-($4-$2))/dt}'; }
 
@@ -611,7 +614,7 @@ busy_timeouts=0
 
 
 csv=$out/results.csv
-echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct" >"$csv"
+echo "test,target,round,seq,status,rc,clients,duration_s,tps,lat_ms,lat_std_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,conn_ms,xacts,failed,aborted_clients,proxy_cpu_pct,proxy_cpu_us_per_xact,proxy_rss_kb,machine_busy_pct,prerun_busy_pct,proxy_wait_us_per_xact" >"$csv"
 seq_no=0
 proxy_died=0
 lat_dir=$work/latency # pgbench's per-transaction logs of the current run only
@@ -674,15 +677,15 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   if [ -n "$proxy" ] && { [ -z "$pid" ] || ! alive "$pid"; }; then
     [ "$round" = warmup ] && return 0
     seq_no=$((seq_no + 1))
-    echo "$test,$target,$round,$seq_no,proxy_dead,,$clients,$dur,,,,,,,,,,,,,,," >>"$csv"
+    echo "$test,$target,$round,$seq_no,proxy_dead,,$clients,$dur,,,,,,,,,,,,,,,," >>"$csv"
     log "$(printf '%-12s %-18s r%-6s proxy_dead' "$test" "$target" "$round")"
     proxy_died=1
     return 0
   fi
   pre_run
-  local c0 c1 p0="" p1="" t0 t1 rc=0
+  local c0 c1 p0="" p1="" w0="" w1="" t0 t1 rc=0
   c0=$(sys_cpu)
-  [ -n "$pid" ] && p0=$(proc_ticks "$pid")
+  [ -n "$pid" ] && p0=$(proc_ticks "$pid") && w0=$(proc_wait_ns "$pid")
   t0=$(date +%s.%N)
   # In the background + wait: a signal to this script then interrupts the wait at once
   # (bash defers traps while a foreground child runs) and the trap stops pgbench.
@@ -693,12 +696,12 @@ run_one() { # TEST TARGET ROUND [SECONDS]
   wait "$pgbench_pid" || rc=$?
   pgbench_pid=""
   t1=$(date +%s.%N)
-  [ -n "$pid" ] && p1=$(proc_ticks "$pid")
+  [ -n "$pid" ] && p1=$(proc_ticks "$pid") && w1=$(proc_wait_ns "$pid")
   c1=$(sys_cpu)
   [ "$round" = warmup ] && return 0
 
   local o="$out/raw/$id.out" e="$out/raw/$id.err"
-  local tps lat std conn xacts failed aborted status cpu="" us="" rss="" busy p50="" p99="" lstd="" lmax="" pcts=""
+  local tps lat std conn xacts failed aborted status cpu="" us="" wait_us="" rss="" busy p50="" p99="" lstd="" lmax="" pcts=""
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$o" | head -1)
   lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
   std=$(sed -n 's/^latency stddev = \([0-9.]*\) ms.*/\1/p' "$o" | head -1)
@@ -717,6 +720,8 @@ run_one() { # TEST TARGET ROUND [SECONDS]
     cpu=$(awk -v a="$p0" -v b="$p1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", 100*(b-a)/hz/(t1-t0)}')
     [ -n "$xacts" ] && [ "$xacts" -gt 0 ] &&
       us=$(awk -v a="$p0" -v b="$p1" -v hz="$CLK_TCK" -v x="$xacts" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/x}')
+    [ -n "$xacts" ] && [ "$xacts" -gt 0 ] && [ -n "$w0" ] && [ -n "$w1" ] &&
+      wait_us=$(awk -v a="$w0" -v b="$w1" -v x="$xacts" 'BEGIN{printf "%.1f", (b-a)/1e3/x}')
     rss=$(proc_rss_kb "$pid")
   fi
   if [ -z "$tps" ]; then
@@ -732,9 +737,9 @@ run_one() { # TEST TARGET ROUND [SECONDS]
     log "$proxy (PID $pid) died during $id"
   fi
   seq_no=$((seq_no + 1))
-  echo "$test,$target,$round,$seq_no,$status,$rc,$clients,$dur,$tps,$lat,$std,$p50,$p99,$lmax,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY" >>"$csv"
-  log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s p99=%-7s proxy_cpu=%-5s us/xact=%-6s rss=%-6s busy=%s' \
-    "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${p99:--}" "${cpu:--}" "${us:--}" "${rss:--}" "$busy")"
+  echo "$test,$target,$round,$seq_no,$status,$rc,$clients,$dur,$tps,$lat,$std,$p50,$p99,$lmax,$conn,$xacts,$failed,$aborted,$cpu,$us,$rss,$busy,$PRE_BUSY,$wait_us" >>"$csv"
+  log "$(printf '%-12s %-18s r%-2s %-10s tps=%-9s lat=%-7s p99=%-7s proxy_cpu=%-5s us/xact=%-6s wait=%-6s rss=%-6s busy=%s' \
+    "$test" "$target" "$round" "$status" "${tps:--}" "${lat:--}" "${p99:--}" "${cpu:--}" "${us:--}" "${wait_us:--}" "${rss:--}" "$busy")"
   if [ "$status" != ok ]; then
     grep -m 3 -h -E 'error|FATAL' "$e" "$o" 2>/dev/null | sed 's/^/      /' >&2 || true
   fi
