@@ -2,10 +2,12 @@
 //
 // Workers share the listening port with SO_REUSEPORT, and the kernel picks the socket by a
 // hash of the connection's addresses. With a few dozen clients that hash is lumpy: 16
-// pgbench clients landed 11 and 5 on two workers as often as 8 and 8. Each worker thread
-// gets the same share of the CPU, so the crowded worker's clients got a third as many
-// transactions as the others and made the latency tail (p99 three times one worker's).
-// The unix socket is worse: only the first worker listens on it.
+// pgbench clients landed 11/5, 6/10 or 9/7 on two workers about as often as 8/8. When
+// the worker threads are each given a core, the crowded worker's clients get fewer turns;
+// and a pooler whose clients sit on one worker uses one core. The unix socket is worse:
+// only the first worker listens on it, so every unix-socket client used to run there.
+// (On a machine whose cores are all busy the CPU scheduler decides the turns anyway, and
+// fewer threads wait less: bench/results/2026-11-29-stop14/README.md.)
 //
 // So the worker that accepts a client keeps it only if no other worker has fewer clients;
 // otherwise it hands the socket to the one with the fewest, and counts stay within one of
