@@ -58,6 +58,7 @@ constexpr std::array kConnColumns{
     Column{"tls"},
     Column{"application_name"},
     Column{"id", kInt8},
+    Column{"worker", kInt8},
 };
 
 constexpr std::array kSocketColumns{
@@ -227,7 +228,7 @@ void renderConns(std::string& out, const std::vector<ConnRow>& rows, std::string
   Table t(out, kConnColumns);
   for (const ConnRow& c : rows) {
     connCells(t, type, c.state, c);
-    t.number(static_cast<int64_t>(c.id));
+    t.number(static_cast<int64_t>(c.id)).number(c.worker);
     t.endRow();
   }
 }

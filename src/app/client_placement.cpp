@@ -15,13 +15,24 @@
 // moment may both hand over, which leaves the counts as even as before. A handed-over
 // client costs a dup(), a close() and a wakeup of the receiving loop, once per connection;
 // nothing on the data path changes. The admin port's clients stay where the console runs.
+//
+// Later, transaction-mode clients move between workers at a transaction's end, by how
+// busy the loops are (client_moves.hpp): light loads gather on one worker, heavy ones
+// spread. Each worker measures its loop over a window of kLoadWindowMs and decides for
+// its own clients; one that has just connected stays, as a connection-per-transaction
+// client would leave before moving paid off.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <utility>
+#include <vector>
 
+#include "pgpivot/app/client_moves.hpp"
 #include "pgpivot/app/worker.hpp"
+#include "pgpivot/core/assert.hpp"
 #include "pgpivot/log/log.hpp"
 #include "pgpivot/net/listener.hpp"
 #include "pgpivot/session/client_session.hpp"
@@ -29,6 +40,11 @@
 namespace pgpivot::app {
 
 namespace {
+
+constexpr uint64_t kLoadWindowMs = 500;
+// Clients handed over in one loop pass at most: moving one costs a dup(), a close() and
+// an epoll change here and there, and 10,000 idle ones must not stall the loop.
+constexpr std::size_t kMaxMovesPerPass = 256;
 
 // A socket on its way to another worker, counted there until it arrives. If that worker's
 // mailbox is closed (it is stopping) the task is dropped and this closes the connection.
@@ -100,6 +116,135 @@ void Worker::adoptClient(int fd, bool is_unix) {
     return;
   }
   admitClient(std::move(client), false);
+}
+
+// --- moving transaction-mode clients -------------------------------------------------------
+
+void Worker::measureLoad(uint64_t now) {
+  const uint64_t now_ns = uv_hrtime();
+  const uint64_t idle_ns = uv_metrics_idle_time(&loop_);
+  if (window_started_ns_ == 0) {
+    window_started_ns_ = now_ns;
+    window_idle_ns_ = idle_ns;
+    return;
+  }
+  const uint64_t elapsed = now_ns - window_started_ns_;
+  if (elapsed < kLoadWindowMs * 1'000'000) {
+    return;
+  }
+  const uint64_t idle = std::min(idle_ns - window_idle_ns_, elapsed);
+  busy_permille_.store(static_cast<uint32_t>((elapsed - idle) * 1000 / elapsed),
+                       std::memory_order_relaxed);
+  window_started_ns_ = now_ns;
+  window_idle_ns_ = idle_ns;
+  planClientMoves(now);
+}
+
+void Worker::planClientMoves(uint64_t now) {
+  move_to_ = nullptr;
+  moves_left_ = 0;
+  move_queue_.clear();
+  // A planned pause or SUSPEND holds clients where they are; so does a shutdown.
+  if (peers_.size() < 2 || shutting_down_ || suspended_ || !drains_.empty() || !held_.empty()) {
+    return;
+  }
+  std::vector<double> busy(peers_.size());
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    busy[i] = static_cast<double>(peers_[i]->busyPermille()) / 1000.0;
+  }
+  const ClientMovePlan plan = app::planClientMoves(static_cast<std::size_t>(index_), busy);
+  if (plan.to < 0) {
+    return;
+  }
+  // Only clients that have been here a window long count and move.
+  std::vector<session::ClientSession*> settled;
+  std::size_t idle_now = 0;
+  for (auto& [id, client] : clients_) {
+    if (now - client->connectedAt() >= kLoadWindowMs) {
+      settled.push_back(client.get());
+    }
+  }
+  const auto wanted =
+      static_cast<std::size_t>(std::ceil(plan.share * static_cast<double>(settled.size())));
+  if (wanted == 0) {
+    return;
+  }
+  move_to_ = peers_[static_cast<std::size_t>(plan.to)];
+  moves_left_ = wanted;
+  PGPIVOT_LOG_DEBUG("worker {}: {:.0f} % busy, moving up to {} clients to worker {} ({:.0f} %)",
+                    index_, busy[static_cast<std::size_t>(index_)] * 100, wanted, plan.to,
+                    busy[static_cast<std::size_t>(plan.to)] * 100);
+  // Those between transactions now go at once; the others as they finish one.
+  for (session::ClientSession* client : settled) {
+    if (idle_now == std::min(wanted, kMaxMovesPerPass)) {
+      break;
+    }
+    if (client->movable()) {
+      move_queue_.push_back(client->id());
+      ++idle_now;
+    }
+  }
+}
+
+void Worker::moveQueuedClients() {
+  std::vector<uint64_t> queue;
+  queue.swap(move_queue_);
+  std::size_t moved = 0;
+  for (std::size_t i = 0; i < queue.size() && moves_left_ > 0 && move_to_ != nullptr; ++i) {
+    if (moved == kMaxMovesPerPass) {
+      // The rest go in the next loop pass (the janitor wakes the loop at least that often).
+      move_queue_.insert(move_queue_.end(), queue.begin() + static_cast<std::ptrdiff_t>(i),
+                         queue.end());
+      break;
+    }
+    const auto it = clients_.find(queue[i]);
+    if (it == clients_.end() || !it->second->movable()) {
+      continue;
+    }
+    if (moveClient(it)) {
+      ++moved;
+      --moves_left_;
+    }
+  }
+  queue.clear();
+  if (move_queue_.capacity() < queue.capacity()) {
+    move_queue_.swap(queue);  // keep the larger buffer: no allocation next pass
+  }
+}
+
+bool Worker::moveClient(ClientMap::iterator it) {
+  auto handoff = it->second->handOff();
+  if (!handoff) {
+    return false;
+  }
+  // Out of the map at once, so its id is free should it come back before the handle has
+  // closed; retireClient finds it among the departed.
+  departed_clients_.push_back(std::move(it->second));
+  clients_.erase(it);
+  stats_.clients_current = clients_.size();
+  stats_.clients_moved_out++;
+  auto moving = std::make_shared<session::ClientHandoff>(std::move(*handoff));
+  Worker* to = move_to_;
+  to->mailbox_.post([to, moving] { to->takeMovedClient(*moving); });
+  return true;
+}
+
+void Worker::takeMovedClient(session::ClientHandoff& handoff) {
+  if (shutting_down_) {
+    return;  // the hand-off closes the connection, as the shutdown would have
+  }
+  auto client = std::make_unique<session::ClientSession>(*this, handoff.id, handoff.kind);
+  session::ClientSession& ref = *client;
+  // In the map before anything can close it: onStreamClosed retires it from there.
+  const bool fresh = clients_.try_emplace(handoff.id, std::move(client)).second;
+  PGPIVOT_CHECK(fresh);  // a client that left has left this map (departed_clients_)
+  stats_.clients_current = clients_.size();
+  if (!ref.takeOver(handoff)) {
+    PGPIVOT_LOG_WARN("cannot take over a client from another worker");
+    ref.close(session::CloseReason::kClientEof);  // the hand-off closes the socket
+    return;
+  }
+  stats_.clients_moved_in++;
 }
 
 }  // namespace pgpivot::app

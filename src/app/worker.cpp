@@ -54,6 +54,8 @@ Worker::~Worker() {
 
 Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_loop_init(&loop_);
+  // The time the loop waits for events, to see how busy it is (client_placement.cpp).
+  uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
   if (mailbox_.init(&loop_) != 0) {
     return fail(sqlstate::kInternalError, "cannot create the worker mailbox");
   }
@@ -67,6 +69,9 @@ Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_check_start(&reaper_, [](uv_check_t* c) noexcept {
     auto* worker = static_cast<Worker*>(c->data);
     worker->freeRetired();
+    if (!worker->move_queue_.empty()) {
+      worker->moveQueuedClients();
+    }
     if (!worker->drains_.empty() || !worker->held_.empty()) {
       worker->checkDrains();  // a planned pause waits for the transactions that ran
     }
@@ -405,9 +410,16 @@ void Worker::adoptServer(const pool::PoolKey& key, session::ServerHandoff& hando
 
 void Worker::retireClient(session::ClientSession& client) {
   const auto it = clients_.find(client.id());
-  if (it != clients_.end()) {
+  if (it != clients_.end() && it->second.get() == &client) {
     retired_clients_.push_back(std::move(it->second));
     clients_.erase(it);
+  } else {
+    const auto departed = std::find_if(departed_clients_.begin(), departed_clients_.end(),
+                                       [&](const auto& owned) { return owned.get() == &client; });
+    if (departed != departed_clients_.end()) {
+      retired_clients_.push_back(std::move(*departed));
+      departed_clients_.erase(departed);
+    }
   }
   stats_.clients_current = clients_.size();
 }
@@ -505,41 +517,85 @@ std::pair<int32_t, int32_t> Worker::newCancelKey() {
     const auto pid = static_cast<int32_t>(((static_cast<uint32_t>(index_) & 0x3f) << 24) |
                                           (random[0] & 0xffffff)) |
                      1;
-    if (cancel_keys_.count(pid) == 0) {
+    if (cancel_keys_.count(pid) == 0 && moved_cancel_keys_.count(pid) == 0) {
       return {pid, static_cast<int32_t>(random[1])};
     }
   }
 }
 
+int Worker::cancelKeyOrigin(int32_t pid) const {
+  // The worker that made the key (newCancelKey).
+  return static_cast<int>((static_cast<uint32_t>(pid) >> 24) & 0x3f);
+}
+
+// A client that moved to another worker (client_placement.cpp) keeps its cancel key, so
+// the worker that made it keeps track of where the client is now: a CancelRequest goes to
+// the key's maker first, and from there to the client. Each change is posted from the
+// worker the client is on, in the order the client moves, so the maker sees them in order.
 void Worker::registerCancelKey(session::ClientSession& client) {
-  cancel_keys_[client.cancelPid()] = &client;
+  const int32_t pid = client.cancelPid();
+  cancel_keys_[pid] = &client;
+  const int origin = cancelKeyOrigin(pid);
+  if (origin == index_) {
+    moved_cancel_keys_.erase(pid);
+  } else if (static_cast<std::size_t>(origin) < peers_.size()) {
+    Worker* maker = peers_[static_cast<std::size_t>(origin)];
+    const int here = index_;
+    maker->mailbox_.post([maker, pid, here] { maker->moved_cancel_keys_[pid] = here; });
+  }
 }
 
 void Worker::unregisterCancelKey(session::ClientSession& client) {
-  const auto it = cancel_keys_.find(client.cancelPid());
-  if (it != cancel_keys_.end() && it->second == &client) {
-    cancel_keys_.erase(it);
+  const int32_t pid = client.cancelPid();
+  const auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() || it->second != &client) {
+    return;
+  }
+  cancel_keys_.erase(it);
+  const int origin = cancelKeyOrigin(pid);
+  if (origin != index_ && static_cast<std::size_t>(origin) < peers_.size()) {
+    Worker* maker = peers_[static_cast<std::size_t>(origin)];
+    const int here = index_;
+    maker->mailbox_.post([maker, pid, here] {
+      const auto moved = maker->moved_cancel_keys_.find(pid);
+      if (moved != maker->moved_cancel_keys_.end() && moved->second == here) {
+        maker->moved_cancel_keys_.erase(moved);
+      }
+    });
   }
 }
 
 bool Worker::forwardCancel(int32_t pid, int32_t secret, uint64_t requester_id) {
-  // The key says which worker owns the session (newCancelKey).
-  const auto owner = static_cast<std::size_t>((static_cast<uint32_t>(pid) >> 24) & 0x3f);
+  const auto owner = static_cast<std::size_t>(cancelKeyOrigin(pid));
   if (owner != static_cast<std::size_t>(index_) && owner < peers_.size()) {
     Worker* peer = peers_[owner];
     const int me = index_;
     peer->mailbox_.post([peer, pid, secret, me, requester_id] {
-      if (!peer->startCancel(pid, secret, me, requester_id)) {
+      if (!peer->startCancel(pid, secret, me, requester_id, true)) {
         peer->notifyCancelDone(me, requester_id);
       }
     });
     return true;
   }
-  return startCancel(pid, secret, index_, requester_id);
+  return startCancel(pid, secret, index_, requester_id, true);
 }
 
-bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id) {
+bool Worker::startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id,
+                         bool follow_moves) {
   const auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() && follow_moves) {
+    const auto moved = moved_cancel_keys_.find(pid);
+    if (moved != moved_cancel_keys_.end() && moved->second != index_ &&
+        static_cast<std::size_t>(moved->second) < peers_.size()) {
+      Worker* peer = peers_[static_cast<std::size_t>(moved->second)];
+      peer->mailbox_.post([peer, pid, secret, requester_worker, requester_id] {
+        if (!peer->startCancel(pid, secret, requester_worker, requester_id, false)) {
+          peer->notifyCancelDone(requester_worker, requester_id);
+        }
+      });
+      return true;
+    }
+  }
   if (it == cancel_keys_.end() || it->second->cancelSecret() != secret) {
     PGPIVOT_LOG_DEBUG("cancel request for an unknown key ignored");
     return false;
@@ -599,6 +655,7 @@ void Worker::onJanitorTick() {
     pool->janitor(now);
   }
   trackDataPath(now);
+  measureLoad(now);
   admin_service_.sampleStats(now);  // SHOW STATS' averages, once every stats_period
 }
 
@@ -667,7 +724,7 @@ void Worker::maybeFinishShutdown() {
     }
     return;  // the reaper calls us again once they are closed
   }
-  if (!cancels_.empty()) {
+  if (!cancels_.empty() || !departed_clients_.empty()) {
     return;
   }
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&janitor_)) == 0) {

@@ -118,6 +118,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
     if (parts.clients) {
       admin::ConnRow row;
       row.id = c.id();
+      row.worker = index_;
       row.user = c.user();
       row.database = c.database();
       row.state = clientState(c);
@@ -136,6 +137,7 @@ admin::Snapshot Worker::collectSnapshot(const admin::Parts& parts) {
     for (auto& [ptr, server] : servers_) {
       admin::ConnRow row;
       row.id = server->id();
+      row.worker = index_;
       row.user = server->pool().target().user;
       row.database = server->pool().key().database;
       row.state = serverState(*server);

@@ -686,6 +686,9 @@ void ClientSession::onServerReleased() {
   }
   setState(ClientState::kIdle);
   onStreamData(stream_);  // a pipelined next transaction may already be here
+  if (state_ == ClientState::kIdle) {
+    worker_.noteClientBetweenTransactions(id_);  // it may move to another worker now
+  }
 }
 
 void ClientSession::noteServerParameter(std::string_view name, std::string_view value) {

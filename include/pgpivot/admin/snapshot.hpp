@@ -41,6 +41,8 @@ struct PoolRow {
 // value is an empty string are shown as NULL where PgBouncer shows NULL (link, tls).
 struct ConnRow {
   uint64_t id = 0;  // pgpivot's connection id (the `id` column; KILL_CLIENT takes it)
+  // The worker (thread) it is on now: a transaction-mode client may move between them.
+  int64_t worker = 0;
   std::string user;
   std::string database;
   // Clients: "active", "waiting", "idle", "login", "active_cancel_req", ...

@@ -35,6 +35,7 @@ namespace pgpivot::session {
 class CancelForwarder;
 class ClientSession;
 class ServerConn;
+struct ClientHandoff;
 struct ServerHandoff;
 }  // namespace pgpivot::session
 
@@ -59,6 +60,9 @@ struct WorkerStats {
   // for one whose client sat idle inside it (its 40001 comes at its next statement, which
   // may be long after the run that aborted it; failover_errors counts it only then).
   std::atomic<uint64_t> failover_failed_transactions{0};
+  // Transaction-mode clients moved between workers (client_moves.hpp).
+  std::atomic<uint64_t> clients_moved_in{0};
+  std::atomic<uint64_t> clients_moved_out{0};
 };
 
 class Worker final {
@@ -157,6 +161,16 @@ class Worker final {
   }
 
   WorkerStats& mutableStats() { return stats_; }
+  // How busy this worker's loop was over its last load window, in thousandths of one
+  // core's time (client_placement.cpp). Any thread.
+  uint32_t busyPermille() const { return busy_permille_.load(std::memory_order_relaxed); }
+  // A transaction-mode client just finished a transaction: if clients are to move from
+  // here, it goes once this loop pass is over (the reaper), unless it is busy again.
+  void noteClientBetweenTransactions(uint64_t client_id) {
+    if (moves_left_ > 0) {
+      move_queue_.push_back(client_id);
+    }
+  }
 
   // --- admin console (on the worker loop) -------------------------------------------------
   admin::Console& console() { return console_; }
@@ -188,6 +202,14 @@ class Worker final {
   Worker* workerForNewClient();
   void sendClient(Worker& peer, uv_stream_t* server, bool is_unix);
   void adoptClient(int fd, bool is_unix);
+  // Measures the loop's load each window and decides whether clients move (pack/spill).
+  void measureLoad(uint64_t now);
+  void planClientMoves(uint64_t now);
+  // The reaper: hands the queued clients that are still between transactions over.
+  void moveQueuedClients();
+  using ClientMap = std::unordered_map<uint64_t, std::unique_ptr<session::ClientSession>>;
+  bool moveClient(ClientMap::iterator it);
+  void takeMovedClient(session::ClientHandoff& handoff);
   // Takes in an accepted (or adopted) client and starts reading its start-up packet.
   void admitClient(std::unique_ptr<session::ClientSession> client, bool admin_port);
   [[nodiscard]] Result<void> startAdminEndpoints();
@@ -201,7 +223,9 @@ class Worker final {
   void maybeFinishShutdown();
   void freeRetired();
   void createForcedUserPools();
-  bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id);
+  // `follow_moves`: a key made here whose client moved on is looked up where it went.
+  bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id,
+                   bool follow_moves);
   void cancelDone(uint64_t requester_id);
   void onPeerAsk(const pool::PoolKey& key, int asker, uint64_t waiting_since);
   void adoptServer(const pool::PoolKey& key, session::ServerHandoff& handoff);
@@ -227,17 +251,30 @@ class Worker final {
   bool shutting_down_ = false;
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> incoming_clients_{0};  // handed here, not adopted yet
+  // Load window (client_placement.cpp): loop time and idle time at its start.
+  std::atomic<uint32_t> busy_permille_{0};
+  uint64_t window_started_ns_ = 0;
+  uint64_t window_idle_ns_ = 0;
+  // Where this window's moving clients go, how many may still go, and who asked to.
+  Worker* move_to_ = nullptr;
+  std::size_t moves_left_ = 0;
+  std::vector<uint64_t> move_queue_;
   uint64_t next_id_ = 1;
 
   // By connection id (KILL_CLIENT, cancel and auth_query answers look clients up by it).
   std::unordered_map<uint64_t, std::unique_ptr<session::ClientSession>> clients_;
   std::unordered_map<session::ServerConn*, std::unique_ptr<session::ServerConn>> servers_;
   std::vector<std::unique_ptr<session::ClientSession>> retired_clients_;
+  // Clients handed to another worker whose handle here is still closing.
+  std::vector<std::unique_ptr<session::ClientSession>> departed_clients_;
   std::vector<std::unique_ptr<session::ServerConn>> retired_servers_;
   std::unordered_map<session::CancelForwarder*, std::unique_ptr<session::CancelForwarder>> cancels_;
   std::vector<std::unique_ptr<session::CancelForwarder>> retired_cancels_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<pool::Pool>> pools_;
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
+  // Keys this worker made whose client moved to another worker: where it is now.
+  std::unordered_map<int32_t, int> moved_cancel_keys_;
+  int cancelKeyOrigin(int32_t pid) const;
   auth::AuthQueryRunner auth_query_;
   std::map<std::string, monitor::ClusterRoute> routes_;
   monitor::DataPathTracker data_path_;

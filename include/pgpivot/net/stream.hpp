@@ -120,6 +120,7 @@ class Stream final {
   buf::RecvBuffer& buffer() { return buffer_; }
   const buf::RecvBuffer& buffer() const { return buffer_; }
   StreamOwner& owner() { return owner_; }
+  Kind kind() const { return kind_; }
   PeerAddress peerAddress() const;
   // The libuv handle, for socket options its owner sets (net/tcp_options.hpp).
   uv_stream_t* uvStream() { return handle(); }

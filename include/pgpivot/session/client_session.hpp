@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -15,6 +16,7 @@
 #include "pgpivot/cluster/commit_risk.hpp"
 #include "pgpivot/cluster/server_loss.hpp"
 #include "pgpivot/net/stream.hpp"
+#include "pgpivot/session/client_handoff.hpp"
 #include "pgpivot/session/close_reason.hpp"
 #include "pgpivot/session/params.hpp"
 #include "pgpivot/session/prepared_statements.hpp"
@@ -61,6 +63,17 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   // Accepted on the admin port: every login is a console login.
   void markAdminPort() { on_admin_port_ = true; }
   void start(bool over_client_limit);
+
+  // Moving to another worker between two transactions (client_handoff.cpp). Whether the
+  // client can go now: transaction or statement mode, logged in, no server, nothing half
+  // read or owed.
+  bool movable() const;
+  // The hand-off, after which this session is closing without a word to the client;
+  // nullopt when it cannot go now.
+  std::optional<ClientHandoff> handOff();
+  // A fresh session (built with the hand-off's id and kind) takes the client over, idle.
+  // False: the socket could not be adopted, and the hand-off still owns it.
+  [[nodiscard]] bool takeOver(ClientHandoff& handoff);
 
   // Pool: this server is being prepared for us (SETs for our parameters); we may still
   // leave before it is ready, and must then give it back.

@@ -174,25 +174,11 @@ TEST_CASE("SHOW POOLS has PgBouncer's columns and splits maxwait into s and us",
   CHECK_FALSE(f.backend.snapshot_requests[0].clients);
 }
 
-const Names kConnNames{"type",
-                       "user",
-                       "database",
-                       "state",
-                       "addr",
-                       "port",
-                       "local_addr",
-                       "local_port",
-                       "connect_time",
-                       "request_time",
-                       "wait",
-                       "wait_us",
-                       "close_needed",
-                       "ptr",
-                       "link",
-                       "remote_pid",
-                       "tls",
-                       "application_name",
-                       "id"};
+const Names kConnNames{
+    "type",       "user",       "database",         "state",        "addr",
+    "port",       "local_addr", "local_port",       "connect_time", "request_time",
+    "wait",       "wait_us",    "close_needed",     "ptr",          "link",
+    "remote_pid", "tls",        "application_name", "id",           "worker"};
 const Names kConnText{"type", "user",       "database",     "state",
                       "addr", "local_addr", "connect_time", "request_time",
                       "ptr",  "link",       "tls",          "application_name"};
@@ -227,7 +213,7 @@ TEST_CASE(
     "only busy ones",
     "[unit][admin]") {
   Fixture f;
-  Names names(kConnNames.begin(), kConnNames.end() - 1);
+  Names names(kConnNames.begin(), kConnNames.end() - 2);
   for (const char* extra : {"recv_pos", "pkt_pos", "pkt_remain", "send_pos", "send_remain",
                             "pkt_avail", "send_avail", "id"}) {
     names.emplace_back(extra);
