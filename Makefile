@@ -38,7 +38,7 @@ tsan: deps
 # "500 clients over a pool of 10" is left out: one worker (nothing for TSan between
 # workers) and 500 SCRAM logins at once, which a TSan build on a busy machine cannot
 # always answer within the clients' connect_timeout. The normal and ASan runs have it.
-TSAN_TESTS ?= pg_fixture|four workers|every worker|between workers|spread evenly|gather on one worker|stay on the worker|transaction mode|promote mode|SHOW|PAUSE|metrics
+TSAN_TESTS ?= pg_fixture|four workers|every worker|between workers|spread evenly|worker_spill_load|however loaded|transaction mode|promote mode|SHOW|PAUSE|metrics
 TSAN_EXCLUDE ?= clients over a pool of 10
 TSAN_REPORTS = $(abspath $(TSAN_BUILD))/tsan-reports
 test-tsan: tsan

@@ -2,27 +2,21 @@
 
 namespace pgpivot::app {
 
-ClientMovePlan planClientMoves(std::size_t me, std::span<const double> busy) {
-  if (me >= busy.size()) {
+ClientMovePlan planClientMoves(std::size_t me, std::span<const double> load, double spill_above) {
+  if (me >= load.size() || spill_above <= 0.0 || load[me] <= spill_above) {
     return {};
   }
-  const double mine = busy[me];
-  // Pack into the lowest-numbered worker that has room for all of it.
-  for (std::size_t peer = 0; peer < me; ++peer) {
-    if (mine + busy[peer] < kPackBelow) {
-      return {.to = static_cast<int>(peer), .share = 1.0};
+  std::size_t lightest = me;
+  for (std::size_t peer = 0; peer < load.size(); ++peer) {
+    if (peer != me && (lightest == me || load[peer] < load[lightest])) {
+      lightest = peer;
     }
   }
-  if (mine <= kSpillAbove) {
+  if (lightest == me || load[lightest] >= spill_above / 2) {
     return {};
   }
-  for (std::size_t peer = 0; peer < busy.size(); ++peer) {
-    if (peer != me && busy[peer] < kRoomBelow) {
-      // Half the difference evens the two out, if clients weigh alike.
-      return {.to = static_cast<int>(peer), .share = (mine - busy[peer]) / (2.0 * mine)};
-    }
-  }
-  return {};
+  return {.to = static_cast<int>(lightest),
+          .share = (load[me] - load[lightest]) / (2.0 * load[me])};
 }
 
 }  // namespace pgpivot::app

@@ -6,8 +6,6 @@
 // the worker threads are each given a core, the crowded worker's clients get fewer turns;
 // and a pooler whose clients sit on one worker uses one core. The unix socket is worse:
 // only the first worker listens on it, so every unix-socket client used to run there.
-// (On a machine whose cores are all busy the CPU scheduler decides the turns anyway, and
-// fewer threads wait less: bench/results/2026-11-29-stop14/README.md.)
 //
 // So the worker that accepts a client keeps it only if no other worker has fewer clients;
 // otherwise it hands the socket to the one with the fewest, and counts stay within one of
@@ -16,9 +14,9 @@
 // client costs a dup(), a close() and a wakeup of the receiving loop, once per connection;
 // nothing on the data path changes. The admin port's clients stay where the console runs.
 //
-// Later, transaction-mode clients move between workers at a transaction's end, by how
-// busy the loops are (client_moves.hpp): light loads gather on one worker, heavy ones
-// spread. Each worker measures its loop over a window of kLoadWindowMs and decides for
+// Later, transaction-mode clients move between workers at a transaction's end when one
+// worker's thread nears a full core while another has room (client_moves.hpp). Each
+// worker measures its thread's CPU time over a window of kLoadWindowMs and decides for
 // its own clients; one that has just connected stays, as a connection-per-transaction
 // client would leave before moving paid off.
 #include <unistd.h>
@@ -26,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <ctime>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -120,23 +119,32 @@ void Worker::adoptClient(int fd, bool is_unix) {
 
 // --- moving transaction-mode clients -------------------------------------------------------
 
+namespace {
+
+uint64_t threadCpuNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
 void Worker::measureLoad(uint64_t now) {
   const uint64_t now_ns = uv_hrtime();
-  const uint64_t idle_ns = uv_metrics_idle_time(&loop_);
+  const uint64_t cpu_ns = threadCpuNs();
   if (window_started_ns_ == 0) {
     window_started_ns_ = now_ns;
-    window_idle_ns_ = idle_ns;
+    window_cpu_ns_ = cpu_ns;
     return;
   }
   const uint64_t elapsed = now_ns - window_started_ns_;
   if (elapsed < kLoadWindowMs * 1'000'000) {
     return;
   }
-  const uint64_t idle = std::min(idle_ns - window_idle_ns_, elapsed);
-  busy_permille_.store(static_cast<uint32_t>((elapsed - idle) * 1000 / elapsed),
-                       std::memory_order_relaxed);
+  const uint64_t used = std::min(cpu_ns - window_cpu_ns_, elapsed);
+  load_permille_.store(static_cast<uint32_t>(used * 1000 / elapsed), std::memory_order_relaxed);
   window_started_ns_ = now_ns;
-  window_idle_ns_ = idle_ns;
+  window_cpu_ns_ = cpu_ns;
   planClientMoves(now);
 }
 
@@ -148,19 +156,22 @@ void Worker::planClientMoves(uint64_t now) {
   if (peers_.size() < 2 || shutting_down_ || suspended_ || !drains_.empty() || !held_.empty()) {
     return;
   }
-  std::vector<double> busy(peers_.size());
+  std::vector<double> load(peers_.size());
   for (std::size_t i = 0; i < peers_.size(); ++i) {
-    busy[i] = static_cast<double>(peers_[i]->busyPermille()) / 1000.0;
+    load[i] = static_cast<double>(peers_[i]->loadPermille()) / 1000.0;
   }
-  const ClientMovePlan plan = app::planClientMoves(static_cast<std::size_t>(index_), busy);
+  const ClientMovePlan plan = app::planClientMoves(static_cast<std::size_t>(index_), load,
+                                                   config_->worker_spill_load / 100.0);
   if (plan.to < 0) {
     return;
   }
-  // Only clients that have been here a window long count and move.
+  // Only transaction-mode clients that have been here a window long count and move.
   std::vector<session::ClientSession*> settled;
   std::size_t idle_now = 0;
   for (auto& [id, client] : clients_) {
-    if (now - client->connectedAt() >= kLoadWindowMs) {
+    const pool::Pool* pool = client->pool();
+    if (pool != nullptr && pool->settings().mode != config::PoolMode::kSession &&
+        now - client->connectedAt() >= kLoadWindowMs) {
       settled.push_back(client.get());
     }
   }
@@ -171,9 +182,11 @@ void Worker::planClientMoves(uint64_t now) {
   }
   move_to_ = peers_[static_cast<std::size_t>(plan.to)];
   moves_left_ = wanted;
-  PGPIVOT_LOG_DEBUG("worker {}: {:.0f} % busy, moving up to {} clients to worker {} ({:.0f} %)",
-                    index_, busy[static_cast<std::size_t>(index_)] * 100, wanted, plan.to,
-                    busy[static_cast<std::size_t>(plan.to)] * 100);
+  PGPIVOT_LOG_DEBUG(
+      "worker {}: {:.0f} % of a core used, over worker_spill_load; moving up to {} clients to "
+      "worker {} ({:.0f} %)",
+      index_, load[static_cast<std::size_t>(index_)] * 100, wanted, plan.to,
+      load[static_cast<std::size_t>(plan.to)] * 100);
   // Those between transactions now go at once; the others as they finish one.
   for (session::ClientSession* client : settled) {
     if (idle_now == std::min(wanted, kMaxMovesPerPass)) {

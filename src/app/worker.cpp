@@ -54,8 +54,6 @@ Worker::~Worker() {
 
 Result<void> Worker::start(uint16_t port, bool unix_socket) {
   uv_loop_init(&loop_);
-  // The time the loop waits for events, to see how busy it is (client_placement.cpp).
-  uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
   if (mailbox_.init(&loop_) != 0) {
     return fail(sqlstate::kInternalError, "cannot create the worker mailbox");
   }

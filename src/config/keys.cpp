@@ -400,6 +400,8 @@ const KeySpec kKeys[] = {
     unsupported("unix_socket_mode"),
     {"user", kPgb, nullptr, nullptr, nullptr, "use pgpivot -u USER"},
     intKey<&Config::verbose, 0, 10>("verbose"),
+    {"worker_spill_load", kOwn, setInt<&Config::worker_spill_load, 0, 100>,
+     getInt<&Config::worker_spill_load>},
     {"workers", kOwn, setInt<&Config::workers, 0, 1024>, getInt<&Config::workers>},
 };
 

@@ -143,6 +143,7 @@ void checkPools(Checker& ck) {
   ck.range("max_user_connections", c.max_user_connections, 0, INT32_MAX);
   ck.range("listen_backlog", c.listen_backlog, 1, INT32_MAX);
   ck.range("workers", c.workers, 0, 1024);
+  ck.range("worker_spill_load", c.worker_spill_load, 0, 100);
   ck.range("verbose", c.verbose, 0, 10);
   ck.range("pkt_buf", c.pkt_buf, kKiB, 64 * kKiB * kKiB);
   ck.range("max_packet_size", c.max_packet_size, kKiB, kGiB);

@@ -161,9 +161,9 @@ class Worker final {
   }
 
   WorkerStats& mutableStats() { return stats_; }
-  // How busy this worker's loop was over its last load window, in thousandths of one
-  // core's time (client_placement.cpp). Any thread.
-  uint32_t busyPermille() const { return busy_permille_.load(std::memory_order_relaxed); }
+  // The CPU time this worker's thread used over its last load window, in thousandths of
+  // one core (client_placement.cpp). Any thread.
+  uint32_t loadPermille() const { return load_permille_.load(std::memory_order_relaxed); }
   // A transaction-mode client just finished a transaction: if clients are to move from
   // here, it goes once this loop pass is over (the reaper), unless it is busy again.
   void noteClientBetweenTransactions(uint64_t client_id) {
@@ -202,7 +202,7 @@ class Worker final {
   Worker* workerForNewClient();
   void sendClient(Worker& peer, uv_stream_t* server, bool is_unix);
   void adoptClient(int fd, bool is_unix);
-  // Measures the loop's load each window and decides whether clients move (pack/spill).
+  // Measures the thread's load each window and decides whether clients move.
   void measureLoad(uint64_t now);
   void planClientMoves(uint64_t now);
   // The reaper: hands the queued clients that are still between transactions over.
@@ -251,10 +251,10 @@ class Worker final {
   bool shutting_down_ = false;
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> incoming_clients_{0};  // handed here, not adopted yet
-  // Load window (client_placement.cpp): loop time and idle time at its start.
-  std::atomic<uint32_t> busy_permille_{0};
+  // Load window (client_placement.cpp): clock and thread CPU time at its start.
+  std::atomic<uint32_t> load_permille_{0};
   uint64_t window_started_ns_ = 0;
-  uint64_t window_idle_ns_ = 0;
+  uint64_t window_cpu_ns_ = 0;
   // Where this window's moving clients go, how many may still go, and who asked to.
   Worker* move_to_ = nullptr;
   std::size_t moves_left_ = 0;

@@ -224,7 +224,10 @@ struct Config {
   bool log_connections = true;
   bool log_disconnections = true;
   bool log_pooler_errors = true;
-  int workers = 0;                                 // 0: one per core
+  int workers = 0;  // 0: one per core
+  // A worker using more than this share of one core (percent) hands transaction-mode
+  // clients to a worker using less than half of it (app/client_moves.hpp); 0: never.
+  int worker_spill_load = 80;
   int64_t max_packet_size = 1024LL * 1024 * 1024;  // PostgreSQL's own limit: 1 GB
   int pkt_buf = 32768;                             // bytes of receive buffer per connection
 

@@ -356,7 +356,7 @@ TEST_CASE("the key lists are sorted, disjoint and describe the table", "[unit][c
   CHECK(contains(unsupported, "tcp_socket_buffer"));
   CHECK(contains(supported, "tcp_user_timeout"));
   CHECK(own == std::vector<std::string_view>{"admin_listen_addr", "admin_port", "metrics_port",
-                                             "workers"});
+                                             "worker_spill_load", "workers"});
   CHECK(clusterKeys().size() == 29);
 }
 
