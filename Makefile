@@ -44,7 +44,7 @@ TSAN_REPORTS = $(abspath $(TSAN_BUILD))/tsan-reports
 test-tsan: tsan
 	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
 	cd $(TSAN_BUILD) || exit 1; status=0; \
-	  TSAN_OPTIONS="log_path=$(TSAN_REPORTS)/report second_deadlock_stack=1" \
+	  TSAN_OPTIONS="log_path=$(TSAN_REPORTS)/report second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
 	  ctest --output-on-failure --no-tests=error -L pg -R '$(TSAN_TESTS)' -E '$(TSAN_EXCLUDE)' \
 	    || status=$$?; \
 	  if [ -n "$$(ls -A $(TSAN_REPORTS))" ]; then \
