@@ -211,10 +211,7 @@ void Worker::moveQueuedClients() {
       break;
     }
     const auto it = clients_.find(queue[i]);
-    if (it == clients_.end() || !it->second->movable()) {
-      continue;
-    }
-    if (moveClient(it)) {
+    if (it != clients_.end() && moveClient(it)) {
       ++moved;
       --moves_left_;
     }
@@ -226,17 +223,15 @@ void Worker::moveQueuedClients() {
 }
 
 bool Worker::moveClient(ClientMap::iterator it) {
-  auto handoff = it->second->handOff();
-  if (!handoff) {
-    return false;
+  std::shared_ptr<session::ClientHandoff> moving = it->second->handOff();
+  if (moving == nullptr) {
+    return false;  // not between two transactions (any more)
   }
   // Out of the map at once, so its id is free should it come back before the handle has
   // closed; retireClient finds it among the departed.
   departed_clients_.push_back(std::move(it->second));
   clients_.erase(it);
   stats_.clients_current = clients_.size();
-  stats_.clients_moved_out++;
-  auto moving = std::make_shared<session::ClientHandoff>(std::move(*handoff));
   Worker* to = move_to_;
   to->mailbox_.post([to, moving] { to->takeMovedClient(*moving); });
   return true;
@@ -255,9 +250,7 @@ void Worker::takeMovedClient(session::ClientHandoff& handoff) {
   if (!ref.takeOver(handoff)) {
     PGPIVOT_LOG_WARN("cannot take over a client from another worker");
     ref.close(session::CloseReason::kClientEof);  // the hand-off closes the socket
-    return;
   }
-  stats_.clients_moved_in++;
 }
 
 }  // namespace pgpivot::app

@@ -19,26 +19,6 @@
 
 namespace pgpivot::session {
 
-ClientHandoff::ClientHandoff(ClientHandoff&& other) noexcept
-    : fd(std::exchange(other.fd, -1)),
-      kind(other.kind),
-      id(other.id),
-      user(std::move(other.user)),
-      database(std::move(other.database)),
-      wanted_params(std::move(other.wanted_params)),
-      statements(std::move(other.statements)),
-      commit_risk(std::move(other.commit_risk)),
-      pins(other.pins),
-      cancel_pid(other.cancel_pid),
-      cancel_secret(other.cancel_secret),
-      max_prepared_statements(other.max_prepared_statements),
-      syncs_since_execute(other.syncs_since_execute),
-      connected_at(other.connected_at),
-      last_activity_at(other.last_activity_at),
-      peer(other.peer),
-      client_slot(std::exchange(other.client_slot, nullptr)),
-      scram_keys(other.scram_keys) {}
-
 ClientHandoff::~ClientHandoff() {
   if (fd >= 0) {
     ::close(fd);  // the client sees its connection end, as at a shutdown
@@ -56,15 +36,16 @@ bool ClientSession::movable() const {
          cursor_.gather_tag == 0 && !copy_in_ && stream_.reading();
 }
 
-std::optional<ClientHandoff> ClientSession::handOff() {
+std::shared_ptr<ClientHandoff> ClientSession::handOff() {
   if (!movable()) {
-    return std::nullopt;
+    return nullptr;
   }
   const int fd = stream_.releaseSocket();  // the stream is closing from here on
   if (fd < 0) {
-    return std::nullopt;
+    return nullptr;
   }
-  ClientHandoff handoff;
+  auto moving = std::make_shared<ClientHandoff>();
+  ClientHandoff& handoff = *moving;
   handoff.fd = fd;
   handoff.kind = stream_.kind();
   handoff.id = id_;
@@ -94,7 +75,7 @@ std::optional<ClientHandoff> ClientSession::handOff() {
   PGPIVOT_LOG_DEBUG("C-{:08x} {}/{}@{} moving to another worker", id_, handoff.database,
                     handoff.user, peer_.toString());
   setState(ClientState::kClosing);
-  return handoff;
+  return moving;
 }
 
 bool ClientSession::takeOver(ClientHandoff& handoff) {

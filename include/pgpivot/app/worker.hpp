@@ -60,9 +60,6 @@ struct WorkerStats {
   // for one whose client sat idle inside it (its 40001 comes at its next statement, which
   // may be long after the run that aborted it; failover_errors counts it only then).
   std::atomic<uint64_t> failover_failed_transactions{0};
-  // Transaction-mode clients moved between workers (client_moves.hpp).
-  std::atomic<uint64_t> clients_moved_in{0};
-  std::atomic<uint64_t> clients_moved_out{0};
 };
 
 class Worker final {
@@ -227,6 +224,8 @@ class Worker final {
   bool startCancel(int32_t pid, int32_t secret, int requester_worker, uint64_t requester_id,
                    bool follow_moves);
   void cancelDone(uint64_t requester_id);
+  // The worker that made a cancel key (newCancelKey puts its index in the top bits).
+  int cancelKeyOrigin(int32_t pid) const;
   void onPeerAsk(const pool::PoolKey& key, int asker, uint64_t waiting_since);
   void adoptServer(const pool::PoolKey& key, session::ServerHandoff& handoff);
   const config::DatabaseEntry* entryFor(const std::string& database) const;
@@ -255,7 +254,8 @@ class Worker final {
   std::atomic<uint32_t> load_permille_{0};
   uint64_t window_started_ns_ = 0;
   uint64_t window_cpu_ns_ = 0;
-  // Where this window's moving clients go, how many may still go, and who asked to.
+  // Where this window's moving clients go, how many may still go, and the ids of those
+  // to hand over once this loop pass is over (noteClientBetweenTransactions).
   Worker* move_to_ = nullptr;
   std::size_t moves_left_ = 0;
   std::vector<uint64_t> move_queue_;
@@ -274,7 +274,6 @@ class Worker final {
   std::unordered_map<int32_t, session::ClientSession*> cancel_keys_;
   // Keys this worker made whose client moved to another worker: where it is now.
   std::unordered_map<int32_t, int> moved_cancel_keys_;
-  int cancelKeyOrigin(int32_t pid) const;
   auth::AuthQueryRunner auth_query_;
   std::map<std::string, monitor::ClusterRoute> routes_;
   monitor::DataPathTracker data_path_;

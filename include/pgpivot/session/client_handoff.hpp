@@ -18,11 +18,11 @@
 
 namespace pgpivot::session {
 
+// Made once and handed over by pointer (the mailbox's task holds it), never copied.
 struct ClientHandoff {
   ClientHandoff() = default;
-  ClientHandoff(ClientHandoff&& other) noexcept;
-  ClientHandoff& operator=(ClientHandoff&&) = delete;
   ClientHandoff(const ClientHandoff&) = delete;
+  ClientHandoff& operator=(const ClientHandoff&) = delete;
   // Not adopted (the receiver is stopping): the connection ends and its max_client_conn
   // slot is given back.
   ~ClientHandoff();

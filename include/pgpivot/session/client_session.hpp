@@ -6,7 +6,6 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <variant>
 
@@ -69,8 +68,8 @@ class ClientSession final : public net::StreamOwner, public RelayHandler {
   // read or owed.
   bool movable() const;
   // The hand-off, after which this session is closing without a word to the client;
-  // nullopt when it cannot go now.
-  std::optional<ClientHandoff> handOff();
+  // null when it cannot go now.
+  std::shared_ptr<ClientHandoff> handOff();
   // A fresh session (built with the hand-off's id and kind) takes the client over, idle.
   // False: the socket could not be adopted, and the hand-off still owns it.
   [[nodiscard]] bool takeOver(ClientHandoff& handoff);
