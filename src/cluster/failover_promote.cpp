@@ -176,8 +176,11 @@ void FailoverMachine::electing() {
 }
 
 // Switchover only: the candidate must have replayed everything the old primary wrote,
-// first with clients paused, then again after the fence (nothing can write any more).
-// The target is the old primary's position in a probe sent after the pause (the fence);
+// first with clients paused, then again after the fence (nothing can write any more, and
+// the fence flushed the WAL of every commit it acknowledged: sql::kFlushWal).
+// The target is the old primary's flushed position (what a standby can have: WAL beyond
+// it is not sent until the WAL writer's next round, up to 3 x wal_writer_delay away; the
+// fence's flush brings the rest) in a probe sent after the pause (the fence);
 // the candidate's sample only has to show it replayed that far, whenever it was taken:
 // replay_lsn never goes back, so an older sample that is already there proves it. (It
 // once had to be newer than the target's sample too; the two nodes' probes run on their
@@ -187,13 +190,15 @@ void FailoverMachine::catchingUp() {
   Incident& inc = *incident_;
   const std::size_t p = *inc.old_primary;
   const std::size_t c = *candidate_;
+  // After the fence, a probe sent in the very millisecond its result came may have been
+  // sent before it (timers run before I/O in a loop pass): only a later one counts.
   const uint64_t after =
-      inc.fence_done ? inc.fence_done_ms : pause_acked_ms_.value_or(state_since_);
+      inc.fence_done ? inc.fence_done_ms + 1 : pause_acked_ms_.value_or(state_since_);
   std::optional<uint64_t> target;
   if (const ProbeSample* ps = fresh(p); ps != nullptr && ps->at_ms >= after && !ps->in_recovery) {
-    target = ps->current_lsn;
+    target = ps->flush_lsn;
   } else if (inc.fence_done && !nodes_[p].statsOk() && nodes_[p].stats() != nullptr) {
-    target = nodes_[p].stats()->current_lsn;  // the fence stopped it: its last position
+    target = nodes_[p].stats()->flush_lsn;  // the fence stopped it: its last position
   }
   const ProbeSample* cs = fresh(c);
   if (target && cs != nullptr && cs->in_recovery && cs->replay_lsn >= *target) {
@@ -234,6 +239,9 @@ void FailoverMachine::fencing() {
     a.reason = inc.reason;
     a.sql = std::string(sql::kFenceTerminateSessions) + "; " + std::string(sql::kFenceReadOnly) +
             "; " + std::string(sql::kReloadConf);
+    if (inc.planned) {
+      a.sql += "; " + std::string(sql::kFlushWal);
+    }
     waitFor(a);
     inc.fence_sent = true;
     return;

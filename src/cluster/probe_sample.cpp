@@ -386,6 +386,7 @@ Result<ProbeSample> parseStatsRow(const ColumnRow& row, uint64_t at_ms, uint32_t
   s.server_version_num = r.number<int32_t>("server_version_num");
   s.timeline = r.number<uint32_t>("timeline");
   s.current_lsn = r.lsn("current_lsn");
+  s.flush_lsn = r.lsn("flush_lsn");
   s.receive_lsn = r.lsn("receive_lsn");
   s.replay_lsn = r.lsn("replay_lsn");
   // Optional, so that rows made by hand (unit tests) need not carry it.

@@ -512,9 +512,13 @@ void ClusterWatch::execute(const cluster::Action& action) {
       }
       // One statement per Query: ALTER SYSTEM refuses the implicit transaction block a
       // multi-statement Query runs in.
-      runSql(sql_fence,
-             {std::string(cluster::sql::kFenceTerminateSessions),
-              std::string(cluster::sql::kFenceReadOnly), std::string(cluster::sql::kReloadConf)});
+      std::vector<std::string> statements{std::string(cluster::sql::kFenceTerminateSessions),
+                                          std::string(cluster::sql::kFenceReadOnly),
+                                          std::string(cluster::sql::kReloadConf)};
+      if (action.planned) {
+        statements.emplace_back(cluster::sql::kFlushWal);  // the final catch-up's target
+      }
+      runSql(sql_fence, std::move(statements));
       return;
     }
     case ActionKind::kUnfence:

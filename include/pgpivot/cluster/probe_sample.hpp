@@ -75,6 +75,10 @@ struct ProbeSample {
   std::string system_identifier;
   int32_t server_version_num = 0;
   uint64_t current_lsn = 0;  // primary only
+  // Primary only: how far its WAL is flushed, so how far a standby can have it (walsenders
+  // send flushed WAL only). Behind current_lsn while the WAL writer has not caught up, and
+  // with synchronous_commit = off that gap holds acknowledged commits.
+  uint64_t flush_lsn = 0;
   uint64_t receive_lsn = 0;  // standby only
   uint64_t replay_lsn = 0;   // standby only
   // Primary only: where its recovery ended (pg_last_wal_replay_lsn() out of recovery), the

@@ -325,6 +325,7 @@ TEST_CASE("the stats row carries the replicas and synchronous_standby_names", "[
       {"server_version_num", "150018"},
       {"timeline", "1"},
       {"current_lsn", "0/3000FC0"},
+      {"flush_lsn", "0/3000FC0"},
       {"receive_lsn", std::nullopt},
       {"replay_lsn", std::nullopt},
       {"replay_paused", std::nullopt},

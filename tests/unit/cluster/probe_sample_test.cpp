@@ -16,6 +16,7 @@ ColumnRow primaryRow() {
       {"server_version_num", "150018"},
       {"timeline", "1"},
       {"current_lsn", "0/3000FC0"},
+      {"flush_lsn", "0/3000F80"},
       {"receive_lsn", std::nullopt},
       {"replay_lsn", std::nullopt},
       {"replay_paused", std::nullopt},
@@ -43,6 +44,7 @@ ColumnRow standbyRow() {
   ColumnRow row = primaryRow();
   row["in_recovery"] = "t";
   row["current_lsn"] = std::nullopt;
+  row["flush_lsn"] = std::nullopt;
   row["receive_lsn"] = "0/3000FC0";
   row["replay_lsn"] = "0/3000F00";
   row["replay_paused"] = "f";
@@ -75,6 +77,7 @@ TEST_CASE("a primary's stats row becomes a ProbeSample", "[unit][cluster]") {
   CHECK(s->server_version_num == 150018);
   CHECK(s->timeline == 1);
   CHECK(s->current_lsn == 0x3000FC0u);
+  CHECK(s->flush_lsn == 0x3000F80u);
   CHECK(s->receive_lsn == 0);
   CHECK_FALSE(s->wal_receiver_streaming);
   CHECK_FALSE(s->last_msg_receipt_age_ms);

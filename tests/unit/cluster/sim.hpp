@@ -315,6 +315,7 @@ class Sim {
       }
     } else {
       s.current_lsn = n.lsn;
+      s.flush_lsn = n.lsn;
       s.recovery_end_lsn = n.recovery_end;
     }
     s.default_read_only = n.read_only;

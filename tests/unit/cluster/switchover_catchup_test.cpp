@@ -1,7 +1,10 @@
 // A switchover's catch-up (FailoverMachine::catchingUp) with the two nodes' probes out of
 // step, as they are on a real monitor: each node's stats probe runs on its own schedule.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <string>
 
+#include "pgpivot/cluster/probe_sql.hpp"
 #include "sim.hpp"
 
 namespace pgpivot::cluster::test {
@@ -25,6 +28,7 @@ ProbeSample sampleOf(const FakeNode& n, uint64_t sent_ms) {
     s.last_msg_receipt_age_ms = 0;
   } else {
     s.current_lsn = n.lsn;
+    s.flush_lsn = n.lsn;
     s.streaming_standbys = 1;
   }
   return s;
@@ -67,6 +71,39 @@ TEST_CASE("switchover: a standby behind the old primary's position keeps it catc
   // Its next probe shows the replay done.
   (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 50), t + 55);
   CHECK(sim.state() == ClusterState::kFencing);
+}
+
+// synchronous_commit = off: the old primary acknowledged commits whose WAL is past its
+// pg_current_wal_lsn() until the fence flushes it. Only a probe sent after the fence's
+// answer shows where that WAL ends.
+TEST_CASE("switchover: the fence flushes the old primary's WAL and the standby must replay it",
+          "[unit][cluster]") {
+  Sim sim = catchingUp();
+  const uint64_t t = sim.now();
+  (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 10), t + 15);
+  const Output caught_up = sim.machine().onStats(0, sampleOf(sim.node(0), t + 30), t + 35);
+  REQUIRE(sim.state() == ClusterState::kFencing);
+  const auto fence = std::find_if(caught_up.actions.begin(), caught_up.actions.end(),
+                                  [](const Action& a) { return a.kind == ActionKind::kFence; });
+  REQUIRE(fence != caught_up.actions.end());
+  CHECK(fence->planned);
+  CHECK_THAT(fence->sql, Catch::EndsWith(std::string(sql::kFlushWal)));
+
+  const FakeNode before_flush = sim.node(0);
+  sim.node(0).lsn += 0x200;  // the buffered commits and the flush's own message
+  (void)sim.machine().onActionResult(ActionResult{.id = fence->id}, t + 40);
+  REQUIRE(sim.state() == ClusterState::kCatchingUp);
+  // A probe sent in the millisecond the answer came may have left before the flush: its
+  // position is no target, although the standby has replayed that far.
+  (void)sim.machine().onStats(0, sampleOf(before_flush, t + 40), t + 43);
+  (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 44), t + 47);
+  CHECK(sim.state() == ClusterState::kCatchingUp);
+  // The next one shows the flushed end; the standby must replay up to it.
+  (void)sim.machine().onStats(0, sampleOf(sim.node(0), t + 41), t + 48);
+  CHECK(sim.state() == ClusterState::kCatchingUp);
+  sim.node(1).lsn = sim.node(0).lsn;
+  (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 50), t + 53);
+  CHECK(sim.state() == ClusterState::kPromoting);
 }
 
 }  // namespace
