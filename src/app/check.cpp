@@ -28,6 +28,7 @@ struct NodeReport {
   std::string wal_receiver;  // standby: pg_stat_wal_receiver.status ("" when none)
   bool has_monitor = false;  // superuser or member of pg_monitor
   bool can_promote = false;  // EXECUTE on pg_promote, USAGE on plpgsql (sql::kPromote)
+  bool can_fence = false;    // may run the fence's statements (kFenceRightsQuery)
 };
 
 // One round trip per node. The timeline of a primary is the one of the WAL file being
@@ -43,6 +44,21 @@ constexpr const char* kNodeQuery =
     "pg_has_role(current_user, 'pg_monitor', 'member'), "
     "has_function_privilege(current_user, 'pg_promote(boolean,integer)', 'execute') AND "
     "has_language_privilege(current_user, 'plpgsql', 'usage')";
+
+// The fence (cluster/probe_sql.hpp: kFenceTerminateSessions, kFenceReadOnly, kReloadConf
+// and a switchover's kFlushWal) terminates other roles' sessions, runs ALTER SYSTEM and
+// reloads the configuration. A monitor user without those rights passes every probe and
+// fails only at the fence, mid-failover: a stuck primary then waits for an operator and
+// a SWITCHOVER aborts. ALTER SYSTEM is grantable per parameter from PostgreSQL 15 on;
+// before that only a superuser may run it (and has_parameter_privilege does not exist).
+constexpr const char* kFenceRightsQuery =
+    "SELECT pg_has_role(current_user, 'pg_signal_backend', 'member') AND "
+    "has_parameter_privilege(current_user, 'default_transaction_read_only', 'ALTER SYSTEM') AND "
+    "has_function_privilege(current_user, 'pg_reload_conf()', 'execute') AND "
+    "has_function_privilege(current_user, 'pg_logical_emit_message(boolean,text,text)', "
+    "'execute')";
+constexpr const char* kFenceRightsQueryBefore15 =
+    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user";
 
 NodeReport probeNode(const std::string& host, uint16_t port, const std::string& dbname,
                      const std::string& user, const std::string& password) {
@@ -71,6 +87,11 @@ NodeReport probeNode(const std::string& host, uint16_t port, const std::string& 
   report.wal_receiver = PQgetvalue(result.get(), 0, 4);
   report.has_monitor = PQgetvalue(result.get(), 0, 5)[0] == 't';
   report.can_promote = PQgetvalue(result.get(), 0, 6)[0] == 't';
+  PgResultPtr fence(PQexec(conn.get(), PQserverVersion(conn.get()) >= 150000
+                                           ? kFenceRightsQuery
+                                           : kFenceRightsQueryBefore15));
+  report.can_fence = PQresultStatus(fence.get()) == PGRES_TUPLES_OK &&
+                     PQntuples(fence.get()) == 1 && PQgetvalue(fence.get(), 0, 0)[0] == 't';
   report.detail =
       report.in_recovery
           ? fmt::format("standby, WAL receiver {}",
@@ -137,6 +158,7 @@ int connectAll(const config::Config& config, const auth::AuthFile* auth_file) {
       if (cluster.failover_mode == config::FailoverMode::kPromote) {
         rights += report.can_promote ? ", pg_promote" : ", MISSING pg_promote";
       }
+      rights += report.can_fence ? ", fence" : ", MISSING fence";
       std::printf("  %-22s %-8s %-8s %-9s %-28s %s\n", where.c_str(),
                   report.in_recovery ? "standby" : "primary",
                   fmt::format("PostgreSQL {}", report.version).c_str(), report.timeline.c_str(),
@@ -146,6 +168,15 @@ int connectAll(const config::Config& config, const auth::AuthFile* auth_file) {
             fmt::format("monitor_user {} on {} is not a member of pg_monitor: lock and replication "
                         "statistics would read as zero",
                         cluster.monitor_user, where));
+      }
+      // Every node may be the primary to fence one day. In follow mode pgpivot fences only
+      // an old primary that comes back writable, and routes nothing to it either way.
+      if (!report.can_fence && cluster.failover_mode != config::FailoverMode::kFollow) {
+        problems.push_back(fmt::format(
+            "monitor_user {} may not fence {} (needs pg_signal_backend, ALTER SYSTEM on "
+            "default_transaction_read_only and EXECUTE on pg_reload_conf()): a stuck primary "
+            "would wait for an operator and SWITCHOVER would abort",
+            cluster.monitor_user, where));
       }
       if (report.in_recovery) {
         if (report.wal_receiver == "streaming") {
