@@ -169,6 +169,7 @@ Output FailoverMachine::onActionResult(const ActionResult& result, uint64_t now_
     pending_.done = true;
     pending_.status = result.status;
     pending_.error = result.error;
+    pending_.flushed_lsn = result.flushed_lsn;
   }
   if (action.kind == ActionKind::kPersistState && result.status != ActionStatus::kOk) {
     // The I/O side stopped the batch there: nothing that relied on the new state ran.

@@ -175,36 +175,58 @@ void FailoverMachine::electing() {
   }
 }
 
-// Switchover only: the candidate must have replayed everything the old primary wrote,
-// first with clients paused, then again after the fence (nothing can write any more, and
-// the fence flushed the WAL of every commit it acknowledged: sql::kFlushWal).
-// The target is the old primary's flushed position (what a standby can have: WAL beyond
-// it is not sent until the WAL writer's next round, up to 3 x wal_writer_delay away; the
-// fence's flush brings the rest) in a probe sent after the pause (the fence);
-// the candidate's sample only has to show it replayed that far, whenever it was taken:
-// replay_lsn never goes back, so an older sample that is already there proves it. (It
-// once had to be newer than the target's sample too; the two nodes' probes run on their
-// own schedules, so that cost up to a probe_interval of writes paused: 1 s in 1 of 6
+// Switchover only: the candidate must have everything the old primary wrote, first with
+// clients paused, then again after the fence (nothing can write any more, and the fence
+// flushed the WAL of every commit it acknowledged: sql::kFlushWal).
+//  - Before the fence, the target is the old primary's flushed position in a probe sent
+//    after the pause: WAL beyond it is not sent before the WAL writer's next round (up to
+//    3 x wal_writer_delay away), and the fence's flush brings it. A flush position may
+//    cut a record in two, which no standby can replay before the rest comes; so here the
+//    candidate only has to have *received* that far, and replayed to within
+//    kReplaySlackBytes of it (a standby whose replay is stuck is not worth a fence).
+//  - After the fence, the target is the end of the fence's flush message: a record
+//    boundary after every acknowledged commit, which the candidate must have *replayed*.
+//    (Without that answer, a fence_command's say: the flushed position of a probe sent
+//    after the fence, received; a promotion replays all it received first.)
+// The candidate's sample only has to show it got that far, whenever it was taken: its
+// positions never go back, so an older sample that is already there proves it. (It once
+// had to be newer than the target's sample too; the two nodes' probes run on their own
+// schedules, so that cost up to a probe_interval of writes paused: 1 s in 1 of 6
 // default-profile switchovers.)
+namespace {
+// What a promotion replays in a few milliseconds: the rest of a record cut by a flush
+// position, or a replay a little behind what arrived.
+constexpr uint64_t kReplaySlackBytes = 1024 * 1024;
+}  // namespace
+
 void FailoverMachine::catchingUp() {
   Incident& inc = *incident_;
   const std::size_t p = *inc.old_primary;
   const std::size_t c = *candidate_;
-  // After the fence, a probe sent in the very millisecond its result came may have been
-  // sent before it (timers run before I/O in a loop pass): only a later one counts.
-  const uint64_t after =
-      inc.fence_done ? inc.fence_done_ms + 1 : pause_acked_ms_.value_or(state_since_);
   std::optional<uint64_t> target;
-  if (const ProbeSample* ps = fresh(p); ps != nullptr && ps->at_ms >= after && !ps->in_recovery) {
-    target = ps->flush_lsn;
-  } else if (inc.fence_done && !nodes_[p].statsOk() && nodes_[p].stats() != nullptr) {
-    target = nodes_[p].stats()->flush_lsn;  // the fence stopped it: its last position
+  bool replayed = false;  // must the candidate have replayed up to target, or received?
+  if (inc.fence_done && inc.fence_flushed_lsn != 0) {
+    target = inc.fence_flushed_lsn;
+    replayed = true;
+  } else {
+    // After the fence, a probe sent in the very millisecond its answer came may have been
+    // sent before it (timers run before I/O in a loop pass): only a later one counts.
+    const uint64_t after =
+        inc.fence_done ? inc.fence_done_ms + 1 : pause_acked_ms_.value_or(state_since_);
+    if (const ProbeSample* ps = fresh(p); ps != nullptr && ps->at_ms >= after && !ps->in_recovery) {
+      target = ps->flush_lsn;
+    } else if (inc.fence_done && !nodes_[p].statsOk() && nodes_[p].stats() != nullptr) {
+      target = nodes_[p].stats()->flush_lsn;  // the fence stopped it: its last position
+    }
   }
   const ProbeSample* cs = fresh(c);
-  if (target && cs != nullptr && cs->in_recovery && cs->replay_lsn >= *target) {
+  const uint64_t reached = cs == nullptr ? 0 : replayed ? cs->replay_lsn : cs->receive_lsn;
+  const bool replay_near =
+      replayed || (cs != nullptr && target && cs->replay_lsn + kReplaySlackBytes >= *target);
+  if (target && cs != nullptr && cs->in_recovery && reached >= *target && replay_near) {
     inc.primary_lsn = *target;
     if (!inc.fence_done) {
-      enter(ClusterState::kFencing, names_[c] + " replayed up to " + formatLsn(*target));
+      enter(ClusterState::kFencing, names_[c] + " received up to " + formatLsn(*target));
     } else {
       enter(ClusterState::kPromoting,
             names_[c] + " has everything the old primary wrote (" + formatLsn(*target) + ")");
@@ -214,8 +236,7 @@ void FailoverMachine::catchingUp() {
   if (inState() >= settings_.catchup_timeout_ms) {
     std::string lag = "no recent probe";
     if (target && cs != nullptr) {
-      lag = "lag " + std::to_string(*target > cs->replay_lsn ? *target - cs->replay_lsn : 0) +
-            " bytes";
+      lag = "lag " + std::to_string(*target > reached ? *target - reached : 0) + " bytes";
     }
     abortSwitchover(names_[c] + " did not catch up within " +
                     formatSeconds(settings_.catchup_timeout_ms) + " (" + lag + ")");
@@ -250,6 +271,7 @@ void FailoverMachine::fencing() {
     if (inc.planned) {
       inc.fence_done = true;
       inc.fence_done_ms = now_;
+      inc.fence_flushed_lsn = pending_.flushed_lsn;
       enter(ClusterState::kCatchingUp, "old primary fenced; final catch-up");
     } else {
       enter(ClusterState::kPromoting, names_[p] + " fenced");

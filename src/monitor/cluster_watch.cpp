@@ -11,6 +11,7 @@
 #include <sstream>
 #include <variant>
 
+#include "pgpivot/cluster/probe_sample.hpp"
 #include "pgpivot/cluster/probe_sql.hpp"
 #include "pgpivot/cluster/settings.hpp"
 #include "pgpivot/log/log.hpp"
@@ -417,7 +418,8 @@ void ClusterWatch::apply(cluster::Output output) {
   refreshStatus();
 }
 
-void ClusterWatch::report(uint64_t id, cluster::ActionStatus status, std::string error) {
+void ClusterWatch::report(uint64_t id, cluster::ActionStatus status, std::string error,
+                          uint64_t flushed_lsn) {
   if (const auto local = local_actions_.find(id); local != local_actions_.end()) {
     const cluster::Action action = local->second;
     local_actions_.erase(local);
@@ -436,6 +438,7 @@ void ClusterWatch::report(uint64_t id, cluster::ActionStatus status, std::string
   result.id = id;
   result.status = status;
   result.error = std::move(error);
+  result.flushed_lsn = flushed_lsn;
   apply(machine_->onActionResult(result, uv_now(loop_)));
 }
 
@@ -647,7 +650,11 @@ void ClusterWatch::runStatements(std::size_t node, uint64_t id, bool long_runnin
           runStatements(node, id, long_running, std::move(statements), next + 1);
           return;
         }
-        report(id, cluster::ActionStatus::kOk);
+        uint64_t flushed_lsn = 0;  // sql::kFlushWal's answer, when it ran last
+        if (const auto lsn = outcome.value("flushed_lsn")) {
+          flushed_lsn = cluster::parseLsn(*lsn).value_or(0);
+        }
+        report(id, cluster::ActionStatus::kOk, {}, flushed_lsn);
       },
       next == 0);
 }

@@ -94,7 +94,8 @@ class ClusterWatch final {
                const ProbeOutcome& outcome);
   void apply(cluster::Output output);
   void execute(const cluster::Action& action);
-  void report(uint64_t id, cluster::ActionStatus status, std::string error = {});
+  void report(uint64_t id, cluster::ActionStatus status, std::string error = {},
+              uint64_t flushed_lsn = 0);
   // Runs `statements` one after the other on the node's action connection; the action is
   // kOk once the last one ran without an error.
   void runSql(const cluster::Action& action, std::vector<std::string> statements);

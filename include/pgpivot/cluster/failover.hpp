@@ -109,7 +109,8 @@ class FailoverMachine final {
     uint64_t fence_persist_id = 0;  // the kPersistState that recorded the fence
     bool fence_done = false;        // switchover: fence confirmed, final catch-up next
     uint64_t fence_done_ms = 0;
-    uint64_t promote_ms = 0;  // when sql::kPromote returned: out of recovery
+    uint64_t fence_flushed_lsn = 0;  // the fence's WAL flush (sql::kFlushWal); 0 unknown
+    uint64_t promote_ms = 0;         // when sql::kPromote returned: out of recovery
     uint64_t promote_duration_ms = 0;
     uint64_t promoted_at_lsn = 0;
     // Where promoted_at_lsn comes from: "pg_last_wal_replay_lsn" (the new primary's end of
@@ -124,6 +125,7 @@ class FailoverMachine final {
     bool done = false;
     ActionStatus status = ActionStatus::kOk;
     std::string error = {};
+    uint64_t flushed_lsn = 0;
   };
 
   // ---- plumbing (failover.cpp) -------------------------------------------------------

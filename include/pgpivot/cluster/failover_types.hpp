@@ -110,6 +110,9 @@ struct ActionResult {
   uint64_t duration_ms = 0;
   std::string error = {};  // "SQLSTATE message", or the fence command's exit status and output
   Evidence details = {};   // e.g. {"in_flight_aborted": {"57P01": 12}, "queued": 3}
+  // A switchover's kFence: the end of sql::kFlushWal's message, a record boundary that
+  // every commit the old primary acknowledged precedes; 0 when not known.
+  uint64_t flushed_lsn = 0;
 };
 
 enum class AdminKind : uint8_t {

@@ -235,14 +235,15 @@ inline constexpr std::string_view kReloadConf = "SELECT pg_reload_conf()";
 // times that): a standby that replayed up to pg_current_wal_lsn() can lack them, and a CI
 // run here lost 73 of 190 acknowledged commits that way. Committing a transactional
 // logical message with synchronous_commit = local flushes all the WAL before it, so the
-// next probe's pg_current_wal_lsn() covers every commit the old primary acknowledged. One
+// message's end (flushed_lsn, a record boundary, unlike a flush position that may cut a
+// record in two) is the final catch-up's target: every acknowledged commit is before it. One
 // statement (no explicit block to leave aborted on the action connection); it needs no
 // table and no right beyond PUBLIC's, runs under default_transaction_read_only, at any
 // wal_level, and does not wait for a synchronous standby. The message marks the switch
 // in the WAL for whoever reads it with pg_waldump.
 inline constexpr std::string_view kFlushWal =
     "SELECT set_config('synchronous_commit', 'local', true), "
-    "pg_logical_emit_message(true, 'pgpivot', 'switchover fence: WAL flushed')";
+    "pg_logical_emit_message(true, 'pgpivot', 'switchover fence: WAL flushed') AS flushed_lsn";
 
 // Promotion: signal it, then wait until the server is out of recovery, at most 60 s, in one
 // statement that succeeds only then. pg_promote(true, 60) would do the waiting itself, but it

@@ -263,7 +263,7 @@ TEST_CASE("drill: a switchover that reports its verdict as a drill", "[unit][clu
 TEST_CASE("switchover: a candidate that does not catch up aborts cleanly back to the primary",
           "[unit][cluster]") {
   Sim sim = steadyCluster(walkSettings(FailoverMode::kPromote));
-  sim.node(1).replay_lag = 4096;  // replay stuck behind what it received
+  sim.node(1).replay_lag = 4 << 20;  // replay stuck far behind what it received
   CHECK(sim.admin(AdminCommand{.kind = AdminKind::kSwitchover}).admin->accepted);
   REQUIRE(sim.runUntil(20000, [&] { return sim.sawEvent("switchover_complete"); }));
   INFO(sim.dump());

@@ -64,11 +64,11 @@ TEST_CASE("switchover: a standby behind the old primary's position keeps it catc
   Sim sim = catchingUp();
   const uint64_t t = sim.now();
   FakeNode behind = sim.node(1);
-  behind.replay_lag = 0x100;  // received everything, replayed less
+  behind.lsn -= 0x100;  // not all received yet
   (void)sim.machine().onStats(1, sampleOf(behind, t + 10), t + 15);
   (void)sim.machine().onStats(0, sampleOf(sim.node(0), t + 30), t + 35);
   CHECK(sim.state() == ClusterState::kCatchingUp);
-  // Its next probe shows the replay done.
+  // Its next probe shows the rest received.
   (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 50), t + 55);
   CHECK(sim.state() == ClusterState::kFencing);
 }
@@ -76,7 +76,7 @@ TEST_CASE("switchover: a standby behind the old primary's position keeps it catc
 // synchronous_commit = off: the old primary acknowledged commits whose WAL is past its
 // pg_current_wal_lsn() until the fence flushes it. Only a probe sent after the fence's
 // answer shows where that WAL ends.
-TEST_CASE("switchover: the fence flushes the old primary's WAL and the standby must replay it",
+TEST_CASE("switchover: the fence flushes the old primary's WAL and the standby must get it",
           "[unit][cluster]") {
   Sim sim = catchingUp();
   const uint64_t t = sim.now();
@@ -103,6 +103,36 @@ TEST_CASE("switchover: the fence flushes the old primary's WAL and the standby m
   CHECK(sim.state() == ClusterState::kCatchingUp);
   sim.node(1).lsn = sim.node(0).lsn;
   (void)sim.machine().onStats(1, sampleOf(sim.node(1), t + 50), t + 53);
+  CHECK(sim.state() == ClusterState::kPromoting);
+}
+
+// The CI run that found it: the old primary's flush position cut a record in two, and the
+// standby's replay waited 48 bytes short of it for the rest (10 s with wal_writer_delay =
+// 10s) until the switchover gave up. What it received is what counts before the fence;
+// after it, the end of the fence's flush message, a record boundary, must be replayed.
+TEST_CASE("switchover: a flush position inside a record does not hold the catch-up",
+          "[unit][cluster]") {
+  Sim sim = catchingUp();
+  const uint64_t t = sim.now();
+  FakeNode cut = sim.node(1);
+  cut.replay_lag = 48;  // received up to the flush position, replayed up to the record
+  (void)sim.machine().onStats(1, sampleOf(cut, t + 10), t + 15);
+  const Output caught_up = sim.machine().onStats(0, sampleOf(sim.node(0), t + 30), t + 35);
+  REQUIRE(sim.state() == ClusterState::kFencing);
+  const auto fence = std::find_if(caught_up.actions.begin(), caught_up.actions.end(),
+                                  [](const Action& a) { return a.kind == ActionKind::kFence; });
+  REQUIRE(fence != caught_up.actions.end());
+
+  const uint64_t flushed = sim.node(0).lsn + 0x80;  // the fence's message ends here
+  (void)sim.machine().onActionResult(ActionResult{.id = fence->id, .flushed_lsn = flushed}, t + 40);
+  REQUIRE(sim.state() == ClusterState::kCatchingUp);
+  FakeNode received = sim.node(1);
+  received.lsn = flushed;
+  received.replay_lag = 0x10;  // has it, has not replayed it all
+  (void)sim.machine().onStats(1, sampleOf(received, t + 45), t + 48);
+  CHECK(sim.state() == ClusterState::kCatchingUp);
+  received.replay_lag = 0;
+  (void)sim.machine().onStats(1, sampleOf(received, t + 50), t + 53);
   CHECK(sim.state() == ClusterState::kPromoting);
 }
 
