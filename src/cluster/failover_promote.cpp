@@ -175,6 +175,12 @@ void FailoverMachine::electing() {
   }
 }
 
+namespace {
+// What a promotion replays in a few milliseconds: the rest of a record cut by a flush
+// position, or a replay a little behind what arrived.
+constexpr uint64_t kReplaySlackBytes = 1024 * 1024;
+}  // namespace
+
 // Switchover only: the candidate must have everything the old primary wrote, first with
 // clients paused, then again after the fence (nothing can write any more, and the fence
 // flushed the WAL of every commit it acknowledged: sql::kFlushWal).
@@ -186,19 +192,14 @@ void FailoverMachine::electing() {
 //    kReplaySlackBytes of it (a standby whose replay is stuck is not worth a fence).
 //  - After the fence, the target is the end of the fence's flush message: a record
 //    boundary after every acknowledged commit, which the candidate must have *replayed*.
-//    (Without that answer, a fence_command's say: the flushed position of a probe sent
-//    after the fence, received; a promotion replays all it received first.)
+//    (When the fence's answer carries no such position, as with a fence_command: the
+//    flushed position of a probe sent after the fence, received; a promotion replays all
+//    it received first.)
 // The candidate's sample only has to show it got that far, whenever it was taken: its
 // positions never go back, so an older sample that is already there proves it. (It once
 // had to be newer than the target's sample too; the two nodes' probes run on their own
 // schedules, so that cost up to a probe_interval of writes paused: 1 s in 1 of 6
 // default-profile switchovers.)
-namespace {
-// What a promotion replays in a few milliseconds: the rest of a record cut by a flush
-// position, or a replay a little behind what arrived.
-constexpr uint64_t kReplaySlackBytes = 1024 * 1024;
-}  // namespace
-
 void FailoverMachine::catchingUp() {
   Incident& inc = *incident_;
   const std::size_t p = *inc.old_primary;
