@@ -293,8 +293,7 @@ AdminReply FailoverMachine::fenceCommand(const AdminCommand& command) {
   old_primary_refenced_[x] = true;  // the fence below is the one a writable node gets
   Action& a = addAction(ActionKind::kFence, x);
   a.reason = "fenced by an operator";
-  a.sql = std::string(sql::kFenceTerminateSessions) + "; " + std::string(sql::kFenceReadOnly) +
-          "; " + std::string(sql::kReloadConf);
+  a.sql = sql::fenceSql(false);
   emit(Event{.event = "fenced",
              .node = name,
              .role = is_primary ? "primary" : "standby",

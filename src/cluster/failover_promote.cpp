@@ -259,11 +259,7 @@ void FailoverMachine::fencing() {
     Action& a = addAction(ActionKind::kFence, p);
     a.planned = inc.planned;
     a.reason = inc.reason;
-    a.sql = std::string(sql::kFenceTerminateSessions) + "; " + std::string(sql::kFenceReadOnly) +
-            "; " + std::string(sql::kReloadConf);
-    if (inc.planned) {
-      a.sql += "; " + std::string(sql::kFlushWal);
-    }
+    a.sql = sql::fenceSql(inc.planned);
     waitFor(a);
     inc.fence_sent = true;
     return;

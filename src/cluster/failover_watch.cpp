@@ -145,8 +145,7 @@ void FailoverMachine::fenceOldPrimary(std::size_t node, const std::string& reaso
   // it accepts writes from anyone who connects to it directly (research fault 14).
   Action& a = addAction(ActionKind::kFence, node);
   a.reason = "old primary: " + reason;
-  a.sql = std::string(sql::kFenceTerminateSessions) + "; " + std::string(sql::kFenceReadOnly) +
-          "; " + std::string(sql::kReloadConf);
+  a.sql = sql::fenceSql(false);
   emit(Event{.event = "old_primary", .node = name, .role = "primary", .reason = reason});
   alert(AlertLevel::kCritical,
         "old primary " + name + " is writable again: " + reason +

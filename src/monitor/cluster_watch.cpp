@@ -513,13 +513,9 @@ void ClusterWatch::execute(const cluster::Action& action) {
         sql_fence.id = next_local_id_++;
         local_actions_[sql_fence.id] = sql_fence;
       }
-      // One statement per Query: ALTER SYSTEM refuses the implicit transaction block a
-      // multi-statement Query runs in.
-      std::vector<std::string> statements{std::string(cluster::sql::kFenceTerminateSessions),
-                                          std::string(cluster::sql::kFenceReadOnly),
-                                          std::string(cluster::sql::kReloadConf)};
-      if (action.planned) {
-        statements.emplace_back(cluster::sql::kFlushWal);  // the final catch-up's target
+      std::vector<std::string> statements;
+      for (const std::string_view statement : cluster::sql::fenceStatements(action.planned)) {
+        statements.emplace_back(statement);
       }
       runSql(sql_fence, std::move(statements));
       return;

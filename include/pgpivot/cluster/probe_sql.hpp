@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgpivot::cluster::sql {
 
@@ -244,6 +245,24 @@ inline constexpr std::string_view kReloadConf = "SELECT pg_reload_conf()";
 inline constexpr std::string_view kFlushWal =
     "SELECT set_config('synchronous_commit', 'local', true), "
     "pg_logical_emit_message(true, 'pgpivot', 'switchover fence: WAL flushed') AS flushed_lsn";
+
+// The fence's statements in the order they run, each its own Query (ALTER SYSTEM refuses
+// a multi-statement Query's implicit transaction); a switchover's ends with kFlushWal.
+// The I/O side runs them; the event log quotes fenceSql().
+inline std::vector<std::string_view> fenceStatements(bool flush_wal) {
+  std::vector<std::string_view> statements{kFenceTerminateSessions, kFenceReadOnly, kReloadConf};
+  if (flush_wal) {
+    statements.push_back(kFlushWal);
+  }
+  return statements;
+}
+inline std::string fenceSql(bool flush_wal) {
+  std::string sql;
+  for (const std::string_view statement : fenceStatements(flush_wal)) {
+    sql += (sql.empty() ? "" : "; ") + std::string(statement);
+  }
+  return sql;
+}
 
 // Promotion: signal it, then wait until the server is out of recovery, at most 60 s, in one
 // statement that succeeds only then. pg_promote(true, 60) would do the waiting itself, but it
